@@ -1,0 +1,574 @@
+"""The case language: YAML case files, checked against a schema, turned into steps.
+
+A case reads like the ladder diagram an engineer draws::
+
+    steps:
+      - send:   {flags: SYN, seq: 0, mss: 1460}
+      - expect: {flags: SYN+ACK, ack: 1, mss: present}
+      - send:   {flags: ACK}
+      - state:  ESTABLISHED
+
+Sequence numbers are relative: in ``send`` the ``seq`` counts from the tester's
+ISN and ``ack`` from the target's; in ``expect`` the other way round, as on
+the ladder.  Both may name the tester's view of the connection: ``snd_nxt``,
+``snd_una``, ``rcv_nxt`` and ``snd_wnd`` (the window the target offered), e.g.
+``seq: snd_nxt + snd_wnd + 100``.
+
+Every problem in a file is reported as one :class:`CaseError` naming the file,
+the line, the field and what was expected; nothing here raises anything else
+for bad input.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Union
+
+import jsonschema
+import yaml
+
+from . import tcp
+
+SCHEMA_PATH = Path(__file__).with_name("case-schema.yaml")
+SETUPS_PATH = Path(__file__).with_name("setups.yaml")
+
+ACTION_KEYS = ("send", "expect", "silence", "app", "state", "wait", "one_of")
+EXPR_NAMES = ("snd_nxt", "snd_una", "rcv_nxt", "snd_wnd")
+DEFAULT_WITHIN = 1.0  # seconds an expected segment may take unless the case says otherwise
+DEFAULT_STATE_WITHIN = 0.2
+
+
+class CaseError(Exception):
+    """A case file that cannot be run, located at file, line and field."""
+
+    def __init__(self, path, line: int | None, field_: str, message: str):
+        self.path, self.line, self.field, self.message = str(path), line, field_, message
+        where = f"{self.path}:{line}" if line else self.path
+        super().__init__(f"{where}: {field_}: {message}" if field_ else f"{where}: {message}")
+
+
+# --- YAML with line marks ----------------------------------------------------
+
+class _Marks(dict):
+    """Maps a field path such as ('steps', 3, 'expect') to its 1-based line."""
+
+    def line(self, path) -> int | None:
+        path = tuple(path)
+        while path not in self and path:
+            path = path[:-1]
+        return self.get(path)
+
+
+def _construct(node, path, marks, constructor):
+    marks[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        result = {}
+        for key_node, value_node in node.value:
+            key = constructor.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int)):
+                raise CaseError("", key_node.start_mark.line + 1, _dotted(path),
+                                f"a field name must be text, got {key!r}")
+            if key in result:
+                raise CaseError("", key_node.start_mark.line + 1, _dotted(path + (key,)),
+                                "this field is given twice")
+            result[key] = _construct(value_node, path + (key,), marks, constructor)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(item, path + (i,), marks, constructor)
+                for i, item in enumerate(node.value)]
+    return constructor.construct_object(node, deep=True)
+
+
+def load_yaml_documents(path: Path, text: str | None = None):
+    """Yield (data, marks) for each YAML document of a file."""
+    text = path.read_text(encoding="utf-8") if text is None else text
+    try:
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "cannot be read"
+        raise CaseError(path, mark.line + 1 if mark else None, "",
+                        f"not valid YAML: {problem}") from None
+    for node in nodes:
+        if node is None:
+            continue
+        marks = _Marks()
+        try:
+            data = _construct(node, (), marks, yaml.constructor.SafeConstructor())
+        except CaseError as exc:
+            raise CaseError(path, exc.line, exc.field, exc.message) from None
+        except yaml.constructor.ConstructorError as exc:
+            mark = exc.problem_mark
+            raise CaseError(path, mark.line + 1 if mark else None, "",
+                            f"not valid YAML: {exc.problem}") from None
+        yield data, marks
+
+
+def _dotted(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+# --- schema ------------------------------------------------------------------
+
+@lru_cache(maxsize=None)
+def _validator() -> jsonschema.Draft202012Validator:
+    schema = yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _schema_message(error: jsonschema.ValidationError) -> tuple[tuple, str]:
+    """Turn a jsonschema error into (field path, 'expected ...; got ...')."""
+    path = tuple(error.absolute_path)
+    v = error.validator
+    if "propertyNames" in error.absolute_schema_path:
+        # jsonschema checks each key as an instance of its own: error.instance is the key.
+        allowed = error.schema.get("enum")
+        if allowed:
+            return path + (error.instance,), (f"unknown field {error.instance!r}; expected "
+                                              f"one of {', '.join(allowed)}")
+        return path + (error.instance,), f"unknown field {error.instance!r}"
+    if v == "additionalProperties":
+        known = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(known))
+        return path + (extra[0],), (f"unknown field {extra[0]!r}; expected one of "
+                                    f"{', '.join(known)}")
+    if v == "required":
+        missing = error.message.split("'")[1]
+        return path, f"the field {missing!r} is missing"
+    description = error.schema.get("description")
+    if description is None and error.parent is not None:
+        description = error.parent.schema.get("description")
+    expected = description or error.message
+    return path, f"expected {expected}; got {error.instance!r}"
+
+
+def _check_schema(data, marks, path: Path):
+    # Report the error that points deepest into the file: it names the field
+    # the author has to change.  Errors inside anyOf branches stay in
+    # error.context; the anyOf itself is described by its schema's description.
+    errors = sorted(_validator().iter_errors(data), key=lambda e: -len(e.absolute_path))
+    if errors:
+        field_path, message = _schema_message(errors[0])
+        raise CaseError(path, marks.line(field_path), _dotted(field_path), message)
+
+
+# --- model -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Requirement:
+    id: str
+    rfc: int
+    section: str
+    level: str
+    text: str
+
+    @property
+    def citation(self) -> str:
+        return f"RFC {self.rfc} section {self.section}"
+
+
+@dataclass(frozen=True)
+class SeqExpr:
+    """A relative sequence number: a constant plus named connection variables."""
+
+    constant: int
+    names: tuple[tuple[int, str], ...] = ()  # (sign, name)
+    text: str = ""
+
+    def evaluate(self, variables: dict[str, int]) -> int:
+        return self.constant + sum(sign * variables[name] for sign, name in self.names)
+
+    def __str__(self):
+        return self.text or str(self.constant)
+
+
+_TERM = re.compile(r"\s*([+-]?)\s*([A-Za-z_][A-Za-z0-9_]*|\d+)\s*")
+
+
+def parse_seqexpr(value: Union[int, str]) -> SeqExpr:
+    if isinstance(value, int):
+        return SeqExpr(value, (), str(value))
+    text, pos, constant, names = value.strip(), 0, 0, []
+    while pos < len(text):
+        match = _TERM.match(text, pos)
+        if not match or match.end() == pos or (pos and not match.group(1)):
+            raise ValueError(f"expected a number or {', '.join(EXPR_NAMES)} joined by + and -")
+        sign = -1 if match.group(1) == "-" else 1
+        term = match.group(2)
+        if term.isdigit():
+            constant += sign * int(term)
+        elif term in EXPR_NAMES:
+            names.append((sign, term))
+        else:
+            raise ValueError(f"unknown name {term!r}; expected one of {', '.join(EXPR_NAMES)}")
+        pos = match.end()
+    return SeqExpr(constant, tuple(names), text)
+
+
+def parse_duration(value) -> float:
+    if isinstance(value, (int, float)):
+        return float(value)
+    number, unit = re.fullmatch(r"([0-9.]+)\s*(us|ms|s)", value.strip()).groups()
+    return float(number) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
+
+
+@dataclass
+class Step:
+    line: int
+    note: str | None
+    requirement: str | None
+
+
+@dataclass
+class Send(Step):
+    flags: int
+    seq: SeqExpr | None = None
+    ack: SeqExpr | None = None
+    win: int = 65535
+    urg: int = 0
+    payload: bytes = b""
+    options: list = field(default_factory=list)
+    bad_checksum: bool = False
+
+
+@dataclass
+class Expect(Step):
+    flags: int | None = None
+    optional_flags: int = 0
+    seq: SeqExpr | None = None
+    ack: SeqExpr | None = None
+    win: int | None = None
+    length: int | None = None
+    data: bytes | None = None
+    options: dict = field(default_factory=dict)  # name -> int | 'present' | 'absent'
+    within: float = DEFAULT_WITHIN
+    after: float = 0.0
+    retransmission: bool = False
+
+    def describe(self) -> str:
+        parts = []
+        if self.flags is not None:
+            text = tcp.format_flags(self.flags)
+            if self.optional_flags:
+                text += "".join(f"+({tcp.format_flags(1 << i)})"
+                                for i in range(8) if self.optional_flags & (1 << i))
+            parts.append(text)
+        for name in ("seq", "ack", "win"):
+            value = getattr(self, name)
+            if value is not None:
+                parts.append(f"{name}={value}")
+        if self.length is not None:
+            parts.append(f"len={self.length}")
+        if self.data is not None:
+            parts.append(f"data={self.data.decode(errors='replace')!r}")
+        for name, value in self.options.items():
+            parts.append(f"{name}={value}")
+        if self.retransmission:
+            parts.append("(a retransmission)")
+        timing = f"within {_fmt_duration(self.within)}"
+        if self.after:
+            timing = f"after {_fmt_duration(self.after)}, " + timing
+        return " ".join(parts) + f", {timing}" if parts else f"any segment, {timing}"
+
+
+@dataclass
+class Silence(Step):
+    duration: float
+
+
+@dataclass
+class Wait(Step):
+    duration: float
+
+
+@dataclass
+class App(Step):
+    op: str                      # listen, accept, connect, close, shutdown, abort, send, recv, setsockopt
+    argument: Any = None         # text for send/recv, options for setsockopt
+    timeout: float = 2.0
+    expect_error: str | None = None  # errno name a call must fail with
+
+    def describe(self) -> str:
+        if self.op == "send":
+            return f"send {self.argument!r}"
+        if self.op == "recv":
+            return f"recv -> {self.argument}" if self.argument in ("EOF",) or _is_errno(self.argument) \
+                else f"recv {self.argument!r}"
+        if self.op == "setsockopt":
+            return "setsockopt " + ", ".join(f"{k}={v}" for k, v in self.argument.items())
+        return self.op + (f" -> {self.expect_error}" if self.expect_error else "")
+
+
+@dataclass
+class StateCheck(Step):
+    state: str
+    within: float = DEFAULT_STATE_WITHIN
+
+
+@dataclass
+class Alternative:
+    label: str
+    conforms: bool
+    note: str | None
+    steps: list
+
+
+@dataclass
+class OneOf(Step):
+    alternatives: list[Alternative]
+
+
+@dataclass
+class Case:
+    id: str
+    title: str
+    requirements: list[Requirement]
+    role: str
+    start: str
+    steps: list
+    path: Path
+    line: int
+    description: str = ""
+    marks: list[str] = field(default_factory=list)
+    backlog: int = 5
+    sockopts: dict = field(default_factory=dict)
+    setup_steps: list = field(default_factory=list)
+
+    @property
+    def primary(self) -> Requirement:
+        return self.requirements[0]
+
+    def requirement(self, req_id: str | None) -> Requirement:
+        for req in self.requirements:
+            if req.id == req_id:
+                return req
+        return self.primary
+
+
+def _fmt_duration(seconds: float) -> str:
+    return f"{seconds * 1000:g}ms" if seconds < 1 else f"{seconds:g}s"
+
+
+def _is_errno(text) -> bool:
+    return isinstance(text, str) and text in errno.errorcode.values()
+
+
+# --- building steps from checked data ------------------------------------------
+
+class _Builder:
+    """Turns schema-checked data into steps, reporting semantic errors by line."""
+
+    def __init__(self, path: Path, marks: _Marks, requirement_ids=()):
+        self.path, self.marks, self.requirement_ids = path, marks, set(requirement_ids)
+
+    def error(self, field_path, message):
+        return CaseError(self.path, self.marks.line(field_path), _dotted(field_path), message)
+
+    def steps(self, items, path) -> list:
+        return [self.step(item, path + (i,)) for i, item in enumerate(items)]
+
+    def step(self, item: dict, path):
+        actions = [k for k in item if k in ACTION_KEYS]
+        if len(actions) != 1:
+            what = f"got {', '.join(actions)}" if actions else "got none"
+            raise self.error(path, f"a step needs exactly one of {', '.join(ACTION_KEYS)}; {what}")
+        kind = actions[0]
+        value = item[kind]
+        requirement = item.get("requirement")
+        if requirement is not None and self.requirement_ids and requirement not in self.requirement_ids:
+            raise self.error(path + ("requirement",),
+                             f"expected one of the case's requirement ids "
+                             f"({', '.join(sorted(self.requirement_ids))}); got {requirement!r}")
+        common = dict(line=self.marks.line(path + (kind,)), note=item.get("note"),
+                      requirement=requirement)
+        here = path + (kind,)
+        if kind == "send":
+            return self.send(value, here, common)
+        if kind == "expect":
+            return self.expect(value, here, common)
+        if kind == "silence":
+            return Silence(duration=parse_duration(value), **common)
+        if kind == "wait":
+            return Wait(duration=parse_duration(value), **common)
+        if kind == "state":
+            if isinstance(value, str):
+                return StateCheck(state=value, **common)
+            within = parse_duration(value["within"]) if "within" in value else DEFAULT_STATE_WITHIN
+            return StateCheck(state=value["is"], within=within, **common)
+        if kind == "app":
+            return self.app(value, here, common)
+        alternatives = [
+            Alternative(label=alt["label"], conforms=alt.get("conforms", True),
+                        note=alt.get("note"),
+                        steps=self.steps(alt["steps"], here + (i, "steps")))
+            for i, alt in enumerate(value)
+        ]
+        for i, alt in enumerate(alternatives):
+            if not isinstance(alt.steps[0], (Expect, Silence)):
+                raise self.error(here + (i, "steps", 0),
+                                 "an alternative must start with expect or silence: "
+                                 "the target's answer decides which alternative it followed")
+        return OneOf(alternatives=alternatives, **common)
+
+    def flags(self, value, path) -> tuple[int, int]:
+        try:
+            return tcp.parse_flags(value)
+        except tcp.FlagsError as exc:
+            raise self.error(path, f"expected flags such as SYN, SYN+ACK, RST+ACK, none, "
+                                   f"or tcpdump letters such as S.; {exc}") from None
+
+    def seqexpr(self, value, path):
+        if value is None:
+            return None
+        try:
+            return parse_seqexpr(value)
+        except ValueError as exc:
+            raise self.error(path, f"{exc}; got {value!r}") from None
+
+    def send(self, value, path, common) -> Send:
+        flags, optional = self.flags(value["flags"], path + ("flags",))
+        if optional:
+            raise self.error(path + ("flags",), "optional flags (with ?) only make sense in expect")
+        if "data" in value and "len" in value:
+            raise self.error(path + ("len",), "give either data or len, not both")
+        payload = value["data"].encode() if "data" in value else _pattern(value.get("len", 0))
+        options = []
+        if "mss" in value:
+            options.append(("mss", value["mss"]))
+        if "wscale" in value:
+            options.append(("wscale", value["wscale"]))
+        if value.get("sack_ok"):
+            options.append(("sack_ok", True))
+        if "timestamp" in value:
+            ts = value["timestamp"]
+            options.append(("timestamp", (ts["val"], ts.get("ecr", 0))))
+        return Send(flags=flags, seq=self.seqexpr(value.get("seq"), path + ("seq",)),
+                    ack=self.seqexpr(value.get("ack"), path + ("ack",)),
+                    win=value.get("win", 65535), urg=value.get("urg", 0), payload=payload,
+                    options=options, bad_checksum=value.get("bad_checksum", False), **common)
+
+    def expect(self, value, path, common) -> Expect:
+        checks = [k for k in value if k not in ("within", "after")]
+        if not checks:
+            raise self.error(path, "an expect step needs at least one field to check "
+                                   "(flags, seq, ack, win, len, data or an option); "
+                                   "to expect no answer, write silence")
+        flags = optional = None
+        if "flags" in value:
+            flags, optional = self.flags(value["flags"], path + ("flags",))
+        within = parse_duration(value.get("within", DEFAULT_WITHIN))
+        after = parse_duration(value.get("after", 0))
+        if after > within:
+            raise self.error(path + ("after",), f"expected a time not later than within "
+                                                f"({_fmt_duration(within)})")
+        return Expect(
+            flags=flags, optional_flags=optional or 0,
+            seq=self.seqexpr(value.get("seq"), path + ("seq",)),
+            ack=self.seqexpr(value.get("ack"), path + ("ack",)),
+            win=value.get("win"), length=value.get("len"),
+            data=value["data"].encode() if "data" in value else None,
+            options={k: value[k] for k in tcp.OPTION_NAMES if k in value},
+            within=within, after=after, retransmission=value.get("retransmission", False),
+            **common)
+
+    def app(self, value, path, common) -> App:
+        if isinstance(value, str):
+            return App(op=value, **common)
+        (op, argument), = value.items()
+        if op == "recv" and argument.isupper() and argument.startswith("E") \
+                and argument != "EOF" and not _is_errno(argument):
+            raise self.error(path + ("recv",), f"expected text, EOF or an errno name such as "
+                                               f"ECONNRESET; {argument!r} is no errno name")
+        if op in ("accept", "connect"):
+            expect_error = argument.get("expect")
+            if expect_error and not _is_errno(expect_error):
+                raise self.error(path + (op, "expect"), f"expected an errno name such as "
+                                                        f"ECONNREFUSED; got {expect_error!r}")
+            return App(op=op, timeout=parse_duration(argument.get("timeout", 2.0)),
+                       expect_error=expect_error, **common)
+        return App(op=op, argument=argument, **common)
+
+
+def _pattern(length: int) -> bytes:
+    """A recognisable payload of the given length."""
+    alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789"
+    return (alphabet * (length // len(alphabet) + 1))[:length]
+
+
+def _checks_something(steps) -> bool:
+    for step in steps:
+        if isinstance(step, (Expect, Silence, StateCheck)):
+            return True
+        if isinstance(step, App) and (step.op == "recv" or step.expect_error):
+            return True
+        if isinstance(step, OneOf):
+            return True
+    return False
+
+
+def build_case(data: dict, marks: _Marks, path: Path) -> Case:
+    _check_schema(data, marks, path)
+    requirements = [Requirement(**r) for r in data["requirements"]]
+    ids = [r.id for r in requirements]
+    builder = _Builder(path, marks, ids)
+    steps = builder.steps(data["steps"], ("steps",))
+    if not _checks_something(steps):
+        raise CaseError(path, marks.line(("steps",)), "steps",
+                        "the case checks nothing: add an expect, silence, state or recv step")
+    target = data["target"]
+    setups = load_setups()
+    key = (target["role"], target["start"])
+    if key not in setups:
+        names = sorted(name for role, name in setups if role == target["role"])
+        raise CaseError(path, marks.line(("target", "start")), "target.start",
+                        f"expected a setup for role {target['role']}: {', '.join(names)}; "
+                        f"got {target['start']!r}")
+    return Case(
+        id=data["id"], title=data["title"], requirements=requirements,
+        role=target["role"], start=target["start"], steps=steps, path=path,
+        line=marks.line(()) or 1, description=data.get("description", ""),
+        marks=list(data.get("marks", [])), backlog=target.get("backlog", 5),
+        sockopts=dict(target.get("sockopts", {})), setup_steps=setups[key],
+    )
+
+
+def load_case_file(path: Path, text: str | None = None) -> list[Case]:
+    """All cases of one file; raises CaseError at the first problem."""
+    path = Path(path)
+    try:
+        documents = list(load_yaml_documents(path, text))
+    except OSError as exc:
+        raise CaseError(path, None, "", f"cannot be read: {exc.strerror}") from None
+    if not documents:
+        raise CaseError(path, 1, "", "the file holds no case")
+    cases = []
+    for data, marks in documents:
+        if not isinstance(data, dict):
+            raise CaseError(path, marks.line(()), "", "expected a case: a mapping with id, "
+                                                      "title, requirements, target and steps")
+        cases.append(build_case(data, marks, path))
+    return cases
+
+
+# --- setups --------------------------------------------------------------------
+
+@lru_cache(maxsize=None)
+def load_setups() -> dict[tuple[str, str], list]:
+    """The reusable starting points, keyed by (role, name), from setups.yaml."""
+    setups: dict[tuple[str, str], list] = {}
+    for data, marks in load_yaml_documents(SETUPS_PATH):
+        for i, entry in enumerate(data["setups"]):
+            builder = _Builder(SETUPS_PATH, marks)
+            prefix = []
+            if "from" in entry:
+                prefix = setups[(entry["role"], entry["from"])]
+            steps = builder.steps(entry.get("steps", []), ("setups", i, "steps"))
+            setups[(entry["role"], entry["name"])] = prefix + steps
+    return setups

@@ -1,0 +1,573 @@
+"""The engine: runs one case against a target and returns a verdict.
+
+It keeps the tester's view of the connection in RFC 9293 terms (ISS, IRS,
+SND.NXT, SND.UNA, RCV.NXT, SND.WND), injects the case's segments through the
+wire, and reads the target's answers in capture order.  Every target segment
+must be accounted for by an ``expect`` step, like packetdrill: an answer the
+case did not foresee makes the next expectation fail, rather than being
+skipped silently.  The one exception is a *retransmission* (a segment whose
+sequence space the target has already sent, RFC 9293 section 3.8.1): it is
+shown on the ladder but is not an answer, unless a step asks for one.
+
+Outcomes: a mismatch in the case's own steps is a FAIL of the step's
+requirement.  A mismatch while reaching the starting state (the setup), a dead
+agent, a broken wire, or a lab that does not answer a sanity probe after the
+case is an ERROR: the suite could not decide.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from scapy.layers.inet import ICMP, IP
+from scapy.layers.l2 import Ether
+
+from . import tcp
+from .agent_client import AgentDied, AgentError
+from .case import App, Case, Expect, OneOf, Send, Silence, StateCheck, Wait, _fmt_duration
+from .seq import MOD, relative, seq_add, seq_diff, seq_gt, seq_le
+from .verdict import ERROR, FAIL, PASS, LadderEntry, Verdict
+from .wire import Wire, WireError, build_frame, decode, write_pcap
+
+# Agent errors that are the suite's fault or a broken target host, never the
+# target's TCP behaviour.
+_TOOL_ERRORS = ("bad-request", "agent-error", "unsupported")
+
+
+class StepFailed(Exception):
+    def __init__(self, step, expected: str, actual: str, alternative: str | None = None):
+        super().__init__(actual)
+        self.step, self.expected, self.actual, self.alternative = step, expected, actual, alternative
+
+
+class CannotDecide(Exception):
+    """The suite cannot tell what the target did."""
+
+
+@dataclass
+class Connection:
+    """The tester's side of the connection, in absolute sequence numbers."""
+
+    iss: int
+    snd_nxt: int
+    snd_una: int
+    irs: int | None = None
+    rcv_nxt: int | None = None
+    snd_wnd: int = 0
+    peer_max: int | None = None      # highest sequence number the target has sent + 1
+    our_wscale: int | None = None
+    peer_wscale: int | None = None
+
+    def variables(self) -> dict[str, int]:
+        """The names a case may use in seq/ack, relative to each side's ISN."""
+        return {
+            "snd_nxt": seq_diff(self.snd_nxt, self.iss),
+            "snd_una": seq_diff(self.snd_una, self.iss),
+            "rcv_nxt": seq_diff(self.rcv_nxt, self.irs or 0) if self.rcv_nxt is not None else 0,
+            "snd_wnd": self.snd_wnd,
+        }
+
+
+class Engine:
+    """Runs cases against one target over one wire."""
+
+    def __init__(self, target, wire: Wire, pcap_dir: Path | None = None):
+        self.target, self.wire, self.pcap_dir = target, wire, pcap_dir
+        # Each case gets its own 4-tuple, so that nothing a previous case left
+        # behind (TIME-WAIT, retransmissions) can meet it.
+        start = random.randrange(0, 10000)
+        self._ports = ((40000 + n % 20000, 10000 + n % 20000) for n in itertools.count(start))
+
+    def run(self, case: Case) -> Verdict:
+        tester_port, target_port = next(self._ports)
+        run = _CaseRun(self, case, tester_port, target_port)
+        return run.execute()
+
+
+class _CaseRun:
+    def __init__(self, engine: Engine, case: Case, tester_port: int, target_port: int):
+        self.engine, self.case = engine, case
+        self.wire, self.agent, self.link = engine.wire, engine.target.agent, engine.wire.link
+        self.tester_port, self.target_port = tester_port, target_port
+        iss = random.randrange(MOD)
+        self.conn = Connection(iss=iss, snd_nxt=iss, snd_una=iss)
+        self.ladder: list[LadderEntry] = []
+        self.segments: list[tcp.Segment] = []
+        self.held: list[tcp.Segment] = []
+        self.listener = self.sock = None
+        self.ref_time = time.time()        # when the previous step ended
+        self.sent_at: float | None = None  # perf_counter of the last injection
+        self.exchanges: list[float] = []
+        self.waits = 0.0
+        self.alternatives: list[str] = []
+        self.phase = "setup"
+
+    # -- the run ---------------------------------------------------------------
+
+    def execute(self) -> Verdict:
+        case = self.case
+        started = time.perf_counter()
+        verdict = Verdict(PASS, case, target=self.engine.target.describe())
+        try:
+            self.wire.watch(self.tester_port)
+            self._agent("cleanup")
+            if case.role == "listener":
+                self._app(App(line=case.line, note=None, requirement=None, op="listen"))
+            try:
+                self._steps(case.setup_steps)
+            except StepFailed as exc:
+                raise CannotDecide(
+                    f"the target did not reach the starting state {case.start}: expected "
+                    f"{exc.expected}; got {exc.actual} (setups.yaml:{exc.step.line})") from None
+            self.phase = "case"
+            self._steps(case.steps)
+        except StepFailed as exc:
+            step = exc.step
+            verdict.outcome = FAIL
+            verdict.requirement = case.requirement(getattr(step, "requirement", None))
+            verdict.line, verdict.expected, verdict.actual = step.line, exc.expected, exc.actual
+            if exc.alternative:
+                self.alternatives.append(exc.alternative)
+        except CannotDecide as exc:
+            verdict.outcome, verdict.reason = ERROR, str(exc)
+        except (AgentDied, WireError, OSError) as exc:
+            verdict.outcome, verdict.reason = ERROR, f"{type(exc).__name__}: {exc}"
+        finally:
+            self._finish(verdict)
+        if verdict.outcome != ERROR:
+            problem = self._sanity_probe()
+            if problem:
+                verdict.outcome, verdict.reason = ERROR, problem
+        verdict.alternative = ", ".join(self.alternatives) or None
+        verdict.wall_time = time.perf_counter() - started
+        return verdict
+
+    def _finish(self, verdict: Verdict) -> None:
+        # Whatever the target sent that no step examined goes on the ladder too.
+        try:
+            while True:
+                seg = self._next_segment(time.time(), want_retransmission=True, mark="unexamined")
+                if seg is None:
+                    break
+        except OSError:
+            pass
+        try:
+            self._agent("cleanup")
+        except (CannotDecide, AgentDied, StepFailed):
+            pass
+        verdict.ladder, verdict.exchanges, verdict.protocol_waits = \
+            self.ladder, self.exchanges, self.waits
+        verdict.start_time = min((e.time for e in self.ladder), default=time.time())
+        if self.engine.pcap_dir is not None and self.segments:
+            self.engine.pcap_dir.mkdir(parents=True, exist_ok=True)
+            path = self.engine.pcap_dir / f"{self.case.id}.pcap"
+            write_pcap(path, self.segments)
+            verdict.pcap = str(path)
+
+    def _sanity_probe(self) -> str | None:
+        """After each case, prove the wire still works (tlsfuzzer's sanity
+        conversation): the target's kernel must answer an ICMP echo.  A case
+        whose answers could have been lost by a broken lab must not pass.
+        ICMP keeps the probe independent of any TCP behaviour under test."""
+        link = self.link
+        ident = random.randrange(1, 65535)
+        frame = bytes(Ether(src=link.tester_mac, dst=link.target_mac)
+                      / IP(src=link.tester_ip, dst=link.target_ip)
+                      / ICMP(type=8, id=ident, seq=1) / b"tcpconf sanity")
+        try:
+            self.wire.watch_icmp()
+            self.wire.send(frame)
+            deadline = time.time() + 1.0
+            while True:
+                captured = self.wire.receive(deadline)
+                if captured is None:
+                    return ("the lab did not answer the sanity probe after the case (ICMP echo "
+                            "to the target): the link or the capture is broken, so this "
+                            "verdict cannot be trusted")
+                packet = Ether(captured.data)
+                if ICMP in packet and packet[ICMP].type == 0 and packet[ICMP].id == ident:
+                    return None
+        except OSError as exc:
+            return f"the sanity probe after the case could not be sent: {exc}"
+
+    def _steps(self, steps) -> None:
+        for step in steps:
+            if step.note:
+                self._note(step.note)
+            if isinstance(step, Send):
+                self._send(step)
+            elif isinstance(step, Expect):
+                self._expect(step)
+            elif isinstance(step, Silence):
+                self._silence(step)
+            elif isinstance(step, App):
+                self._app(step)
+            elif isinstance(step, StateCheck):
+                self._state(step)
+            elif isinstance(step, Wait):
+                time.sleep(step.duration)
+                self.waits += step.duration
+                self.ref_time = time.time()
+            elif isinstance(step, OneOf):
+                self._one_of(step)
+
+    def _note(self, text: str, mark: str = "") -> None:
+        self.ladder.append(LadderEntry(time.time(), "note", text, mark=mark))
+
+    # -- segments ----------------------------------------------------------------
+
+    def _send(self, step: Send) -> None:
+        conn, v = self.conn, self.conn.variables()
+        seq = seq_add(conn.iss, step.seq.evaluate(v) if step.seq else seq_diff(conn.snd_nxt, conn.iss))
+        if step.ack is not None:
+            ack = seq_add(conn.irs or 0, step.ack.evaluate(v))
+        elif step.flags & tcp.ACK:
+            ack = conn.rcv_nxt if conn.rcv_nxt is not None else 0
+        else:
+            ack = 0
+        frame = build_frame(self.link, self.tester_port, self.target_port, seq, ack, step.flags,
+                            step.win, step.payload, step.options, step.urg, step.bad_checksum)
+        self.sent_at = time.perf_counter()
+        self.wire.send(frame)
+        if step.bad_checksum:
+            pass  # the target must discard it (MUST-3): it advances nothing
+        elif step.flags & tcp.SYN:
+            conn.snd_nxt = seq_add(seq, 1 + len(step.payload) + bool(step.flags & tcp.FIN))
+            conn.our_wscale = dict(step.options).get("wscale")
+        else:
+            # SND.NXT only moves forward, and only for a segment that starts
+            # within what we have sent: a retransmitted FIN leaves it where it
+            # is, a probe beyond the window does not move it at all.
+            end = seq_add(seq, len(step.payload) + bool(step.flags & tcp.FIN))
+            if seq_le(seq, conn.snd_nxt) and seq_gt(end, conn.snd_nxt):
+                conn.snd_nxt = end
+        self.ref_time = time.time()
+
+    def _is_retransmission(self, seg: tcp.Segment) -> bool:
+        """True when the segment only repeats sequence space already sent.
+
+        A segment without SYN, FIN or data occupies no sequence space and is
+        never a retransmission: a repeated ACK is a new answer."""
+        conn = self.conn
+        if seg.seg_len == 0:
+            return False
+        if seg.has(tcp.SYN):
+            return conn.irs is not None and seg.seq == conn.irs
+        return conn.peer_max is not None and seq_le(seq_add(seg.seq, seg.seg_len), conn.peer_max)
+
+    def _next_segment(self, deadline: float, want_retransmission=False, mark="") -> tcp.Segment | None:
+        """The target's next segment (retransmissions skipped unless wanted)."""
+        if self.held:
+            return self.held.pop(0)
+        while True:
+            frame = self.wire.receive(deadline)
+            if frame is None:
+                return None
+            seg = decode(frame)
+            if seg is None:
+                continue
+            self.segments.append(seg)
+            entry = LadderEntry(seg.time, "segment", self._describe(seg), seg.direction,
+                                mark=mark, segment=seg)
+            self.ladder.append(entry)
+            if seg.direction == tcp.OUT:
+                entry.mark = ""  # only the target's segments can go unexamined
+                continue
+            if not seg.checksum_ok:
+                entry.mark = "bad checksum"
+            if self._is_retransmission(seg):
+                entry.mark = "retransmission"
+                if not want_retransmission:
+                    continue
+            if self.phase == "setup" and not entry.mark:
+                entry.mark = "setup"
+            return seg
+
+    def _consume(self, seg: tcp.Segment) -> None:
+        """Update the tester's view with a segment the case accepted as the answer."""
+        conn = self.conn
+        if seg.has(tcp.SYN):
+            conn.irs = seg.seq
+            conn.rcv_nxt = seq_add(seg.seq, seg.seg_len)
+            conn.peer_wscale = seg.option("wscale")
+        elif conn.rcv_nxt is not None and seg.seq == conn.rcv_nxt:
+            conn.rcv_nxt = seq_add(seg.seq, seg.seg_len)
+        end = seq_add(seg.seq, seg.seg_len)
+        if conn.peer_max is None or seq_gt(end, conn.peer_max) or seg.has(tcp.SYN):
+            conn.peer_max = end
+        if seg.has(tcp.ACK) and seq_gt(seg.ack, conn.snd_una) and seq_le(seg.ack, conn.snd_nxt):
+            conn.snd_una = seg.ack
+        scaled = conn.our_wscale is not None and conn.peer_wscale is not None
+        conn.snd_wnd = seg.window << (conn.peer_wscale if scaled and not seg.has(tcp.SYN) else 0)
+
+    def _describe(self, seg: tcp.Segment) -> str:
+        """One ladder line, sequence numbers relative to the sender's ISN."""
+        conn = self.conn
+        if seg.direction == tcp.OUT:
+            seq, ack = relative(seg.seq, conn.iss), relative(seg.ack, conn.irs) if conn.irs is not None else seg.ack
+        else:
+            own_isn = seg.seq if seg.has(tcp.SYN) else conn.irs
+            seq = relative(seg.seq, own_isn) if own_isn is not None else seg.seq
+            ack = relative(seg.ack, conn.iss)
+        parts = [tcp.format_flags(seg.flags), f"seq={seq}"]
+        if seg.has(tcp.ACK) or seg.ack:
+            parts.append(f"ack={ack}")
+        parts.append(f"win={seg.window}")
+        if seg.payload:
+            parts.append(f"len={len(seg.payload)}")
+        if seg.urgptr:
+            parts.append(f"urg={seg.urgptr}")
+        if seg.options:
+            parts.append("<" + ",".join(_option_text(n, v) for n, v in seg.options) + ">")
+        if not seg.checksum_ok:
+            parts.append("(bad checksum)")
+        return " ".join(parts)
+
+    def _mismatches(self, step: Expect, seg: tcp.Segment, ref: float, v: dict) -> list[str]:
+        conn, problems = self.conn, []
+        if step.flags is not None and (seg.flags & 0xFF & ~step.optional_flags) != step.flags:
+            problems.append(f"flags are {tcp.format_flags(seg.flags)}")
+        if step.seq is not None:
+            own_isn = seg.seq if seg.has(tcp.SYN) else (conn.irs or 0)
+            want = step.seq.evaluate(v)
+            got = seq_diff(seg.seq, own_isn)
+            if got != want:
+                problems.append(f"seq is {got}, not {want}")
+        if step.ack is not None:
+            want, got = step.ack.evaluate(v), seq_diff(seg.ack, conn.iss)
+            if got != want:
+                problems.append(f"ack is {got}, not {want}")
+        if step.win is not None and seg.window != step.win:
+            problems.append(f"window is {seg.window}")
+        if step.length is not None and len(seg.payload) != step.length:
+            problems.append(f"length is {len(seg.payload)}")
+        if step.data is not None and seg.payload != step.data:
+            problems.append(f"data is {seg.payload[:40]!r}")
+        for name, want in step.options.items():
+            have = seg.option(name)
+            if want == "absent" and seg.has_option(name):
+                problems.append(f"{name} option present ({have})")
+            elif want != "absent" and not seg.has_option(name):
+                problems.append(f"no {name} option")
+            elif isinstance(want, int) and not isinstance(want, bool) and have != want:
+                problems.append(f"{name} is {have}")
+        if not seg.checksum_ok:
+            problems.append("its TCP checksum is wrong")
+        if step.retransmission and not self._is_retransmission(seg):
+            problems.append("it is not a retransmission")
+        delay = seg.time - ref
+        if delay > step.within:
+            problems.append(f"it came after {delay * 1000:.1f} ms")
+        if step.after and delay < step.after:
+            problems.append(f"it came early, after {delay * 1000:.1f} ms")
+        return problems
+
+    def _expect(self, step: Expect) -> None:
+        v, ref = self.conn.variables(), self.ref_time
+        seg = self._next_segment(ref + step.within, step.retransmission)
+        if seg is None:
+            raise StepFailed(step, step.describe(),
+                             f"no segment within {_fmt_duration(step.within)}")
+        problems = self._mismatches(step, seg, ref, v)
+        self._consume(seg)
+        if problems:
+            raise StepFailed(step, step.describe(), f"{self._describe(seg)}: {'; '.join(problems)}")
+        self._answered()
+
+    def _answered(self) -> None:
+        if self.sent_at is not None:
+            self.exchanges.append(time.perf_counter() - self.sent_at)
+            self.sent_at = None
+        self.ref_time = time.time()
+
+    def _silence(self, step: Silence) -> None:
+        start = time.time()
+        seg = self._next_segment(start + step.duration)
+        self.waits += step.duration
+        if seg is not None:
+            self._consume(seg)
+            raise StepFailed(step, f"no answer for {_fmt_duration(step.duration)} "
+                                   f"(retransmissions aside)",
+                             f"{self._describe(seg)} after {(seg.time - start) * 1000:.1f} ms")
+        self.ref_time = time.time()
+
+    def _one_of(self, step: OneOf) -> None:
+        """Alternatives as data: the target's next answer (or its silence)
+        decides which labelled alternative it follows; the rest of that
+        alternative must then hold too."""
+        v, ref, start = self.conn.variables(), self.ref_time, time.time()
+        windows = [ref + a.steps[0].within if isinstance(a.steps[0], Expect)
+                   else start + a.steps[0].duration for a in step.alternatives]
+        seg = self._next_segment(max(windows))
+        chosen = None
+        for alt in step.alternatives:
+            first = alt.steps[0]
+            if isinstance(first, Expect):
+                if seg is not None and not self._mismatches(first, seg, ref, v):
+                    chosen = alt
+            elif seg is None or seg.time - start > first.duration:
+                chosen = alt
+                self.waits += first.duration
+            if chosen:
+                break
+        described = "; or ".join(f"{a.label}: {_first_text(a.steps[0])}" for a in step.alternatives)
+        if chosen is None:
+            actual = self._describe(seg) if seg else "no segment"
+            if seg is not None:
+                self._consume(seg)
+            raise StepFailed(step, described, f"{actual}, which matches none of them")
+        self._note(f"the target followed: {chosen.label}")
+        self.alternatives.append(chosen.label)
+        if seg is not None and isinstance(chosen.steps[0], Silence):
+            self.held.append(seg)  # it came after the silence window: an answer for later
+        elif seg is not None:
+            self._consume(seg)
+            self._answered()
+        else:
+            self.ref_time = time.time()
+        self._steps(chosen.steps[1:])
+        if not chosen.conforms:
+            self.alternatives.pop()
+            conforming = [a.label for a in step.alternatives if a.conforms]
+            raise StepFailed(step, " or ".join(conforming),
+                             f"the target followed: {chosen.label}", alternative=chosen.label)
+
+    # -- the application and the target's states ------------------------------
+
+    def _agent(self, op: str, **args) -> dict:
+        try:
+            return self.agent.call(op, **args)
+        except AgentError as exc:
+            if exc.error in _TOOL_ERRORS:
+                raise CannotDecide(f"the target agent could not {op}: {exc}") from None
+            raise
+
+    def _app(self, step: App) -> None:
+        link, op = self.link, step.op
+        sock = self.sock if self.sock is not None else self.listener
+        text, result = step.describe(), "ok"
+        try:
+            if op == "listen":
+                self.listener = self._agent("listen", port=self.target_port,
+                                            backlog=self.case.backlog,
+                                            sockopts=self.case.sockopts)["sock"]
+                text = f"listen on port {self.target_port}, backlog {self.case.backlog}"
+            elif op == "accept":
+                self.sock = self._agent("accept", sock=self.listener, timeout=step.timeout)["sock"]
+            elif op == "connect":
+                self.sock = self._agent("connect", addr=link.tester_ip, port=self.tester_port,
+                                        local_port=self.target_port,
+                                        sockopts=self.case.sockopts)["sock"]
+                text = f"connect to {link.tester_ip}:{self.tester_port}"
+            elif op in ("close", "abort"):
+                self._agent(op, sock=sock)
+                if sock == self.sock:
+                    self.sock = None
+                else:
+                    self.listener = None
+            elif op == "shutdown":
+                self._agent("shutdown", sock=sock, how="wr")
+            elif op == "send":
+                result = f"{self._agent('send', sock=sock, data=step.argument)['sent']} bytes"
+            elif op == "setsockopt":
+                for name, value in step.argument.items():
+                    self._agent("setsockopt", sock=sock, option=name, value=value)
+            elif op == "recv":
+                result = self._recv(step, sock)
+        except AgentError as exc:
+            self.ladder.append(LadderEntry(time.time(), "app", f"{text} -> {exc.error}"))
+            if step.expect_error == exc.error:
+                self.ref_time = time.time()
+                return
+            if op == "accept" and exc.error == "timeout":
+                raise StepFailed(step, "a connection to accept",
+                                 f"none completed within {_fmt_duration(step.timeout)}") from None
+            raise StepFailed(step, f"{op} succeeds", f"{op} failed: {exc.error} "
+                                                     f"({exc.message})") from None
+        if step.expect_error:
+            self.ladder.append(LadderEntry(time.time(), "app", f"{text} -> {result}"))
+            raise StepFailed(step, f"{op} fails with {step.expect_error}", f"{op} succeeded")
+        self.ladder.append(LadderEntry(time.time(), "app", f"{text} -> {result}"))
+        self.ref_time = time.time()
+
+    def _recv(self, step: App, sock) -> str:
+        want = step.argument
+        if want == "EOF" or want.startswith("E") and want.isupper():
+            try:
+                reply = self._agent("recv", sock=sock, timeout=1.0)
+            except AgentError as exc:
+                if exc.error == want:
+                    return exc.error
+                raise StepFailed(step, f"recv -> {want}", f"recv failed with {exc.error}") from None
+            got = "EOF" if reply.get("eof") else repr(_data(reply))
+            if got != want:
+                raise StepFailed(step, f"recv -> {want}", f"recv returned {got}")
+            return got
+        expected, data = want.encode(), b""
+        deadline = time.time() + 1.0
+        while len(data) < len(expected) and time.time() < deadline:
+            try:
+                reply = self._agent("recv", sock=sock, max=len(expected) - len(data),
+                                    timeout=max(0.01, deadline - time.time()))
+            except AgentError as exc:
+                if exc.error == "timeout":
+                    break
+                raise StepFailed(step, f"recv {want!r}", f"recv failed with {exc.error}") from None
+            if reply.get("eof"):
+                break
+            data += _data(reply)
+        if data != expected:
+            raise StepFailed(step, f"recv {want!r}", f"the application read {data!r}")
+        return repr(data.decode(errors="replace"))
+
+    def flow_state(self) -> tuple[str, bool]:
+        """The target kernel's state for this case's 4-tuple (CLOSED when it
+        has no connection block for it), and whether the listener is there."""
+        conns = self._agent("states", local_port=self.target_port)["connections"]
+        remote = f"{self.link.tester_ip}:{self.tester_port}"
+        state = next((c["state"] for c in conns if c["remote"] == remote), tcp.CLOSED)
+        return state, any(c["state"] == tcp.LISTEN for c in conns)
+
+    def _state(self, step: StateCheck) -> None:
+        """Poll the target's state until it is the expected one or `within` passes.
+
+        LISTEN means what RFC 9293 3.10.7.4 means when a reset SYN-RECEIVED
+        connection "returns to LISTEN": no connection block for the 4-tuple is
+        left, and the listening socket is still there.  CLOSED means no
+        connection block, whatever the listener does."""
+        deadline = time.time() + step.within
+        while True:
+            state, listening = self.flow_state()
+            if step.state == tcp.LISTEN and state == tcp.CLOSED:
+                state = tcp.LISTEN if listening else "CLOSED (no listener left)"
+            if state == step.state or time.time() >= deadline:
+                break
+            time.sleep(0.005)
+        mark = "" if state == step.state else f"expected {step.state}"
+        self.ladder.append(LadderEntry(time.time(), "state", state, mark=mark))
+        if state != step.state:
+            raise StepFailed(step, f"state {step.state}", f"state {state}")
+        self.ref_time = time.time()
+
+
+def _data(reply: dict) -> bytes:
+    import base64
+    return base64.b64decode(reply.get("data_b64", ""))
+
+
+def _first_text(step) -> str:
+    if isinstance(step, Expect):
+        return step.describe()
+    return f"no answer for {_fmt_duration(step.duration)}"
+
+
+def _option_text(name, value) -> str:
+    if value is True or value is None:
+        return name
+    if isinstance(value, tuple):
+        return f"{name} {'/'.join(map(str, value))}"
+    return f"{name} {value}"

@@ -1,0 +1,185 @@
+"""The lab: a tester namespace and a target namespace joined by a veth pair.
+
+    tester namespace                      target namespace
+    +-------------------------+           +-----------------------------+
+    | tester0 (no IP address, | <-------> | target0  198.18.0.2/24      |
+    |  promiscuous)           |   veth    | neigh 198.18.0.1 permanent  |
+    +-------------------------+           +-----------------------------+
+
+The tester's kernel owns no address on the link, so it never answers the
+target's segments itself (with an address configured, it sent a RST 28 us
+after the target's SYN-ACK: lab notes); the injector speaks for 198.18.0.1.
+The target knows the tester's MAC from a permanent neighbour entry, so no ARP
+is needed.  Offloads are off on the target's end: with them on, veth hands
+over segments without a valid checksum and TSO merges segments (lab notes).
+
+Nothing is configured outside the two namespaces: the veth pair is created
+inside the tester namespace with its peer placed straight into the target's.
+Namespace names carry the PID of the process that built them, so a lab left by
+a killed run is recognised and removed at the next start.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+
+from .wire import Link
+
+PREFIX = "tcpconf"
+TESTER_IFACE, TARGET_IFACE = "tester0", "target0"
+TESTER_MAC, TARGET_MAC = "02:00:c6:12:00:01", "02:00:c6:12:00:02"
+TESTER_IP, TARGET_IP, PREFIXLEN = "198.18.0.1", "198.18.0.2", 24
+
+# Lab sysctls, set in the target namespace only.  Each one is recorded in the
+# report next to the values the target ended up with.
+LAB_SYSCTLS = {
+    # Linux throttles duplicate and challenge ACKs to one per 500 ms
+    # (RFC 5961 section 7 allows throttling); cases probe faster than that.
+    "net.ipv4.tcp_invalid_ratelimit": "0",
+    # No IPv6 yet: keeps router solicitations and MLD reports off the link.
+    "net.ipv6.conf.all.disable_ipv6": "1",
+    "net.ipv6.conf.default.disable_ipv6": "1",
+}
+# Settings that change what the target answers; read back for the report.
+RECORDED_SYSCTLS = (
+    "net.ipv4.tcp_invalid_ratelimit", "net.ipv4.tcp_challenge_ack_limit",
+    "net.ipv4.tcp_synack_retries", "net.ipv4.tcp_syn_retries", "net.ipv4.tcp_rfc1337",
+    "net.ipv4.tcp_syncookies", "net.ipv4.tcp_timestamps", "net.ipv4.tcp_sack",
+    "net.ipv4.tcp_window_scaling", "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_abort_on_overflow", "net.ipv4.tcp_ecn",
+)
+
+_LAB_NAME = re.compile(rf"^{PREFIX}-(\d+)-(tester|target)$")
+
+
+class LabError(Exception):
+    """The lab cannot be built or used; the message says what to do."""
+
+
+def preflight(tools=("ip", "ethtool")) -> list[str]:
+    """What stops the lab from being built here, in words a user can act on."""
+    problems = []
+    if os.geteuid() != 0:
+        problems.append("the lab needs root to create network namespaces: run as root "
+                        "(for example with sudo)")
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        packages = {"ip": "iproute2", "ethtool": "ethtool", "nft": "nftables"}
+        problems.append(f"missing command(s) {', '.join(missing)}: install them with "
+                        f"'apt-get install {' '.join(packages.get(t, t) for t in missing)}'")
+    return problems
+
+
+def run(*argv: str, check: bool = True) -> str:
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise LabError(f"'{' '.join(argv)}' failed: {result.stderr.strip() or result.returncode}")
+    return result.stdout
+
+
+def list_namespaces() -> list[str]:
+    return [line.split()[0] for line in run("ip", "netns", "list").splitlines() if line.strip()]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_labs() -> list[str]:
+    """Delete the namespaces of labs whose building process is gone."""
+    removed = []
+    for name in list_namespaces():
+        match = _LAB_NAME.match(name)
+        if match and int(match.group(1)) != os.getpid() and not _pid_alive(int(match.group(1))):
+            run("ip", "netns", "delete", name, check=False)
+            removed.append(name)
+    return removed
+
+
+@dataclass
+class Lab:
+    """One tester/target namespace pair; `build()` and `destroy()` are idempotent."""
+
+    tag: str = field(default_factory=lambda: str(os.getpid()))
+    sysctls: dict = field(default_factory=dict)   # overrides on top of LAB_SYSCTLS
+    built: bool = False
+
+    @property
+    def tester_ns(self) -> str:
+        return f"{PREFIX}-{self.tag}-tester"
+
+    @property
+    def target_ns(self) -> str:
+        return f"{PREFIX}-{self.tag}-target"
+
+    @property
+    def link(self) -> Link:
+        return Link(iface=TESTER_IFACE, tester_mac=TESTER_MAC, target_mac=TARGET_MAC,
+                    tester_ip=TESTER_IP, target_ip=TARGET_IP, netns=self.tester_ns)
+
+    def in_target(self, *argv: str, check: bool = True) -> str:
+        return run("ip", "netns", "exec", self.target_ns, *argv, check=check)
+
+    def build(self) -> None:
+        problems = preflight()
+        if problems:
+            raise LabError("; ".join(problems))
+        remove_stale_labs()
+        self.destroy()
+        self.built = True  # from here on, destroy() has something to undo
+        t, g = self.tester_ns, self.target_ns
+        run("ip", "netns", "add", t)
+        run("ip", "netns", "add", g)
+        for ns, iface_sysctls in ((t, LAB_SYSCTLS), (g, {**LAB_SYSCTLS, **self.sysctls})):
+            for key, value in iface_sysctls.items():
+                run("ip", "netns", "exec", ns, "sysctl", "-qw", f"{key}={value}")
+        run("ip", "-n", t, "link", "add", TESTER_IFACE, "address", TESTER_MAC, "type", "veth",
+            "peer", "name", TARGET_IFACE, "address", TARGET_MAC, "netns", g)
+        run("ip", "-n", t, "link", "set", TESTER_IFACE, "promisc", "on", "up")
+        run("ip", "-n", g, "link", "set", "lo", "up")
+        run("ip", "-n", g, "addr", "add", f"{TARGET_IP}/{PREFIXLEN}", "dev", TARGET_IFACE)
+        run("ip", "-n", g, "link", "set", TARGET_IFACE, "up")
+        run("ip", "-n", g, "neigh", "replace", TESTER_IP, "lladdr", TESTER_MAC,
+            "dev", TARGET_IFACE, "nud", "permanent")
+        # Checksums computed in software and no segmentation offload, so the
+        # capture shows the segments the target's TCP really built.
+        self.in_target("ethtool", "-K", TARGET_IFACE, "tx", "off", "tso", "off", "gso", "off")
+        run("ip", "netns", "exec", t, "ethtool", "-K", TESTER_IFACE, "gro", "off", check=False)
+
+    def destroy(self) -> None:
+        existing = set(list_namespaces()) if shutil.which("ip") else set()
+        for ns in (self.target_ns, self.tester_ns):
+            if ns in existing:
+                run("ip", "netns", "delete", ns, check=False)
+        self.built = False
+
+    def set_sysctl(self, key: str, value: str) -> str:
+        """Change a sysctl in the target namespace; returns the old value."""
+        old = self.in_target("sysctl", "-n", key).strip()
+        self.in_target("sysctl", "-qw", f"{key}={value}")
+        return old
+
+    def settings(self) -> dict:
+        """The lab's settings as the target sees them, for the report."""
+        values = {}
+        for key in RECORDED_SYSCTLS:
+            values[key] = self.in_target("sysctl", "-n", key, check=False).strip() or "?"
+        offloads = self.in_target("ethtool", "-k", TARGET_IFACE, check=False)
+        wanted = ("tx-checksumming", "tcp-segmentation-offload", "generic-segmentation-offload")
+        for line in offloads.splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() in wanted:
+                values[f"{TARGET_IFACE} {name.strip()}"] = value.strip()
+        values["link"] = (f"{TESTER_IP} ({self.tester_ns}/{TESTER_IFACE}) <-> "
+                          f"{TARGET_IP} ({self.target_ns}/{TARGET_IFACE})")
+        return values

@@ -1,0 +1,116 @@
+"""Targets: a TCP stack the suite can reach over a link and drive through an agent.
+
+The engine needs three things from a target, whatever it is (a Linux
+namespace today; lwIP, gVisor, a remote device or a container later):
+
+* ``link``: where the injector sends from and to (a :class:`wire.Link`);
+* ``agent``: an :class:`AgentClient` that performs socket calls on the target
+  and reports its TCP states;
+* ``settings()``: what the report should say about how the target was set up.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from .agent_client import AgentClient, AgentFailure
+from .lab import Lab, LabError, preflight
+from .wire import Link
+
+
+class Target:
+    name = "target"
+    link: Link
+    agent: AgentClient
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def settings(self) -> dict:
+        return {}
+
+    def describe(self) -> str:
+        return self.name
+
+
+class LinuxLab(Target):
+    """The Linux kernel's own stack, in a target namespace the suite builds."""
+
+    name = "linux"
+
+    def __init__(self, sysctls: dict | None = None, tag: str | None = None):
+        kwargs = {"sysctls": dict(sysctls or {})}
+        if tag:
+            kwargs["tag"] = tag
+        self.lab = Lab(**kwargs)
+        self.agent = None
+        self._drop_rules: list[str] = []
+
+    @property
+    def link(self) -> Link:
+        return self.lab.link
+
+    def start(self) -> None:
+        self.lab.build()
+        try:
+            self.agent = AgentClient.start(["ip", "netns", "exec", self.lab.target_ns],
+                                           python=sys.executable)
+        except AgentFailure as exc:
+            self.stop()
+            raise LabError(f"the target agent did not start in {self.lab.target_ns}: {exc}") \
+                from None
+
+    def stop(self) -> None:
+        if self.agent is not None:
+            self.agent.close()
+            self.agent = None
+        self.lab.destroy()
+
+    def settings(self) -> dict:
+        values = {"target": "Linux kernel TCP in a network namespace"}
+        if self.agent is not None:
+            values["target system"] = self.agent.hello.get("system", "?")
+        values.update(self.lab.settings())
+        if self._drop_rules:
+            values["altered: nftables drops"] = "; ".join(self._drop_rules)
+        return values
+
+    def describe(self) -> str:
+        return f"linux ({self.lab.target_ns})"
+
+    # -- deliberate alterations, for showing that cases can fail ------------
+
+    def set_sysctl(self, key: str, value) -> str:
+        return self.lab.set_sysctl(key, str(value))
+
+    def drop_outgoing(self, match: str) -> None:
+        """Make the target's kernel drop its own outgoing segments matching an
+        nftables expression, such as 'tcp flags & rst == rst'."""
+        problems = preflight(("nft",))
+        if problems:
+            raise LabError("; ".join(problems))
+        if not self._drop_rules:
+            self.lab.in_target("nft", "add table inet tcpconf_alter")
+            self.lab.in_target("nft", "add chain inet tcpconf_alter output "
+                                      "{ type filter hook output priority 0 ; }")
+        self.lab.in_target("nft", f"add rule inet tcpconf_alter output {match} drop")
+        self._drop_rules.append(match)
+
+    def clear_alterations(self) -> None:
+        if self._drop_rules:
+            self.lab.in_target("nft", "delete table inet tcpconf_alter", check=False)
+            self._drop_rules = []
+
+
+TARGETS = {"linux": LinuxLab}
+
+
+def make_target(name: str, sysctls: dict | None = None) -> Target:
+    try:
+        factory = TARGETS[name]
+    except KeyError:
+        raise LabError(f"unknown target {name!r}; known targets: {', '.join(TARGETS)}") from None
+    return factory(sysctls=sysctls)

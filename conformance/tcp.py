@@ -1,0 +1,142 @@
+"""TCP vocabulary shared by every part of the suite: flags, states, segments.
+
+Names follow RFC 9293: states are written as the RFC writes them
+(``SYN-RECEIVED``, ``FIN-WAIT-2``), flags as engineers write them on a ladder
+diagram (``SYN+ACK``), and a segment knows its sequence-space length
+(SEG.LEN counts SYN and FIN, section 3.4).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+# --- states --------------------------------------------------------------
+
+LISTEN = "LISTEN"
+SYN_SENT = "SYN-SENT"
+SYN_RECEIVED = "SYN-RECEIVED"
+ESTABLISHED = "ESTABLISHED"
+FIN_WAIT_1 = "FIN-WAIT-1"
+FIN_WAIT_2 = "FIN-WAIT-2"
+CLOSE_WAIT = "CLOSE-WAIT"
+CLOSING = "CLOSING"
+LAST_ACK = "LAST-ACK"
+TIME_WAIT = "TIME-WAIT"
+CLOSED = "CLOSED"
+
+STATES = (
+    LISTEN, SYN_SENT, SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2,
+    CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT, CLOSED,
+)
+
+# --- flags ---------------------------------------------------------------
+
+FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = (1 << i for i in range(8))
+FLAG_NAMES = {"FIN": FIN, "SYN": SYN, "RST": RST, "PSH": PSH,
+              "ACK": ACK, "URG": URG, "ECE": ECE, "CWR": CWR}
+# The order engineers say them in: "SYN+ACK", "FIN+ACK", "RST+ACK".
+_SPOKEN_ORDER = ("SYN", "FIN", "RST", "PSH", "URG", "ECE", "CWR", "ACK")
+# tcpdump's letters; "." is ACK, as in "S." for a SYN-ACK.
+_TCPDUMP = {"S": SYN, "F": FIN, "R": RST, "P": PSH, "U": URG,
+            "E": ECE, "W": CWR, ".": ACK}
+
+
+class FlagsError(ValueError):
+    """A flags string that is neither names nor tcpdump letters."""
+
+
+def format_flags(bits: int) -> str:
+    """``SYN+ACK``; ``none`` for a segment with no flags at all."""
+    names = [n for n in _SPOKEN_ORDER if bits & FLAG_NAMES[n]]
+    return "+".join(names) if names else "none"
+
+
+def parse_flags(text: str) -> tuple[int, int]:
+    """Parse flags as written in a case file.
+
+    Accepts names joined by ``+``, ``|``, ``,`` or spaces (``SYN+ACK``), a single
+    name (``RST``), ``none``, or tcpdump letters (``S.``, ``R.``, ``FP.``).
+    A name in parentheses is optional (``ACK+(PSH)``; ``PSH?`` means the same
+    where YAML allows it): returned as the second value, a mask of flags whose
+    presence is not checked.
+    """
+    text = str(text).strip()
+    if text.lower() in ("none", "0", ""):
+        return 0, 0
+    words = [w for w in re.split(r"[+|,\s]+", text) if w]
+    if len(words) > 1 or _flag_word(words[0])[0] in FLAG_NAMES:
+        required = optional = 0
+        for word in words:
+            name, is_optional = _flag_word(word)
+            if name not in FLAG_NAMES:
+                raise FlagsError(f"unknown flag {word!r}")
+            if is_optional:
+                optional |= FLAG_NAMES[name]
+            else:
+                required |= FLAG_NAMES[name]
+        return required, optional
+    if all(c in _TCPDUMP for c in text):
+        bits = 0
+        for c in text:
+            bits |= _TCPDUMP[c]
+        return bits, 0
+    raise FlagsError(f"unknown flag {text!r}")
+
+
+def _flag_word(word: str) -> tuple[str, bool]:
+    if word.startswith("(") and word.endswith(")"):
+        return word[1:-1].upper(), True
+    if word.endswith("?"):
+        return word[:-1].upper(), True
+    return word.upper(), False
+
+
+# --- options -------------------------------------------------------------
+
+# Options the case language names; anything else is written raw by kind.
+OPTION_NAMES = ("mss", "wscale", "sack_ok", "timestamp")
+
+
+# --- segments ------------------------------------------------------------
+
+OUT = "out"  # tester -> target
+IN = "in"    # target -> tester
+
+
+@dataclass
+class Segment:
+    """One TCP segment as seen on the wire, with the kernel's capture time."""
+
+    direction: str
+    time: float
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    seq: int
+    ack: int
+    flags: int
+    window: int
+    urgptr: int = 0
+    options: list = field(default_factory=list)  # [(name, value)] in wire order
+    payload: bytes = b""
+    checksum_ok: bool = True
+    frame: bytes = b""
+
+    @property
+    def seg_len(self) -> int:
+        """SEG.LEN: payload octets plus one each for SYN and FIN (3.4)."""
+        return len(self.payload) + bool(self.flags & SYN) + bool(self.flags & FIN)
+
+    def has(self, flag: int) -> bool:
+        return bool(self.flags & flag)
+
+    def option(self, name: str):
+        for opt_name, value in self.options:
+            if opt_name == name:
+                return value
+        return None
+
+    def has_option(self, name: str) -> bool:
+        return any(opt_name == name for opt_name, _ in self.options)

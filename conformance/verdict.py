@@ -1,0 +1,99 @@
+"""Verdicts and the ladder: what a case run tells the engineer.
+
+PASS and FAIL describe the target.  ERROR means the suite could not decide
+(the lab broke, the agent died, the starting state was never reached): it is
+never reported as a pass.  A FAIL says, as h2spec does, the requirement, what
+was expected and what the wire showed, with the ladder of segments and times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import tcp
+from .case import Case, Requirement
+
+PASS, FAIL, ERROR = "pass", "fail", "error"
+
+
+@dataclass
+class LadderEntry:
+    time: float
+    kind: str              # "segment", "app", "state", "note"
+    text: str
+    direction: str = ""    # tcp.OUT / tcp.IN for segments
+    mark: str = ""         # "retransmission", "unexamined", "bad checksum", "setup"...
+    segment: tcp.Segment | None = None
+
+
+@dataclass
+class Verdict:
+    outcome: str
+    case: Case
+    requirement: Requirement | None = None
+    line: int | None = None          # the step that decided a FAIL or ERROR
+    expected: str = ""
+    actual: str = ""
+    reason: str = ""                 # for ERROR: why the suite could not decide
+    alternative: str | None = None   # which labelled alternative the target followed
+    ladder: list[LadderEntry] = field(default_factory=list)
+    start_time: float = 0.0
+    pcap: str | None = None
+    wall_time: float = 0.0           # seconds the run took
+    protocol_waits: float = 0.0      # seconds of silence/wait the case itself asks for
+    exchanges: list[float] = field(default_factory=list)  # injector round trips, seconds
+    target: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == PASS
+
+    def headline(self) -> str:
+        req = self.requirement or self.case.primary
+        where = f"{self.case.path}:{self.line}" if self.line else str(self.case.path)
+        if self.outcome == PASS:
+            followed = f" (followed: {self.alternative})" if self.alternative else ""
+            return f"PASS {self.case.id}{followed}"
+        if self.outcome == ERROR:
+            return f"ERROR {self.case.id} at {where}: {self.reason}"
+        return f"FAIL {self.case.id} at {where}"
+
+    def explain(self) -> str:
+        """The h2spec-style failure text: requirement, expected, actual, ladder."""
+        req = self.requirement or self.case.primary
+        lines = [self.headline()]
+        if self.outcome == FAIL:
+            lines += [
+                f"  Requirement: {req.id} ({req.level}, {req.citation})",
+                f"    {req.text.strip()}",
+                f"  Expected: {self.expected}",
+                f"    Actual: {self.actual}",
+            ]
+            if self.alternative:
+                lines.append(f"  The target followed: {self.alternative}")
+        lines += ["", "  Ladder (times in ms from the first event; seq/ack relative to each ISN):"]
+        lines += ["    " + line for line in render_ladder(self.ladder)]
+        if self.pcap:
+            lines.append(f"  Capture: {self.pcap}")
+        return "\n".join(lines)
+
+
+def render_ladder(entries: list[LadderEntry]) -> list[str]:
+    """A text ladder: tester on the left, target on the right."""
+    if not entries:
+        return ["(nothing happened)"]
+    entries = sorted(entries, key=lambda e: e.time)
+    t0 = entries[0].time
+    width = max((len(e.text) for e in entries if e.kind == "segment"), default=20)
+    out = [f"{'ms':>9}  tester{' ' * (width + 4)}target"]
+    for e in entries:
+        stamp = f"{(e.time - t0) * 1000:9.3f}"
+        mark = f"  [{e.mark}]" if e.mark else ""
+        if e.kind == "segment" and e.direction == tcp.OUT:
+            body = f"  --> {e.text.ljust(width)} -->"
+        elif e.kind == "segment":
+            body = f"  <-- {e.text.ljust(width)} <--"
+        else:
+            body = f"      {' ' * width}     | {e.kind}: {e.text}"
+        out.append(f"{stamp}{body}{mark}")
+    return out

@@ -1,0 +1,397 @@
+"""Tests of the target agent and its client, run as a local process.
+
+Everything happens over loopback 127.0.0.1 inside this host's network
+namespace; listeners use port 0 so the kernel picks free ports.
+"""
+
+import base64
+import os
+import signal
+import sys
+import time
+
+import pytest
+
+from conformance.agent_client import (
+    AGENT_SOURCE,
+    AgentClient,
+    AgentDied,
+    AgentError,
+    AgentFailure,
+    bootstrap_command,
+)
+
+LOOPBACK = "127.0.0.1"
+
+
+@pytest.fixture
+def agent():
+    client = AgentClient.start([], python=sys.executable)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def connected_pair(agent):
+    """Listener plus an established client/server pair over loopback."""
+    listener = agent.call("listen", port=0, addr=LOOPBACK)
+    client = agent.call("connect", addr=LOOPBACK, port=listener["port"])
+    agent.call("wait_connected", sock=client["sock"])
+    server = agent.call("accept", sock=listener["sock"])
+    return {
+        "listener": listener["sock"],
+        "port": listener["port"],
+        "client": client["sock"],
+        "client_port": client["local_port"],
+        "server": server["sock"],
+        "peer": server["peer"],
+    }
+
+
+def state_of(agent, local_port, remote_port):
+    conns = agent.call("states", local_port=local_port,
+                       remote_addr=LOOPBACK, remote_port=remote_port)
+    states = [c["state"] for c in conns["connections"]]
+    return states[0] if states else None
+
+
+def wait_state(agent, local_port, remote_port, wanted, timeout=2.0):
+    """Poll the kernel's table until the connection reaches ``wanted``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = state_of(agent, local_port, remote_port)
+        if state == wanted or time.monotonic() > deadline:
+            return state
+        time.sleep(0.01)
+
+
+def pid_exists(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------ bootstrap
+
+def test_bootstrap_command_embeds_source_length():
+    """The bootstrap reads exactly as many bytes as agent.py has."""
+    argv = bootstrap_command("py")
+    assert argv[:3] == ["py", "-u", "-c"]
+    assert "read(%d)" % len(AGENT_SOURCE) in argv[3]
+
+
+def test_hello(agent):
+    """The agent introduces itself with name, protocol and platform."""
+    hello = agent.hello
+    assert hello["agent"] == "tcpconf-agent"
+    assert hello["protocol"] == 1
+    assert hello["python"] == sys.version.split()[0]
+    assert hello["system"].startswith(os.uname().sysname)
+    assert hello["hostname"]
+
+
+# ----------------------------------------------------------- data path
+
+def test_listen_connect_accept(agent):
+    """connect + wait_connected + accept yield an established pair."""
+    pair = connected_pair(agent)
+    assert pair["peer"] == "%s:%d" % (LOOPBACK, pair["client_port"])
+    assert len({pair["listener"], pair["client"], pair["server"]}) == 3
+
+
+def test_send_recv_both_ways(agent):
+    """Text and binary data cross in both directions unchanged."""
+    pair = connected_pair(agent)
+    assert agent.call("send", sock=pair["client"], data="héllo")["sent"] == 6
+    got = agent.call("recv", sock=pair["server"])
+    assert got["text"] == "héllo"
+    raw = bytes([0xff, 0x00, 0x80])
+    agent.call("send", sock=pair["server"],
+               data_b64=base64.b64encode(raw).decode())
+    got = agent.call("recv", sock=pair["client"])
+    assert base64.b64decode(got["data_b64"]) == raw
+    assert got["text"] is None
+
+
+def test_send_size_pattern(agent):
+    """send with size delivers that many printable bytes."""
+    pair = connected_pair(agent)
+    assert agent.call("send", sock=pair["client"], size=1000)["sent"] == 1000
+    received = b""
+    while len(received) < 1000:
+        got = agent.call("recv", sock=pair["server"])
+        received += base64.b64decode(got["data_b64"])
+    assert len(received) == 1000 and received.decode("ascii").isprintable()
+
+
+def test_recv_timeout(agent):
+    """recv with nothing to read fails with "timeout"."""
+    pair = connected_pair(agent)
+    with pytest.raises(AgentError) as info:
+        agent.call("recv", sock=pair["server"], timeout=0.1)
+    assert info.value.error == "timeout"
+
+
+def test_accept_timeout(agent):
+    """accept with no pending connection fails with "timeout"."""
+    listener = agent.call("listen", port=0, addr=LOOPBACK)
+    with pytest.raises(AgentError) as info:
+        agent.call("accept", sock=listener["sock"], timeout=0.1)
+    assert info.value.error == "timeout"
+
+
+def test_recv_eof_after_peer_shutdown(agent):
+    """recv reports eof once the peer's FIN arrived and data is drained."""
+    pair = connected_pair(agent)
+    agent.call("send", sock=pair["client"], data="last")
+    agent.call("shutdown", sock=pair["client"], how="wr")
+    assert agent.call("recv", sock=pair["server"])["text"] == "last"
+    assert agent.call("recv", sock=pair["server"])["eof"] is True
+
+
+def test_recv_reset_after_peer_abort(agent):
+    """recv reports ECONNRESET after the peer aborted."""
+    pair = connected_pair(agent)
+    agent.call("abort", sock=pair["client"])
+    with pytest.raises(AgentError) as info:
+        agent.call("recv", sock=pair["server"])
+    assert info.value.error == "ECONNRESET"
+
+
+def test_shutdown_write_keeps_read_side(agent):
+    """After shutdown wr, sending fails with EPIPE but receiving works."""
+    pair = connected_pair(agent)
+    agent.call("shutdown", sock=pair["client"])
+    with pytest.raises(AgentError) as info:
+        agent.call("send", sock=pair["client"], data="x")
+    assert info.value.error == "EPIPE"
+    agent.call("send", sock=pair["server"], data="reply")
+    assert agent.call("recv", sock=pair["client"])["text"] == "reply"
+
+
+def test_close_sends_fin_and_forgets_handle(agent):
+    """close makes the peer see eof and retires the handle."""
+    pair = connected_pair(agent)
+    agent.call("close", sock=pair["client"])
+    assert agent.call("recv", sock=pair["server"])["eof"] is True
+    with pytest.raises(AgentError) as info:
+        agent.call("recv", sock=pair["client"])
+    assert info.value.error == "bad-request"
+
+
+def test_abort_resets_peer(agent):
+    """abort sends RST: the peer's SO_ERROR is ECONNRESET, no TIME-WAIT."""
+    pair = connected_pair(agent)
+    agent.call("abort", sock=pair["client"])
+    deadline = time.monotonic() + 2.0
+    error = None
+    while error is None and time.monotonic() < deadline:
+        error = agent.call("sockerror", sock=pair["server"])["error"]
+    assert error == "ECONNRESET"
+    assert state_of(agent, pair["client_port"], pair["port"]) is None
+
+
+def test_wait_connected_refused(agent):
+    """Connecting to a closed port reports ECONNREFUSED."""
+    listener = agent.call("listen", port=0, addr=LOOPBACK)
+    agent.call("close", sock=listener["sock"])
+    client = agent.call("connect", addr=LOOPBACK, port=listener["port"])
+    with pytest.raises(AgentError) as info:
+        agent.call("wait_connected", sock=client["sock"])
+    assert info.value.error == "ECONNREFUSED"
+
+
+# ------------------------------------------------------------- options
+
+def test_setsockopt(agent):
+    """Known options are set by name, with ints or bools."""
+    pair = connected_pair(agent)
+    for option, value in [("SO_RCVBUF", 65536), ("TCP_NODELAY", True),
+                          ("SO_KEEPALIVE", 1), ("TCP_USER_TIMEOUT", 1000),
+                          ("SO_LINGER", 5)]:
+        agent.call("setsockopt", sock=pair["client"], option=option,
+                   value=value)
+
+
+def test_setsockopt_unknown_option(agent):
+    """An unknown option name is a bad request naming the option."""
+    pair = connected_pair(agent)
+    with pytest.raises(AgentError) as info:
+        agent.call("setsockopt", sock=pair["client"], option="SO_BOGUS",
+                   value=1)
+    assert info.value.error == "bad-request"
+    assert "SO_BOGUS" in info.value.message
+
+
+def test_sockopts_on_listen_and_connect(agent):
+    """listen and connect accept a sockopts dict applied before bind."""
+    listener = agent.call("listen", port=0, addr=LOOPBACK,
+                          sockopts={"SO_RCVBUF": 32768,
+                                    "TCP_DEFER_ACCEPT": 0})
+    client = agent.call("connect", addr=LOOPBACK, port=listener["port"],
+                        sockopts={"TCP_NODELAY": True, "TCP_MAXSEG": 1000})
+    agent.call("wait_connected", sock=client["sock"])
+
+
+def test_connect_from_local_port(agent):
+    """connect binds the requested local port."""
+    listener = agent.call("listen", port=0, addr=LOOPBACK)
+    probe = agent.call("listen", port=0, addr=LOOPBACK)
+    agent.call("close", sock=probe["sock"])  # a port that was just free
+    client = agent.call("connect", addr=LOOPBACK, port=listener["port"],
+                        local_addr=LOOPBACK, local_port=probe["port"])
+    agent.call("wait_connected", sock=client["sock"])
+    server = agent.call("accept", sock=listener["sock"])
+    assert server["peer"] == "%s:%d" % (LOOPBACK, probe["port"])
+
+
+# -------------------------------------------------------------- states
+
+def test_states_listen_and_established(agent):
+    """states lists the listener and both ends of the connection."""
+    pair = connected_pair(agent)
+    conns = agent.call("states", local_port=pair["port"])["connections"]
+    assert {"local": "%s:%d" % (LOOPBACK, pair["port"]),
+            "remote": "0.0.0.0:0", "state": "LISTEN"} in conns
+    assert state_of(agent, pair["port"], pair["client_port"]) == "ESTABLISHED"
+    assert state_of(agent, pair["client_port"], pair["port"]) == "ESTABLISHED"
+
+
+def test_states_fin_wait_2_after_active_close(agent):
+    """The side closing first sits in FIN-WAIT-2, its peer in CLOSE-WAIT."""
+    pair = connected_pair(agent)
+    agent.call("close", sock=pair["client"])
+    assert wait_state(agent, pair["client_port"], pair["port"],
+                      "FIN-WAIT-2") == "FIN-WAIT-2"
+    assert state_of(agent, pair["port"], pair["client_port"]) == "CLOSE-WAIT"
+
+
+def test_states_time_wait_after_both_close(agent):
+    """When the peer closes too, the active closer enters TIME-WAIT."""
+    pair = connected_pair(agent)
+    agent.call("close", sock=pair["client"])
+    wait_state(agent, pair["client_port"], pair["port"], "FIN-WAIT-2")
+    agent.call("close", sock=pair["server"])
+    assert wait_state(agent, pair["client_port"], pair["port"],
+                      "TIME-WAIT") == "TIME-WAIT"
+
+
+def test_cleanup_aborts_everything(agent):
+    """cleanup aborts connections, closes listeners, frees every handle."""
+    pair = connected_pair(agent)
+    assert agent.call("cleanup")["aborted"] == 2
+    assert state_of(agent, pair["client_port"], pair["port"]) is None
+    conns = agent.call("states", local_port=pair["port"])["connections"]
+    assert conns == []
+    with pytest.raises(AgentError):
+        agent.call("close", sock=pair["listener"])
+
+
+# ------------------------------------------------------ bad requests
+
+def test_unknown_op_is_bad_request(agent):
+    """An unknown op is a bad request and the agent keeps working."""
+    with pytest.raises(AgentError) as info:
+        agent.call("frobnicate")
+    assert info.value.error == "bad-request"
+    assert agent.call("states")["connections"] is not None
+
+
+@pytest.mark.parametrize("op, args, named", [
+    ("listen", {}, "port"),
+    ("listen", {"port": "80"}, "port"),
+    ("listen", {"port": True}, "port"),
+    ("recv", {"sock": 99}, "sock"),
+    ("shutdown", {"sock": 1, "how": "sideways"}, "how"),
+    ("setsockopt", {"sock": 1, "option": "TCP_NODELAY", "value": "yes"},
+     "value"),
+])
+def test_bad_arguments_are_bad_requests(agent, op, args, named):
+    """Missing or mistyped arguments are bad requests naming the argument."""
+    agent.call("listen", port=0, addr=LOOPBACK)  # handle 1 exists
+    with pytest.raises(AgentError) as info:
+        agent.call(op, **args)
+    assert info.value.error == "bad-request"
+    assert info.value.message.startswith(named)
+    assert agent.call("states")["connections"] is not None
+
+
+# ------------------------------------------------------------ lifecycle
+
+def test_agent_death_raises_agent_died(agent):
+    """A killed agent makes the next call raise AgentDied."""
+    os.kill(agent.pid, signal.SIGKILL)
+    with pytest.raises(AgentDied):
+        agent.call("states")
+    with pytest.raises(AgentFailure):  # and stays dead
+        agent.call("states")
+
+
+def test_unresponsive_agent_raises_agent_died(agent):
+    """A call exceeding its timeout raises AgentDied instead of hanging."""
+    pair = connected_pair(agent)
+    started = time.monotonic()
+    with pytest.raises(AgentDied) as info:
+        agent.call("recv", sock=pair["server"], timeout=5.0,
+                   call_timeout=0.2)
+    assert "no response" in str(info.value)
+    assert time.monotonic() - started < 2.0
+    assert not pid_exists(agent.pid)
+
+
+def test_close_leaves_no_process(agent):
+    """close() ends the agent process; calling it again is harmless."""
+    pid = agent.pid
+    connected_pair(agent)
+    agent.close()
+    assert not pid_exists(pid)
+    assert agent.returncode == 0
+    agent.close()
+
+
+def test_quit_exits_cleanly(agent):
+    """quit is answered, then the agent exits with status 0."""
+    agent.call("quit")
+    agent._proc.wait(timeout=2)
+    assert agent.returncode == 0
+
+
+def test_context_manager_closes():
+    """Leaving the with block closes the agent."""
+    with AgentClient.start([], python=sys.executable) as client:
+        pid = client.pid
+    assert not pid_exists(pid)
+
+
+def test_start_failure_raises_agent_died():
+    """A prefix whose command exits at once raises AgentDied with stderr."""
+    with pytest.raises(AgentDied) as info:
+        AgentClient.start([sys.executable, "-c",
+                           "import sys; sys.stderr.write('nope\\n')", "--"],
+                          timeout=5.0)
+    assert "nope" in str(info.value)
+
+
+def test_stdin_eof_means_quit(agent):
+    """Closing the agent's stdin makes it exit with status 0."""
+    agent._proc.stdin.close()
+    assert agent._proc.wait(timeout=2) == 0
+
+
+def test_garbage_line_is_survived(agent):
+    """A line that is not JSON is answered with an error, then ignored."""
+    agent._proc.stdin.write(b"this is not json\n")
+    agent._proc.stdin.flush()
+    assert agent.call("states")["ok"] is True
+    assert "not a JSON line" in agent.stderr_tail()
+
+
+def test_remote_shell_quoting():
+    """remote_shell=True survives a prefix that re-parses a command string."""
+    with AgentClient.start(["sh", "-c"], python=sys.executable,
+                           remote_shell=True) as client:
+        assert client.hello["agent"] == "tcpconf-agent"
+        assert client.call("states")["ok"] is True
