@@ -392,7 +392,8 @@ class _CaseRun:
             self._consume(seg)
             raise StepFailed(step, f"no answer for {_fmt_duration(step.duration)} "
                                    f"(retransmissions aside)",
-                             f"{self._describe(seg)} after {(seg.time - start) * 1000:.1f} ms")
+                             f"{self._describe(seg)}, {max(0.0, seg.time - start) * 1000:.1f} ms "
+                             f"into the silence")
         self.ref_time = time.time()
 
     def _one_of(self, step: OneOf) -> None:

@@ -47,7 +47,7 @@ class LinuxLab(Target):
             kwargs["tag"] = tag
         self.lab = Lab(**kwargs)
         self.agent = None
-        self._drop_rules: list[str] = []
+        self._nft_rules: list[str] = []
 
     @property
     def link(self) -> Link:
@@ -74,8 +74,8 @@ class LinuxLab(Target):
         if self.agent is not None:
             values["target system"] = self.agent.hello.get("system", "?")
         values.update(self.lab.settings())
-        if self._drop_rules:
-            values["altered: nftables drops"] = "; ".join(self._drop_rules)
+        if self._nft_rules:
+            values["ALTERED by nftables rules"] = "; ".join(self._nft_rules)
         return values
 
     def describe(self) -> str:
@@ -86,23 +86,36 @@ class LinuxLab(Target):
     def set_sysctl(self, key: str, value) -> str:
         return self.lab.set_sysctl(key, str(value))
 
-    def drop_outgoing(self, match: str) -> None:
-        """Make the target's kernel drop its own outgoing segments matching an
-        nftables expression, such as 'tcp flags & rst == rst'."""
+    def run_in_target(self, *argv: str) -> str:
+        """Run a command in the target namespace (e.g. to change its MTU)."""
+        return self.lab.in_target(*argv)
+
+    def add_nft_rule(self, hook: str, rule: str) -> None:
+        """Alter the target with an nftables rule in its own namespace.
+
+        `hook` is "in" (segments arriving at the target, before its TCP sees
+        them) or "out" (segments its TCP sends).  Examples: ("out", "tcp flags
+        & rst == rst drop") makes the target never send a RST; ("in", "tcp
+        flags == fin tcp flags set fin | ack") makes it treat a FIN without
+        ACK as a FIN+ACK, as lwIP does."""
+        if hook not in ("in", "out"):
+            raise LabError(f"an nftables alteration needs the hook 'in' or 'out', not {hook!r}")
         problems = preflight(("nft",))
         if problems:
             raise LabError("; ".join(problems))
-        if not self._drop_rules:
+        if not self._nft_rules:
             self.lab.in_target("nft", "add table inet tcpconf_alter")
-            self.lab.in_target("nft", "add chain inet tcpconf_alter output "
-                                      "{ type filter hook output priority 0 ; }")
-        self.lab.in_target("nft", f"add rule inet tcpconf_alter output {match} drop")
-        self._drop_rules.append(match)
+            self.lab.in_target("nft", "add chain inet tcpconf_alter in "
+                                      "{ type filter hook prerouting priority raw ; }")
+            self.lab.in_target("nft", "add chain inet tcpconf_alter out "
+                                      "{ type filter hook output priority raw ; }")
+        self.lab.in_target("nft", f"add rule inet tcpconf_alter {hook} {rule}")
+        self._nft_rules.append(f"{hook}: {rule}")
 
     def clear_alterations(self) -> None:
-        if self._drop_rules:
+        if self._nft_rules:
             self.lab.in_target("nft", "delete table inet tcpconf_alter", check=False)
-            self._drop_rules = []
+            self._nft_rules = []
 
 
 TARGETS = {"linux": LinuxLab}

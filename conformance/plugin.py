@@ -1,0 +1,261 @@
+"""pytest integration: case files become test items, verdicts become outcomes.
+
+* Every ``*.yaml`` under a ``cases`` directory (or named on the command line)
+  is collected; each case in it is one item named by its id.
+* Marks come from the case: the requirement levels (``must``, ``should``,
+  ``may``), the RFCs (``rfc9293``, ``rfc5961``), the target's role
+  (``listener``, ``client``) and the case's own ``marks``; requirement ids are
+  keywords, so ``-m must`` and ``-k RFC5961`` select as expected.
+* The case runs in the item's *setup*: if the suite cannot decide (lab broken,
+  agent dead, starting state not reached, bad case file) pytest reports an
+  ERROR with the reason, never a pass.  The *call* phase turns the verdict
+  into pass or fail; a failure prints requirement, expected, actual and the
+  ladder, in the manner of h2spec.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import pytest
+
+from . import runner as runner_module
+from .case import Case, CaseError, load_case_file
+from .lab import LabError, preflight
+from .verdict import ERROR, FAIL, Verdict, render_ladder
+
+_RUNNER_KEY = pytest.StashKey["runner_module.Runner"]()
+_VERDICT_KEY = pytest.StashKey[Verdict]()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("tcp-conformance", "TCP conformance suite")
+    group.addoption("--target", default="linux",
+                    help="the stack to test (default: linux, the kernel's stack in a lab "
+                         "namespace the suite builds)")
+    group.addoption("--target-sysctl", action="append", default=[], metavar="KEY=VALUE",
+                    help="set a sysctl in the target namespace, e.g. "
+                         "net.ipv4.tcp_rfc1337=1 (repeatable)")
+    group.addoption("--target-nft", action="append", default=[], metavar="in|out:RULE",
+                    help="alter the target with an nftables rule on its incoming or outgoing "
+                         "segments, e.g. 'out:tcp flags & rst == rst drop' (repeatable)")
+    group.addoption("--pcap-dir", default="reports/pcap",
+                    help="where each case's capture is written (default: reports/pcap)")
+
+
+def pytest_configure(config):
+    for level in ("must", "should", "may"):
+        config.addinivalue_line("markers", f"{level}: cases checking a {level.upper()} requirement")
+    for role in ("listener", "client"):
+        config.addinivalue_line("markers", f"{role}: cases where the target is the {role}")
+    config.addinivalue_line("markers", "slow: cases that wait on timers of many seconds")
+    if config.pluginmanager.hasplugin("html"):
+        config.pluginmanager.register(HtmlReport(), "tcp-conformance-html")
+
+
+def pytest_collect_file(file_path: Path, parent):
+    if file_path.suffix in (".yaml", ".yml") and (
+            "cases" in file_path.parts or parent.session.isinitpath(file_path)):
+        return CaseFile.from_parent(parent, path=file_path)
+    return None
+
+
+class CaseFile(pytest.File):
+    def collect(self):
+        try:
+            cases = load_case_file(self.path, None)
+        except CaseError as error:
+            # One clear error for this file; the other files still run.
+            yield InvalidCase.from_parent(self, name=self.path.name, error=error)
+            return
+        for case in cases:
+            yield CaseItem.from_parent(self, name=case.id, case=case)
+
+
+class InvalidCase(pytest.Item):
+    def __init__(self, *, error: CaseError, **kwargs):
+        super().__init__(**kwargs)
+        self.error = error
+
+    def setup(self):
+        pytest.fail(f"invalid case file: {self.error}", pytrace=False)
+
+    def runtest(self):  # pragma: no cover - setup always fails
+        pass
+
+    def reportinfo(self):
+        return self.path, (self.error.line or 1) - 1, f"invalid case file {self.path.name}"
+
+
+class CaseFailed(Exception):
+    def __init__(self, verdict: Verdict):
+        super().__init__(verdict.headline())
+        self.verdict = verdict
+
+
+class CaseItem(pytest.Item):
+    def __init__(self, *, case: Case, **kwargs):
+        super().__init__(**kwargs)
+        self.case = case
+        levels = {req.level.lower() for req in case.requirements}
+        rfcs = {f"rfc{req.rfc}" for req in case.requirements}
+        for mark in sorted(levels | rfcs | {case.role} | set(case.marks)):
+            _register_mark(self.config, mark)
+            self.add_marker(mark)
+        self.extra_keyword_matches.update(req.id for req in case.requirements)
+
+    def _runner(self) -> "runner_module.Runner":
+        stash = self.config.stash
+        if _RUNNER_KEY not in stash:
+            opts = self.config.option
+            sysctls = dict(item.split("=", 1) for item in opts.target_sysctl)
+            stash[_RUNNER_KEY] = runner_module.Runner.for_target(
+                opts.target, sysctls, Path(opts.pcap_dir))
+            current = stash[_RUNNER_KEY]
+            current.start()
+            if not current.failure:
+                _apply_nft(current, opts.target_nft)
+                _record_settings(self.config, current)
+        return stash[_RUNNER_KEY]
+
+    def setup(self):
+        runner = self._runner()
+        if runner.failure:
+            pytest.fail(f"the target could not be started: {runner.failure}", pytrace=False)
+        verdict = runner.run(self.case)
+        self.stash[_VERDICT_KEY] = verdict
+        if verdict.outcome == ERROR:
+            pytest.fail(verdict.explain(), pytrace=False)
+
+    def runtest(self):
+        verdict = self.stash[_VERDICT_KEY]
+        if verdict.outcome == FAIL:
+            raise CaseFailed(verdict)
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, CaseFailed):
+            return excinfo.value.verdict.explain()
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, self.case.line - 1, f"{self.case.id}: {self.case.title}"
+
+
+def _register_mark(config, name: str) -> None:
+    """Marks come from case files, so they are declared as they are met."""
+    if not any(line.split(":")[0].strip() == name for line in config.getini("markers")):
+        config.addinivalue_line("markers", f"{name}: from case files")
+
+
+def _apply_nft(runner, rules) -> None:
+    for text in rules:
+        hook, _, rule = text.partition(":")
+        try:
+            runner.target.add_nft_rule(hook.strip(), rule.strip())
+        except (LabError, AttributeError) as exc:
+            runner.failure = f"cannot apply --target-nft {text!r}: {exc}"
+            runner.stop()
+            return
+
+
+def _record_settings(config, runner) -> None:
+    """Put the target's lab settings into the report's environment table."""
+    try:
+        from pytest_metadata.plugin import metadata_key
+    except ImportError:
+        return
+    settings = runner.target.settings()
+    config.stash.setdefault(metadata_key, {}).update(
+        {f"Target: {key}": value for key, value in settings.items()})
+    config._tcpconf_settings = settings
+
+
+def pytest_collection_finish(session):
+    """Refuse to start without root or the lab's tools: one message, not one per case."""
+    if session.config.option.collectonly:
+        return
+    if any(isinstance(item, CaseItem) for item in session.items):
+        if session.config.option.target == "linux":
+            problems = preflight()
+            if problems:
+                pytest.exit("cannot build the lab: " + "; ".join(problems), returncode=4)
+        runner_module.install_signal_handlers()
+
+
+def pytest_sessionfinish(session):
+    current = session.config.stash.get(_RUNNER_KEY, None)
+    if current is not None:
+        current.stop()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    settings = getattr(config, "_tcpconf_settings", None)
+    if settings:
+        terminalreporter.section("TCP conformance: target")
+        for key, value in settings.items():
+            terminalreporter.write_line(f"{key}: {value}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if isinstance(item, CaseItem):
+        verdict = item.stash.get(_VERDICT_KEY, None)
+        report.tcpconf_requirement = item.case.primary
+        if verdict is not None and (call.when == "call" or (call.when == "setup" and report.failed)):
+            report.tcpconf_verdict = verdict
+
+
+class HtmlReport:
+    """pytest-html additions: requirement columns and the wire evidence."""
+
+    def pytest_html_results_table_header(self, cells):
+        cells.insert(2, "<th>Requirement</th>")
+        cells.insert(3, "<th>Level</th>")
+
+    def pytest_html_results_table_row(self, report, cells):
+        req = getattr(report, "tcpconf_requirement", None)
+        cells.insert(2, f"<td>{html.escape(f'{req.id} ({req.citation})') if req else ''}</td>")
+        cells.insert(3, f"<td>{req.level if req else ''}</td>")
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        report = outcome.get_result()
+        verdict = getattr(report, "tcpconf_verdict", None)
+        if verdict is not None:
+            import pytest_html
+            report.extras = getattr(report, "extras", []) + [pytest_html.extras.html(_evidence(verdict))]
+
+
+def _evidence(verdict: Verdict) -> str:
+    """The verdict's evidence as an HTML block: requirement, expected/actual, ladder, pcap."""
+    case = verdict.case
+    rows = []
+    for req in case.requirements:
+        rows.append(f"<li><b>{html.escape(req.id)}</b> ({req.level}, {html.escape(req.citation)}): "
+                    f"{html.escape(req.text.strip())}</li>")
+    parts = [f"<div class='tcpconf'><h4>{html.escape(case.id)}: {html.escape(case.title)}</h4>",
+             f"<p>Target: {html.escape(verdict.target)}. Case file: "
+             f"{html.escape(str(case.path))}:{case.line}</p>",
+             "<p>Requirements:</p><ul>" + "".join(rows) + "</ul>"]
+    if verdict.outcome == FAIL:
+        parts.append(f"<p><b>Expected:</b> {html.escape(verdict.expected)}<br>"
+                     f"<b>Actual:</b> {html.escape(verdict.actual)}<br>"
+                     f"<b>At:</b> {html.escape(str(case.path))}:{verdict.line}</p>")
+    if verdict.outcome == ERROR:
+        parts.append(f"<p><b>The suite could not decide:</b> {html.escape(verdict.reason)}</p>")
+    if verdict.alternative:
+        parts.append(f"<p><b>The target followed:</b> {html.escape(verdict.alternative)}</p>")
+    parts.append("<pre>" + html.escape("\n".join(render_ladder(verdict.ladder))) + "</pre>")
+    if verdict.pcap and Path(verdict.pcap).exists():
+        data = base64.b64encode(Path(verdict.pcap).read_bytes()).decode()
+        name = Path(verdict.pcap).name
+        parts.append(f"<p><a download='{html.escape(name)}' "
+                     f"href='data:application/vnd.tcpdump.pcap;base64,{data}'>"
+                     f"Download the capture ({html.escape(name)})</a></p>")
+    parts.append("</div>")
+    return "".join(parts)

@@ -1,0 +1,94 @@
+"""One run of the suite against one target: start it, run cases, always tear down.
+
+Teardown happens on every way out: normal end, a failing case, Ctrl-C
+(KeyboardInterrupt), SIGTERM/SIGHUP (turned into KeyboardInterrupt so the same
+path runs), and interpreter exit.  A run killed with SIGKILL leaves its
+namespaces behind; the next run's lab removes them (lab.remove_stale_labs).
+"""
+
+from __future__ import annotations
+
+import atexit
+import signal
+from pathlib import Path
+
+from .case import Case
+from .engine import Engine
+from .lab import LabError
+from .targets import Target, make_target
+from .verdict import Verdict
+from .wire import Wire, WireError
+
+_running: list["Runner"] = []
+
+
+def _stop_all() -> None:
+    for runner in list(_running):
+        runner.stop()
+
+
+def _interrupt(signum, _frame):
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def install_signal_handlers() -> None:
+    """Make SIGTERM and SIGHUP unwind like Ctrl-C, so teardown code runs."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) in (signal.SIG_DFL, None):
+            signal.signal(sig, _interrupt)
+
+
+atexit.register(_stop_all)
+
+
+class Runner:
+    """A started target with its wire and engine."""
+
+    def __init__(self, target: Target, pcap_dir: Path | None = None):
+        self.target, self.pcap_dir = target, pcap_dir
+        self.wire: Wire | None = None
+        self.engine: Engine | None = None
+        self.failure: str | None = None   # why the run cannot start, once known
+
+    @classmethod
+    def for_target(cls, name: str, sysctls: dict | None = None,
+                   pcap_dir: Path | None = None) -> "Runner":
+        return cls(make_target(name, sysctls), pcap_dir)
+
+    def start(self) -> None:
+        if self.engine is not None or self.failure:
+            return
+        _running.append(self)
+        try:
+            self.target.start()
+            self.wire = Wire(self.target.link)
+            self.engine = Engine(self.target, self.wire, self.pcap_dir)
+        except (LabError, WireError, OSError) as exc:
+            self.failure = str(exc)
+            self.stop()
+
+    def run(self, case: Case) -> Verdict:
+        self.start()
+        if self.failure:
+            raise LabError(self.failure)
+        return self.engine.run(case)
+
+    def stop(self) -> None:
+        if self.wire is not None:
+            self.wire.close()
+            self.wire = None
+        self.engine = None
+        try:
+            self.target.stop()
+        finally:
+            if self in _running:
+                _running.remove(self)
+
+    def __enter__(self) -> "Runner":
+        self.start()
+        if self.failure:
+            raise LabError(self.failure)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
