@@ -76,6 +76,9 @@ def _construct(node, path, marks, constructor):
                 raise CaseError("", key_node.start_mark.line + 1, _dotted(path + (key,)),
                                 "this field is given twice")
             result[key] = _construct(value_node, path + (key,), marks, constructor)
+            # An error about a field points at its key, where the author wrote
+            # the name, even when the value starts on a later line.
+            marks[path + (key,)] = key_node.start_mark.line + 1
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_construct(item, path + (i,), marks, constructor)
@@ -196,6 +199,8 @@ def parse_seqexpr(value: Union[int, str]) -> SeqExpr:
     if isinstance(value, int):
         return SeqExpr(value, (), str(value))
     text, pos, constant, names = value.strip(), 0, 0, []
+    if not text:
+        raise ValueError(f"expected a number or {', '.join(EXPR_NAMES)} joined by + and -")
     while pos < len(text):
         match = _TERM.match(text, pos)
         if not match or match.end() == pos or (pos and not match.group(1)):

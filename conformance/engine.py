@@ -198,6 +198,8 @@ class _CaseRun:
         for step in steps:
             if step.note:
                 self._note(step.note)
+            if not isinstance(step, (Send, Expect, OneOf)):
+                self.sent_at = None  # a round trip is a send answered by the next expect
             if isinstance(step, Send):
                 self._send(step)
             elif isinstance(step, Expect):

@@ -267,10 +267,6 @@ def test_target_backlog_sockopts_and_marks(tmp_path):
     assert (plain.backlog, plain.sockopts, plain.marks, plain.description) == (5, {}, [], "")
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="case-schema.yaml writes the 'description' property as a quoted "
-                          "string, not a schema, so jsonschema crashes on any case that "
-                          "has a description")
 def test_description_field(tmp_path):
     """A top-level description is allowed and kept in Case.description."""
     text = case_text(VALID_STEPS).replace("title: A test case\n",
@@ -341,8 +337,6 @@ def test_unknown_name_in_seq(tmp_path):
     assert "snd_nxt, snd_una, rcv_nxt, snd_wnd" in error.message
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="a seq of only spaces matches the schema pattern and parses as 0")
 def test_blank_seq_is_an_error(tmp_path):
     """seq: '  ' is not a sequence number and must be reported."""
     text = case_text("""\
@@ -512,9 +506,6 @@ def test_unknown_field_in_send(tmp_path):
     assert "seq" in error.message.split("expected one of", 1)[1]
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="marks record the line of a field's value, so a block-style "
-                          "value on the next line is reported one line after its key")
 def test_unknown_block_field_points_at_its_key(tmp_path):
     """An unknown field whose value is on the following lines is reported at the key."""
     text = case_text("""\
