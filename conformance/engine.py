@@ -27,7 +27,7 @@ from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import Ether
 
 from . import tcp
-from .agent_client import AgentDied, AgentError
+from .agent_client import AgentDied, AgentError, AgentFailure
 from .case import App, Case, Expect, OneOf, Send, Silence, StateCheck, Wait, _fmt_duration
 from .seq import MOD, relative, seq_add, seq_diff, seq_gt, seq_le
 from .verdict import ERROR, FAIL, PASS, LadderEntry, Verdict
@@ -115,14 +115,14 @@ class _CaseRun:
         try:
             self.wire.watch(self.tester_port)
             self._agent("cleanup")
-            if case.role == "listener":
-                self._app(App(line=case.line, note=None, requirement=None, op="listen"))
             try:
+                if case.role == "listener":
+                    self._app(App(line=case.line, note=None, requirement=None, op="listen"))
                 self._steps(case.setup_steps)
             except StepFailed as exc:
                 raise CannotDecide(
                     f"the target did not reach the starting state {case.start}: expected "
-                    f"{exc.expected}; got {exc.actual} (setups.yaml:{exc.step.line})") from None
+                    f"{exc.expected}; got {exc.actual}") from None
             self.phase = "case"
             self._steps(case.steps)
         except StepFailed as exc:
@@ -134,7 +134,7 @@ class _CaseRun:
                 self.alternatives.append(exc.alternative)
         except CannotDecide as exc:
             verdict.outcome, verdict.reason = ERROR, str(exc)
-        except (AgentDied, WireError, OSError) as exc:
+        except (AgentFailure, WireError, OSError) as exc:
             verdict.outcome, verdict.reason = ERROR, f"{type(exc).__name__}: {exc}"
         finally:
             self._finish(verdict)
@@ -157,7 +157,7 @@ class _CaseRun:
             pass
         try:
             self._agent("cleanup")
-        except (CannotDecide, AgentDied, StepFailed):
+        except (CannotDecide, AgentFailure):
             pass
         verdict.ladder, verdict.exchanges, verdict.protocol_waits = \
             self.ladder, self.exchanges, self.waits

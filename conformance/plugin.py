@@ -212,6 +212,9 @@ def pytest_runtest_makereport(item, call):
 class HtmlReport:
     """pytest-html additions: requirement columns and the wire evidence."""
 
+    def pytest_html_report_title(self, report):
+        report.title = "TCP conformance report"
+
     def pytest_html_results_table_header(self, cells):
         cells.insert(2, "<th>Requirement</th>")
         cells.insert(3, "<th>Level</th>")

@@ -70,7 +70,7 @@ class LinuxLab(Target):
         self.lab.destroy()
 
     def settings(self) -> dict:
-        values = {"target": "Linux kernel TCP in a network namespace"}
+        values = {"stack": "Linux kernel TCP, in a network namespace the suite built"}
         if self.agent is not None:
             values["target system"] = self.agent.hello.get("system", "?")
         values.update(self.lab.settings())

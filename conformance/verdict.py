@@ -49,7 +49,6 @@ class Verdict:
         return self.outcome == PASS
 
     def headline(self) -> str:
-        req = self.requirement or self.case.primary
         where = f"{self.case.path}:{self.line}" if self.line else str(self.case.path)
         if self.outcome == PASS:
             followed = f" (followed: {self.alternative})" if self.alternative else ""

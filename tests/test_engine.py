@@ -1,0 +1,73 @@
+"""The engine's semantics, against the real Linux lab: retransmissions,
+checksums, strict accounting of every answer, alternatives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conformance.case import load_case_file
+from conformance.verdict import FAIL, PASS
+
+
+def case(steps: str, start: str = "ESTABLISHED", role: str = "listener"):
+    text = (f"id: engine-test\ntitle: an engine test\nrequirements:\n"
+            f"  - {{id: T-1, rfc: 9293, section: '3.10.7.4', level: MUST, text: a rule}}\n"
+            f"target: {{role: {role}, start: {start}}}\nsteps:\n{steps}")
+    (loaded,) = load_case_file(Path("engine-test.yaml"), text)
+    return loaded
+
+
+def test_retransmission_during_silence_is_not_an_answer(linux):
+    """The target's retransmitted FIN inside a silence window does not break the silence."""
+    verdict = linux.run(case("  - silence: 700ms\n  - state: FIN-WAIT-1\n", start="FIN-WAIT-1"))
+    assert verdict.outcome == PASS, verdict.explain()
+    assert any(e.mark == "retransmission" for e in verdict.ladder), verdict.explain()
+
+
+def test_expected_retransmission_is_matched(linux):
+    """expect with retransmission: true matches the retransmitted FIN, after the RTO."""
+    verdict = linux.run(case(
+        "  - expect: {flags: FIN+ACK, seq: rcv_nxt - 1, retransmission: true, after: 150ms}\n",
+        start="FIN-WAIT-1"))
+    assert verdict.outcome == PASS, verdict.explain()
+
+
+def test_segment_with_bad_checksum_is_dropped(linux):
+    """Data with a wrong checksum is dropped silently and does not advance snd_nxt."""
+    verdict = linux.run(case(
+        "  - send: {flags: ACK+PSH, data: lost, bad_checksum: true}\n"
+        "  - silence: 200ms\n"
+        "  - send: {flags: ACK+PSH, data: kept}\n"
+        "  - expect: {flags: ACK, ack: 5}\n"
+        "  - app: {recv: kept}\n"))
+    assert verdict.outcome == PASS, verdict.explain()
+    assert "(bad checksum)" not in "".join(e.text for e in verdict.ladder if e.direction == "in")
+
+
+def test_unforeseen_answer_fails_the_next_expect(linux):
+    """An answer the case did not expect is not skipped: the next expect sees it."""
+    verdict = linux.run(case(
+        "  - send: {flags: ACK+PSH, data: hello}\n"
+        "  - app: {send: reply}\n"
+        "  - expect: {flags: ACK+(PSH), data: reply}\n"))
+    assert verdict.outcome == FAIL
+    assert "data is b''" in verdict.actual
+
+
+def test_expectation_on_timing_fails_when_late(linux):
+    """An answer later than 'within' fails, saying when it came."""
+    verdict = linux.run(case(
+        "  - wait: 100ms\n"
+        "  - expect: {flags: FIN+ACK, retransmission: true, within: 50ms}\n", start="FIN-WAIT-1"))
+    assert verdict.outcome == FAIL
+    assert "no segment within 50ms" in verdict.actual or "it came after" in verdict.actual
+
+
+def test_target_as_client_stays_in_syn_sent_on_bad_synack(linux):
+    """A SYN-ACK that does not ack the SYN draws a RST at SEG.ACK and leaves SYN-SENT
+    (RFC 9293 3.10.7.3): the client role and absolute-ack handling work end to end."""
+    verdict = linux.run(case(
+        "  - send: {flags: SYN+ACK, seq: 0, ack: 1000}\n"
+        "  - expect: {flags: RST, seq: 1000}\n"
+        "  - state: SYN-SENT\n", start="SYN-SENT", role="client"))
+    assert verdict.outcome == PASS, verdict.explain()
