@@ -18,7 +18,7 @@ CASES = all_cases()
 BREAKS = {
     "handshake.passive-open": (
         [("out", "tcp flags & (syn|ack) == syn|ack drop")],
-        "expect: {flags: SYN+ACK, ack: 1}", "no segment within 1s"),
+        "expect: {flags: SYN+ACK, ack: 1, mss: present}", "no segment within 1s"),
     "handshake.synack-mss": (
         [("mtu", "1000")], "expect: {flags: SYN+ACK, ack: 1, mss: 1460}", "mss is 960"),
     "handshake.active-open": (

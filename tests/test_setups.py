@@ -1,0 +1,24 @@
+"""Every setup in conformance/setups.yaml reaches the state it is named after,
+against Linux: a case may start from any of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conformance.case import load_case_file, load_setups
+from conformance.verdict import PASS
+
+SETUPS = sorted(load_setups())
+
+
+@pytest.mark.parametrize("role,name", SETUPS, ids=[f"{r}-{n}" for r, n in SETUPS])
+def test_setup_reaches_its_state(linux, role, name):
+    """A case starting at the setup finds the target in that state."""
+    text = (f"id: setup-{name}\ntitle: t\nrequirements:\n"
+            f"  - {{id: T-1, rfc: 9293, section: '3.3.2', level: MUST, text: t}}\n"
+            f"target: {{role: {role}, start: {name}}}\nsteps:\n  - state: {name}\n")
+    (case,) = load_case_file(Path(f"setup-{name}.yaml"), text)
+    verdict = linux.run(case)
+    assert verdict.outcome == PASS, verdict.explain()
