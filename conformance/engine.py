@@ -61,6 +61,9 @@ class Connection:
     peer_max: int | None = None      # highest sequence number the target has sent + 1
     our_wscale: int | None = None
     peer_wscale: int | None = None
+    # True once the target has acknowledged our SYN, until either side resets:
+    # a SYN sent while synchronized is a probe (RFC 5961 4.2), not a new ISN.
+    synchronized: bool = False
 
     def variables(self) -> dict[str, int]:
         """The names a case may use in seq/ack, relative to each side's ISN."""
@@ -237,10 +240,13 @@ class _CaseRun:
         self.wire.send(frame)
         if step.bad_checksum:
             pass  # the target must discard it (MUST-3): it advances nothing
-        elif step.flags & tcp.SYN:
+        elif step.flags & tcp.RST:
+            conn.synchronized = False  # we abort: our next SYN opens anew
+        elif step.flags & tcp.SYN and not conn.synchronized:
+            conn.snd_nxt = conn.snd_una = seq
             conn.snd_nxt = seq_add(seq, 1 + len(step.payload) + bool(step.flags & tcp.FIN))
             conn.our_wscale = dict(step.options).get("wscale")
-        else:
+        elif not step.flags & tcp.SYN:
             # SND.NXT only moves forward, and only for a segment that starts
             # within what we have sent: a retransmitted FIN leaves it where it
             # is, a probe beyond the window does not move it at all.
@@ -303,6 +309,9 @@ class _CaseRun:
             conn.peer_max = end
         if seg.has(tcp.ACK) and seq_gt(seg.ack, conn.snd_una) and seq_le(seg.ack, conn.snd_nxt):
             conn.snd_una = seg.ack
+            conn.synchronized = conn.synchronized or conn.irs is not None
+        if seg.has(tcp.RST):
+            conn.synchronized = False
         scaled = conn.our_wscale is not None and conn.peer_wscale is not None
         conn.snd_wnd = seg.window << (conn.peer_wscale if scaled and not seg.has(tcp.SYN) else 0)
 
@@ -406,17 +415,25 @@ class _CaseRun:
         windows = [ref + a.steps[0].within if isinstance(a.steps[0], Expect)
                    else start + a.steps[0].duration for a in step.alternatives]
         seg = self._next_segment(max(windows))
-        chosen = None
+        candidates = []
         for alt in step.alternatives:
             first = alt.steps[0]
             if isinstance(first, Expect):
                 if seg is not None and not self._mismatches(first, seg, ref, v):
-                    chosen = alt
+                    candidates.append(alt)
             elif seg is None or seg.time - start > first.duration:
-                chosen = alt
-                self.waits += first.duration
-            if chosen:
-                break
+                candidates.append(alt)
+        chosen = candidates[0] if candidates else None
+        if len(candidates) > 1:
+            # The same answer on the wire (say, silence after a RST in
+            # TIME-WAIT): the state that follows tells the alternatives apart.
+            for alt in candidates:
+                if len(alt.steps) > 1 and isinstance(alt.steps[1], StateCheck):
+                    if self._observed_state(alt.steps[1].state) == alt.steps[1].state:
+                        chosen = alt
+                        break
+        if chosen is not None and isinstance(chosen.steps[0], Silence):
+            self.waits += chosen.steps[0].duration
         described = "; or ".join(f"{a.label}: {_first_text(a.steps[0])}" for a in step.alternatives)
         if chosen is None:
             actual = self._describe(seg) if seg else "no segment"
@@ -535,6 +552,13 @@ class _CaseRun:
         state = next((c["state"] for c in conns if c["remote"] == remote), tcp.CLOSED)
         return state, any(c["state"] == tcp.LISTEN for c in conns)
 
+    def _observed_state(self, expected: str) -> str:
+        """The state to compare with `expected`, in the case language's terms."""
+        state, listening = self.flow_state()
+        if expected == tcp.LISTEN and state == tcp.CLOSED:
+            return tcp.LISTEN if listening else "CLOSED (no listener left)"
+        return state
+
     def _state(self, step: StateCheck) -> None:
         """Poll the target's state until it is the expected one or `within` passes.
 
@@ -544,9 +568,7 @@ class _CaseRun:
         connection block, whatever the listener does."""
         deadline = time.time() + step.within
         while True:
-            state, listening = self.flow_state()
-            if step.state == tcp.LISTEN and state == tcp.CLOSED:
-                state = tcp.LISTEN if listening else "CLOSED (no listener left)"
+            state = self._observed_state(step.state)
             if state == step.state or time.time() >= deadline:
                 break
             time.sleep(0.005)

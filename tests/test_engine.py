@@ -71,3 +71,39 @@ def test_target_as_client_stays_in_syn_sent_on_bad_synack(linux):
         "  - expect: {flags: RST, seq: 1000}\n"
         "  - state: SYN-SENT\n", start="SYN-SENT", role="client"))
     assert verdict.outcome == PASS, verdict.explain()
+
+
+def test_syn_probe_in_established_does_not_move_snd_nxt(linux):
+    """A SYN sent in ESTABLISHED is a probe: the challenge ACK still acks the old snd_nxt."""
+    verdict = linux.run(case(
+        "  - send: {flags: SYN, seq: snd_nxt + 50}\n"
+        "  - expect: {flags: ACK, seq: rcv_nxt, ack: snd_nxt}\n"
+        "  - state: ESTABLISHED\n"))
+    assert verdict.outcome == PASS, verdict.explain()
+
+
+TIME_WAIT_RST = """\
+  - send: {flags: RST}
+  - one_of:
+      - label: RFC 1337 fix F1
+        steps:
+          - silence: 100ms
+          - state: TIME-WAIT
+      - label: assassinated
+        conforms: false
+        steps:
+          - silence: 100ms
+          - state: CLOSED
+"""
+
+
+def test_alternatives_with_the_same_answer_are_told_apart_by_state(linux):
+    """Two branches that both start with silence are decided by the state that follows."""
+    old = linux.target.set_sysctl("net.ipv4.tcp_rfc1337", 1)
+    try:
+        protected = linux.run(case(TIME_WAIT_RST, start="TIME-WAIT"))
+    finally:
+        linux.target.set_sysctl("net.ipv4.tcp_rfc1337", old)
+    assassinated = linux.run(case(TIME_WAIT_RST, start="TIME-WAIT"))
+    assert (protected.outcome, protected.alternative) == (PASS, "RFC 1337 fix F1")
+    assert (assassinated.outcome, assassinated.alternative) == (FAIL, "assassinated")
