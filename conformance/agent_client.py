@@ -123,7 +123,7 @@ class AgentClient:
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, bufsize=0)
+                                    stderr=subprocess.PIPE, bufsize=-1)
         except OSError as e:
             raise AgentDied("cannot start agent (%s): %s"
                             % (shlex.join(argv), e))

@@ -15,12 +15,15 @@ over segments without a valid checksum and TSO merges segments (lab notes).
 
 Nothing is configured outside the two namespaces: the veth pair is created
 inside the tester namespace with its peer placed straight into the target's.
-Namespace names carry the PID of the process that built them, so a lab left by
-a killed run is recognised and removed at the next start.
+Namespace names carry the PID of the process that built them and a number
+unique within it (tcpconf-<pid>-<n>-target), so a lab left by a killed run is
+recognised and removed at the next start, and two labs of one process never
+share a name.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -53,7 +56,8 @@ RECORDED_SYSCTLS = (
     "net.ipv4.tcp_abort_on_overflow", "net.ipv4.tcp_ecn",
 )
 
-_LAB_NAME = re.compile(rf"^{PREFIX}-(\d+)-(tester|target)$")
+_LAB_NAME = re.compile(rf"^{PREFIX}-(\d+)-\d+-(tester|target)$")
+_lab_numbers = itertools.count(1)
 
 
 class LabError(Exception):
@@ -110,7 +114,7 @@ def remove_stale_labs() -> list[str]:
 class Lab:
     """One tester/target namespace pair; `build()` and `destroy()` are idempotent."""
 
-    tag: str = field(default_factory=lambda: str(os.getpid()))
+    tag: str = field(default_factory=lambda: f"{os.getpid()}-{next(_lab_numbers)}")
     sysctls: dict = field(default_factory=dict)   # overrides on top of LAB_SYSCTLS
     built: bool = False
 

@@ -5,8 +5,12 @@ namespace; listeners use port 0 so the kernel picks free ports.
 """
 
 import base64
+import errno
+import json
 import os
 import signal
+import socket
+import struct
 import sys
 import time
 
@@ -288,6 +292,171 @@ def test_cleanup_aborts_everything(agent):
     assert conns == []
     with pytest.raises(AgentError):
         agent.call("close", sock=pair["listener"])
+
+
+def test_states_netlink_matches_proc(agent):
+    """sock_diag netlink and /proc/net/tcp* list the same connections.
+
+    Covers LISTEN, ESTABLISHED, SYN-RECEIVED (a request socket: with
+    TCP_DEFER_ACCEPT the server drops the client's bare ACK and keeps the
+    request socket while the client is already ESTABLISHED), FIN-WAIT-2
+    with CLOSE-WAIT, TIME-WAIT, and, when the host has IPv6, a dual-stack
+    listener on :: whose connections appear as ::ffff:127.0.0.1.  A socket
+    left bound to a port after a refused connect is in neither list
+    (asking sock_diag for all 32 state bits would add it as CLOSED).  Each
+    comparison is order-exact, with and without the port filters.
+    """
+    closed = agent.call("listen", port=0, addr=LOOPBACK)
+    agent.call("close", sock=closed["sock"])
+    probe = agent.call("listen", port=0, addr=LOOPBACK)
+    agent.call("close", sock=probe["sock"])
+    refused = agent.call("connect", addr=LOOPBACK, port=closed["port"],
+                         local_addr=LOOPBACK, local_port=probe["port"])
+    with pytest.raises(AgentError):
+        agent.call("wait_connected", sock=refused["sock"])
+    finwait = connected_pair(agent)
+    agent.call("close", sock=finwait["client"])
+    timewait = connected_pair(agent)
+    agent.call("close", sock=timewait["client"])
+    wait_state(agent, timewait["client_port"], timewait["port"], "FIN-WAIT-2")
+    agent.call("close", sock=timewait["server"])
+    deferred = agent.call("listen", port=0, addr=LOOPBACK,
+                          sockopts={"TCP_DEFER_ACCEPT": 30})
+    half = agent.call("connect", addr=LOOPBACK, port=deferred["port"])
+    agent.call("wait_connected", sock=half["sock"])
+    expected = {
+        (finwait["client_port"], finwait["port"]): "FIN-WAIT-2",
+        (finwait["port"], finwait["client_port"]): "CLOSE-WAIT",
+        (timewait["client_port"], timewait["port"]): "TIME-WAIT",
+        (deferred["port"], half["local_port"]): "SYN-RECEIVED",
+        (half["local_port"], deferred["port"]): "ESTABLISHED",
+        (finwait["port"], 0): "LISTEN",
+        (deferred["port"], 0): "LISTEN",
+    }
+    try:
+        dual = agent.call("listen", port=0, addr="::")
+    except AgentError as e:  # a host without IPv6
+        assert e.error in ("EAFNOSUPPORT", "EADDRNOTAVAIL"), e
+    else:
+        dual_client = agent.call("connect", addr=LOOPBACK, port=dual["port"])
+        agent.call("wait_connected", sock=dual_client["sock"])
+        agent.call("accept", sock=dual["sock"])
+        expected[(dual["port"], 0)] = "LISTEN"
+        expected[(dual["port"], dual_client["local_port"])] = "ESTABLISHED"
+
+    def ports(conn):
+        return (int(conn["local"].rsplit(":", 1)[1]),
+                int(conn["remote"].rsplit(":", 1)[1]))
+
+    deadline = time.monotonic() + 2.0
+    while True:  # until every socket reached its state
+        conns = agent.call("states")["connections"]
+        seen = {ports(c): c["state"] for c in conns if ports(c) in expected}
+        if seen == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    assert seen == expected
+
+    def both(**filters):
+        got = [agent.call("states", source=source, **filters)["connections"]
+               for source in ("netlink", "proc")]
+        assert got[0] == got[1], filters
+        return got[0]
+
+    # Unfiltered: the whole table, of which only our rows are stable.
+    ours = [[c for c in agent.call("states", source=source)["connections"]
+             if ports(c) in expected]
+            for source in ("netlink", "proc")]
+    assert ours[0] == ours[1]
+    assert {ports(c): c["state"] for c in ours[0]} == expected
+    for local, remote in expected:
+        both(local_port=local)
+        both(remote_port=remote)
+        both(local_port=local, remote_port=remote)
+        if remote:
+            rows = both(local_port=local, remote_addr=LOOPBACK,
+                        remote_port=remote)
+            assert [c["state"] for c in rows] == [expected[(local, remote)]]
+    assert both(local_port=probe["port"]) == []
+    assert both(local_port=65535, remote_port=1) == []
+
+
+def test_states_sources_and_default(agent):
+    """states takes source auto (the default), netlink or proc."""
+    pair = connected_pair(agent)
+    results = [agent.call("states", local_port=pair["port"], **extra)
+               ["connections"]
+               for extra in ({}, {"source": "auto"}, {"source": "netlink"},
+                             {"source": "proc"})]
+    assert len(results[0]) == 2  # LISTEN and the server's ESTABLISHED
+    assert all(result == results[0] for result in results)
+    for bad in ("sysfs", 1):
+        with pytest.raises(AgentError) as info:
+            agent.call("states", source=bad)
+        assert info.value.error == "bad-request"
+        assert info.value.message.startswith("source")
+
+
+def load_agent_module():
+    """agent.py's namespace, run in this process without starting main()."""
+    namespace = {"__name__": "tcpconf_agent_under_test"}
+    exec(compile(AGENT_SOURCE, "tcpconf-agent", "exec"), namespace)
+    return namespace
+
+
+def test_states_falls_back_to_proc_without_netlink(monkeypatch, capsys):
+    """Where a netlink socket cannot be made, auto reads /proc/net/tcp*
+    (saying so once on stderr) and source netlink is "unsupported"."""
+    mod = load_agent_module()
+    listener = socket.socket()
+    listener.bind((LOOPBACK, 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    real_socket = socket.socket
+
+    def no_netlink(family=socket.AF_INET, *args, **kwargs):
+        if family == socket.AF_NETLINK:
+            raise OSError(errno.EAFNOSUPPORT, os.strerror(errno.EAFNOSUPPORT))
+        return real_socket(family, *args, **kwargs)
+
+    def states(source):
+        line = json.dumps({"id": 1, "op": "states", "local_port": port,
+                           "source": source})
+        return agent.handle(line.encode())
+
+    listening = [{"local": "%s:%d" % (LOOPBACK, port),
+                  "remote": "0.0.0.0:0", "state": "LISTEN"}]
+    try:
+        agent = mod["Agent"]()
+        assert states("netlink")["connections"] == listening
+        monkeypatch.setattr(socket, "socket", no_netlink)
+        for _ in range(2):
+            assert states("auto")["connections"] == listening
+        assert capsys.readouterr().err.count("reading /proc/net/tcp") == 1
+        failed = states("netlink")
+        assert failed["ok"] is False and failed["error"] == "unsupported"
+        assert "EAFNOSUPPORT" in failed["message"] or "ddress family" in \
+            failed["message"]
+        assert states("proc")["connections"] == listening
+    finally:
+        listener.close()
+
+
+def test_netlink_port_filter_bytecode():
+    """The inet_diag filter program jumps to the end to accept and 4 bytes
+    past it to reject, as the kernel's bytecode audit requires."""
+    mod = load_agent_module()
+    assert mod["diag_port_filter"](None, None) == b""
+    op = struct.Struct("=BBH")  # code, yes, no
+    assert mod["diag_port_filter"](80, None) == (
+        op.pack(2, 8, 20) + op.pack(0, 0, 80)      # local port >= 80
+        + op.pack(3, 8, 12) + op.pack(0, 0, 80))   # local port <= 80
+    assert mod["diag_port_filter"](None, 443) == (
+        op.pack(4, 8, 20) + op.pack(0, 0, 443)
+        + op.pack(5, 8, 12) + op.pack(0, 0, 443))
+    both = mod["diag_port_filter"](80, 443)
+    assert [op.unpack_from(both, i)[2] for i in range(0, 32, 8)] == \
+        [36, 28, 20, 12]
 
 
 # ------------------------------------------------------ bad requests

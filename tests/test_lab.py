@@ -31,6 +31,10 @@ def _wait_for(predicate, timeout=20.0):
     return False
 
 
+def namespaces_of(pid: int) -> set[str]:
+    return {name for name in lab_namespaces() if name.startswith(f"{lab.PREFIX}-{pid}-")}
+
+
 def _dead_pid() -> int:
     pid = 4_000_000
     while os.path.exists(f"/proc/{pid}"):
@@ -55,7 +59,7 @@ def test_build_and_destroy_leave_nothing():
 
 def test_stale_lab_is_removed_at_next_start():
     """Namespaces left by a run whose process is gone are deleted by the next build."""
-    stale = f"{lab.PREFIX}-{_dead_pid()}-target"
+    stale = f"{lab.PREFIX}-{_dead_pid()}-1-target"
     subprocess.run(["ip", "netns", "add", stale], check=True)
     the_lab = Lab(tag="t2")
     try:
@@ -73,8 +77,8 @@ def test_killed_run_is_cleaned_by_the_next_run():
     child = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "up"
-        ours = {f"{lab.PREFIX}-{child.pid}-tester", f"{lab.PREFIX}-{child.pid}-target"}
-        assert ours <= lab_namespaces()
+        ours = namespaces_of(child.pid)
+        assert len(ours) == 2
         child.send_signal(signal.SIGKILL)
         child.wait(10)
         assert ours <= lab_namespaces()          # left behind by the kill
@@ -104,13 +108,12 @@ def test_interrupted_sweep_tears_the_lab_down(sig, tmp_path):
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "conformance.plugin",
          "-q", str(slow_case)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    ours = {f"{lab.PREFIX}-{child.pid}-tester", f"{lab.PREFIX}-{child.pid}-target"}
     try:
-        assert _wait_for(lambda: ours <= lab_namespaces()), "the sweep never built its lab"
+        assert _wait_for(lambda: len(namespaces_of(child.pid)) == 2), "the sweep never built its lab"
         time.sleep(0.5)
         child.send_signal(sig)
         child.wait(30)
-        assert not ours & lab_namespaces()
+        assert not namespaces_of(child.pid)
         agents = subprocess.run(["pgrep", "-f", "tcpconf-agent"], capture_output=True, text=True)
         assert str(child.pid) not in agents.stdout
     finally:
@@ -125,12 +128,13 @@ def test_not_root_gives_one_clear_message():
     # the sweep runs as root with the effective uid reported as a user's.
     code = ("import os, sys, pytest\nos.geteuid = lambda: 1000\n"
             "sys.exit(pytest.main(['-p', 'no:cacheprovider', '-q', 'cases']))")
+    before = lab_namespaces()
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     output = result.stdout + result.stderr
     assert result.returncode == 4, output
     assert output.count("the lab needs root") == 1, output
     assert "run as root" in output
-    assert not lab_namespaces() - {n for n in lab_namespaces() if str(os.getpid()) in n}
+    assert lab_namespaces() == before  # stopped before building anything
 
 
 def test_missing_tools_are_named_with_their_package(monkeypatch):

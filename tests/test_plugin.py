@@ -66,7 +66,7 @@ def test_failure_prints_requirement_expected_actual_and_ladder(cases_dir):
     out = result.stdout
     assert result.returncode == 1, out
     assert "Requirement: RFC9293-3.10.7.2-listen-syn (MUST, RFC 9293 section 3.10.7.2)" in out
-    assert "Expected: SYN+ACK ack=1, within 1s" in out
+    assert "Expected: SYN+ACK ack=1 mss=present, within 1s" in out
     assert "Actual: no segment within 1s" in out
     assert "--> SYN seq=0 win=65535 <mss 1460>" in out
 
