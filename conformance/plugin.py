@@ -28,6 +28,7 @@ from .verdict import ERROR, FAIL, Verdict, render_ladder
 
 _RUNNER_KEY = pytest.StashKey["runner_module.Runner"]()
 _VERDICT_KEY = pytest.StashKey[Verdict]()
+_SETTINGS_KEY = pytest.StashKey[dict]()
 
 
 def pytest_addoption(parser):
@@ -161,15 +162,16 @@ def _apply_nft(runner, rules) -> None:
 
 
 def _record_settings(config, runner) -> None:
-    """Put the target's lab settings into the report's environment table."""
+    """Keep the target's settings for the terminal summary and the report's
+    environment table."""
+    settings = runner.target.settings()
+    config.stash[_SETTINGS_KEY] = settings
     try:
         from pytest_metadata.plugin import metadata_key
     except ImportError:
         return
-    settings = runner.target.settings()
     config.stash.setdefault(metadata_key, {}).update(
         {f"Target: {key}": value for key, value in settings.items()})
-    config._tcpconf_settings = settings
 
 
 def pytest_collection_finish(session):
@@ -191,7 +193,7 @@ def pytest_sessionfinish(session):
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    settings = getattr(config, "_tcpconf_settings", None)
+    settings = config.stash.get(_SETTINGS_KEY, None)
     if settings:
         terminalreporter.section("TCP conformance: target")
         for key, value in settings.items():
