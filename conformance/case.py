@@ -277,9 +277,9 @@ class Expect(Step):
             parts.append(f"{name}={value}")
         if self.retransmission:
             parts.append("(a retransmission)")
-        timing = f"within {_fmt_duration(self.within)}"
+        timing = f"within {fmt_duration(self.within)}"
         if self.after:
-            timing = f"after {_fmt_duration(self.after)}, " + timing
+            timing = f"after {fmt_duration(self.after)}, " + timing
         return " ".join(parts) + f", {timing}" if parts else f"any segment, {timing}"
 
 
@@ -357,7 +357,7 @@ class Case:
         return self.primary
 
 
-def _fmt_duration(seconds: float) -> str:
+def fmt_duration(seconds: float) -> str:
     return f"{seconds * 1000:g}ms" if seconds < 1 else f"{seconds:g}s"
 
 
@@ -472,7 +472,7 @@ class _Builder:
         after = parse_duration(value.get("after", 0))
         if after > within:
             raise self.error(path + ("after",), f"expected a time not later than within "
-                                                f"({_fmt_duration(within)})")
+                                                f"({fmt_duration(within)})")
         return Expect(
             flags=flags, optional_flags=optional or 0,
             seq=self.seqexpr(value.get("seq"), path + ("seq",)),

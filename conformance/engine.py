@@ -17,6 +17,7 @@ case is an ERROR: the suite could not decide.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import random
 import time
@@ -28,7 +29,7 @@ from scapy.layers.l2 import Ether
 
 from . import tcp
 from .agent_client import AgentDied, AgentError, AgentFailure
-from .case import App, Case, Expect, OneOf, Send, Silence, StateCheck, Wait, _fmt_duration
+from .case import App, Case, Expect, OneOf, Send, Silence, StateCheck, Wait, fmt_duration
 from .seq import MOD, relative, seq_add, seq_diff, seq_gt, seq_le
 from .verdict import ERROR, FAIL, PASS, LadderEntry, Verdict
 from .wire import Wire, WireError, build_frame, decode, write_pcap
@@ -164,7 +165,6 @@ class _CaseRun:
             pass
         verdict.ladder, verdict.exchanges, verdict.protocol_waits = \
             self.ladder, self.exchanges, self.waits
-        verdict.start_time = min((e.time for e in self.ladder), default=time.time())
         if self.engine.pcap_dir is not None and self.segments:
             self.engine.pcap_dir.mkdir(parents=True, exist_ok=True)
             path = self.engine.pcap_dir / f"{self.case.id}.pcap"
@@ -382,7 +382,7 @@ class _CaseRun:
         seg = self._next_segment(ref + step.within, step.retransmission)
         if seg is None:
             raise StepFailed(step, step.describe(),
-                             f"no segment within {_fmt_duration(step.within)}")
+                             f"no segment within {fmt_duration(step.within)}")
         problems = self._mismatches(step, seg, ref, v)
         self._consume(seg)
         if problems:
@@ -401,7 +401,7 @@ class _CaseRun:
         self.waits += step.duration
         if seg is not None:
             self._consume(seg)
-            raise StepFailed(step, f"no answer for {_fmt_duration(step.duration)} "
+            raise StepFailed(step, f"no answer for {fmt_duration(step.duration)} "
                                    f"(retransmissions aside)",
                              f"{self._describe(seg)}, {max(0.0, seg.time - start) * 1000:.1f} ms "
                              f"into the silence")
@@ -505,7 +505,7 @@ class _CaseRun:
                 return
             if op == "accept" and exc.error == "timeout":
                 raise StepFailed(step, "a connection to accept",
-                                 f"none completed within {_fmt_duration(step.timeout)}") from None
+                                 f"none completed within {fmt_duration(step.timeout)}") from None
             raise StepFailed(step, f"{op} succeeds", f"{op} failed: {exc.error} "
                                                      f"({exc.message})") from None
         if step.expect_error:
@@ -580,14 +580,13 @@ class _CaseRun:
 
 
 def _data(reply: dict) -> bytes:
-    import base64
     return base64.b64decode(reply.get("data_b64", ""))
 
 
 def _first_text(step) -> str:
     if isinstance(step, Expect):
         return step.describe()
-    return f"no answer for {_fmt_duration(step.duration)}"
+    return f"no answer for {fmt_duration(step.duration)}"
 
 
 def _option_text(name, value) -> str:

@@ -116,7 +116,6 @@ class Lab:
 
     tag: str = field(default_factory=lambda: f"{os.getpid()}-{next(_lab_numbers)}")
     sysctls: dict = field(default_factory=dict)   # overrides on top of LAB_SYSCTLS
-    built: bool = False
 
     @property
     def tester_ns(self) -> str:
@@ -140,7 +139,6 @@ class Lab:
             raise LabError("; ".join(problems))
         remove_stale_labs()
         self.destroy()
-        self.built = True  # from here on, destroy() has something to undo
         t, g = self.tester_ns, self.target_ns
         run("ip", "netns", "add", t)
         run("ip", "netns", "add", g)
@@ -165,7 +163,6 @@ class Lab:
         for ns in (self.target_ns, self.tester_ns):
             if ns in existing:
                 run("ip", "netns", "delete", ns, check=False)
-        self.built = False
 
     def set_sysctl(self, key: str, value: str) -> str:
         """Change a sysctl in the target namespace; returns the old value."""

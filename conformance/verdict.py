@@ -37,7 +37,6 @@ class Verdict:
     reason: str = ""                 # for ERROR: why the suite could not decide
     alternative: str | None = None   # which labelled alternative the target followed
     ladder: list[LadderEntry] = field(default_factory=list)
-    start_time: float = 0.0
     pcap: str | None = None
     wall_time: float = 0.0           # seconds the run took
     protocol_waits: float = 0.0      # seconds of silence/wait the case itself asks for
