@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from conformance.case import load_case_file  # noqa: E402
 from conformance.runner import Runner  # noqa: E402
-from conformance.wire import build_frame, decode  # noqa: E402
+from conformance.wire import build_frame  # noqa: E402
 from conformance import tcp  # noqa: E402
 
 

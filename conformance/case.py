@@ -304,7 +304,7 @@ class App(Step):
         if self.op == "send":
             return f"send {self.argument!r}"
         if self.op == "recv":
-            return f"recv -> {self.argument}" if self.argument in ("EOF",) or _is_errno(self.argument) \
+            return f"recv -> {self.argument}" if self.argument in ("EOF",) or is_errno(self.argument) \
                 else f"recv {self.argument!r}"
         if self.op == "setsockopt":
             return "setsockopt " + ", ".join(f"{k}={v}" for k, v in self.argument.items())
@@ -361,7 +361,7 @@ def fmt_duration(seconds: float) -> str:
     return f"{seconds * 1000:g}ms" if seconds < 1 else f"{seconds:g}s"
 
 
-def _is_errno(text) -> bool:
+def is_errno(text) -> bool:
     return isinstance(text, str) and text in errno.errorcode.values()
 
 
@@ -488,12 +488,12 @@ class _Builder:
             return App(op=value, **common)
         (op, argument), = value.items()
         if op == "recv" and argument.isupper() and argument.startswith("E") \
-                and argument != "EOF" and not _is_errno(argument):
+                and argument != "EOF" and not is_errno(argument):
             raise self.error(path + ("recv",), f"expected text, EOF or an errno name such as "
                                                f"ECONNRESET; {argument!r} is no errno name")
         if op in ("accept", "connect"):
             expect_error = argument.get("expect")
-            if expect_error and not _is_errno(expect_error):
+            if expect_error and not is_errno(expect_error):
                 raise self.error(path + (op, "expect"), f"expected an errno name such as "
                                                         f"ECONNREFUSED; got {expect_error!r}")
             return App(op=op, timeout=parse_duration(argument.get("timeout", 2.0)),

@@ -28,8 +28,8 @@ from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import Ether
 
 from . import tcp
-from .agent_client import AgentDied, AgentError, AgentFailure
-from .case import App, Case, Expect, OneOf, Send, Silence, StateCheck, Wait, fmt_duration
+from .agent_client import AgentError, AgentFailure
+from .case import App, Case, Expect, OneOf, Send, Silence, StateCheck, Wait, fmt_duration, is_errno
 from .seq import MOD, relative, seq_add, seq_diff, seq_gt, seq_le
 from .verdict import ERROR, FAIL, PASS, LadderEntry, Verdict
 from .wire import Wire, WireError, build_frame, decode, write_pcap
@@ -279,8 +279,7 @@ class _CaseRun:
             if seg is None:
                 continue
             self.segments.append(seg)
-            entry = LadderEntry(seg.time, "segment", self._describe(seg), seg.direction,
-                                mark=mark, segment=seg)
+            entry = LadderEntry(seg.time, "segment", self._describe(seg), seg.direction, mark=mark)
             self.ladder.append(entry)
             if seg.direction == tcp.OUT:
                 entry.mark = ""  # only the target's segments can go unexamined
@@ -516,7 +515,7 @@ class _CaseRun:
 
     def _recv(self, step: App, sock) -> str:
         want = step.argument
-        if want == "EOF" or want.startswith("E") and want.isupper():
+        if want == "EOF" or is_errno(want):
             try:
                 reply = self._agent("recv", sock=sock, timeout=1.0)
             except AgentError as exc:

@@ -205,14 +205,17 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if isinstance(item, CaseItem):
-        verdict = item.stash.get(_VERDICT_KEY, None)
         report.tcpconf_requirement = item.case.primary
-        if verdict is not None and (call.when == "call" or (call.when == "setup" and report.failed)):
-            report.tcpconf_verdict = verdict
+        verdict = item.stash.get(_VERDICT_KEY, None)
+        decided = call.when == "call" or (call.when == "setup" and report.failed)
+        if verdict is not None and decided and item.config.pluginmanager.hasplugin("html"):
+            import pytest_html
+            report.extras = getattr(report, "extras", []) + [pytest_html.extras.html(_evidence(verdict))]
 
 
 class HtmlReport:
-    """pytest-html additions: requirement columns and the wire evidence."""
+    """pytest-html additions: the title and the requirement columns (the
+    evidence itself is attached in pytest_runtest_makereport)."""
 
     def pytest_html_report_title(self, report):
         report.title = "TCP conformance report"
@@ -225,15 +228,6 @@ class HtmlReport:
         req = getattr(report, "tcpconf_requirement", None)
         cells.insert(2, f"<td>{html.escape(f'{req.id} ({req.citation})') if req else ''}</td>")
         cells.insert(3, f"<td>{req.level if req else ''}</td>")
-
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_makereport(self, item, call):
-        outcome = yield
-        report = outcome.get_result()
-        verdict = getattr(report, "tcpconf_verdict", None)
-        if verdict is not None:
-            import pytest_html
-            report.extras = getattr(report, "extras", []) + [pytest_html.extras.html(_evidence(verdict))]
 
 
 def _evidence(verdict: Verdict) -> str:

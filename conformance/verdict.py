@@ -23,7 +23,6 @@ class LadderEntry:
     text: str
     direction: str = ""    # tcp.OUT / tcp.IN for segments
     mark: str = ""         # "retransmission", "unexamined", "bad checksum", "setup"...
-    segment: tcp.Segment | None = None
 
 
 @dataclass
@@ -42,10 +41,6 @@ class Verdict:
     protocol_waits: float = 0.0      # seconds of silence/wait the case itself asks for
     exchanges: list[float] = field(default_factory=list)  # injector round trips, seconds
     target: str = ""
-
-    @property
-    def passed(self) -> bool:
-        return self.outcome == PASS
 
     def headline(self) -> str:
         where = f"{self.case.path}:{self.line}" if self.line else str(self.case.path)

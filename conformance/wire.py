@@ -98,8 +98,6 @@ class Wire:
                             f"in namespace {link.netns}: {exc}") from None
         self._poller = select.poll()
         self._poller.register(self._rx, select.POLLIN)
-        self._pending: list[Frame] = []
-        self.flow_filter = ""
 
     # -- capture ------------------------------------------------------------
 
@@ -129,27 +127,21 @@ class Wire:
             self._attach(raw, program.bf_len)
         finally:
             free_filter(program)
-        self.flow_filter = expression
         self.drain()
 
     def drain(self) -> None:
         """Forget frames that belong to an earlier flow."""
-        self._pending.clear()
         while self._read(0) is not None:
             pass
 
-    def unread(self, frame: Frame) -> None:
-        """Give a frame back, to be returned by the next receive()."""
-        self._pending.insert(0, frame)
-
     def receive(self, deadline: float) -> Frame | None:
-        """The next captured frame, or None once time.time() passes deadline."""
-        if self._pending:
-            return self._pending.pop(0)
+        """The next captured frame, or None once time.time() passes deadline.
+        Frames already queued are returned even after the deadline: their
+        kernel timestamps say when they really arrived."""
         return self._read(max(0.0, deadline - time.time()))
 
     def _read(self, timeout: float) -> Frame | None:
-        if not self._poller.poll(int(timeout * 1000 + 0.999)) and timeout > 0:
+        if not self._poller.poll(int(timeout * 1000 + 0.999)):
             return None
         try:
             data, ancillary, _flags, address = self._rx.recvmsg(

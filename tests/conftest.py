@@ -6,7 +6,6 @@ one costs about a second); tests that alter the target undo their alterations.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest

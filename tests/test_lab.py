@@ -12,7 +12,6 @@ import time
 import pytest
 
 from conformance import lab
-from conformance.engine import Engine
 from conformance.lab import Lab, LabError, preflight
 from conformance.runner import Runner
 from conformance.safety import UnsafeTarget, check_target
