@@ -32,6 +32,7 @@ import jsonschema
 import yaml
 
 from . import tcp
+from .wire import FAMILIES, MAX_OPTION_BYTES, encode_options
 
 SCHEMA_PATH = Path(__file__).with_name("case-schema.yaml")
 SETUPS_PATH = Path(__file__).with_name("setups.yaml")
@@ -240,6 +241,7 @@ class Send(Step):
     urg: int = 0
     payload: bytes = b""
     options: list = field(default_factory=list)
+    raw_options: bytes = b""
     bad_checksum: bool = False
 
 
@@ -344,6 +346,8 @@ class Case:
     marks: list[str] = field(default_factory=list)
     backlog: int = 5
     sockopts: dict = field(default_factory=dict)
+    sysctls: dict = field(default_factory=dict)
+    families: tuple = FAMILIES
     setup_steps: list = field(default_factory=list)
 
     @property
@@ -454,10 +458,17 @@ class _Builder:
         if "timestamp" in value:
             ts = value["timestamp"]
             options.append(("timestamp", (ts["val"], ts.get("ecr", 0))))
+        raw = bytes.fromhex(value.get("raw_options", ""))
+        size = len(encode_options(options, raw))
+        if size > MAX_OPTION_BYTES:
+            raise self.error(path + ("raw_options" if raw else "flags",),
+                             f"expected at most {MAX_OPTION_BYTES} octets of options "
+                             f"(the data offset cannot say more); these take {size}")
         return Send(flags=flags, seq=self.seqexpr(value.get("seq"), path + ("seq",)),
                     ack=self.seqexpr(value.get("ack"), path + ("ack",)),
                     win=value.get("win", 65535), urg=value.get("urg", 0), payload=payload,
-                    options=options, bad_checksum=value.get("bad_checksum", False), **common)
+                    options=options, raw_options=raw,
+                    bad_checksum=value.get("bad_checksum", False), **common)
 
     def expect(self, value, path, common) -> Expect:
         checks = [k for k in value if k not in ("within", "after")]
@@ -540,7 +551,10 @@ def build_case(data: dict, marks: _Marks, path: Path) -> Case:
         role=target["role"], start=target["start"], steps=steps, path=path,
         line=marks.line(()) or 1, description=data.get("description", ""),
         marks=list(data.get("marks", [])), backlog=target.get("backlog", 5),
-        sockopts=dict(target.get("sockopts", {})), setup_steps=setups[key],
+        sockopts=dict(target.get("sockopts", {})),
+        sysctls={k: str(v) for k, v in target.get("sysctls", {}).items()},
+        families=tuple(f for f in FAMILIES if f in data.get("families", FAMILIES)),
+        setup_steps=setups[key],
     )
 
 

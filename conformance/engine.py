@@ -24,15 +24,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from scapy.layers.inet import ICMP, IP
-from scapy.layers.l2 import Ether
-
 from . import tcp
 from .agent_client import AgentError, AgentFailure
 from .case import App, Case, Expect, OneOf, Send, Silence, StateCheck, Wait, fmt_duration, is_errno
 from .seq import MOD, relative, seq_add, seq_diff, seq_gt, seq_le
 from .verdict import ERROR, FAIL, PASS, LadderEntry, Verdict
-from .wire import Wire, WireError, build_frame, decode, write_pcap
+from .wire import IPV4, IPV6, Wire, WireError, build_frame, decode, echo_request, is_echo_reply, write_pcap
 
 # Agent errors that are the suite's fault or a broken target host, never the
 # target's TCP behaviour.
@@ -86,16 +83,18 @@ class Engine:
         start = random.randrange(0, 10000)
         self._ports = ((40000 + n % 20000, 10000 + n % 20000) for n in itertools.count(start))
 
-    def run(self, case: Case) -> Verdict:
+    def run(self, case: Case, family: str = IPV4) -> Verdict:
         tester_port, target_port = next(self._ports)
-        run = _CaseRun(self, case, tester_port, target_port)
+        run = _CaseRun(self, case, family, tester_port, target_port)
         return run.execute()
 
 
 class _CaseRun:
-    def __init__(self, engine: Engine, case: Case, tester_port: int, target_port: int):
-        self.engine, self.case = engine, case
-        self.wire, self.agent, self.link = engine.wire, engine.target.agent, engine.wire.link
+    def __init__(self, engine: Engine, case: Case, family: str, tester_port: int,
+                 target_port: int):
+        self.engine, self.case, self.family = engine, case, family
+        self.wire, self.agent = engine.wire, engine.target.agent
+        self.link = engine.target.links.get(family)
         self.tester_port, self.target_port = tester_port, target_port
         iss = random.randrange(MOD)
         self.conn = Connection(iss=iss, snd_nxt=iss, snd_una=iss)
@@ -109,16 +108,20 @@ class _CaseRun:
         self.waits = 0.0
         self.alternatives: list[str] = []
         self.phase = "setup"
+        self.restore: dict[str, str] = {}   # sysctls the case changed, with their old values
 
     # -- the run ---------------------------------------------------------------
 
     def execute(self) -> Verdict:
         case = self.case
         started = time.perf_counter()
-        verdict = Verdict(PASS, case, target=self.engine.target.describe())
+        verdict = Verdict(PASS, case, target=self.engine.target.describe(), family=self.family)
         try:
-            self.wire.watch(self.tester_port)
+            if self.link is None:
+                raise CannotDecide(f"the target cannot be reached over {self.family}")
+            self.wire.watch(self.link, self.tester_port)
             self._agent("cleanup")
+            self._apply_sysctls()
             try:
                 if case.role == "listener":
                     self._app(App(line=case.line, note=None, requirement=None, op="listen"))
@@ -163,11 +166,12 @@ class _CaseRun:
             self._agent("cleanup")
         except (CannotDecide, AgentFailure):
             pass
+        self._restore_sysctls(verdict)
         verdict.ladder, verdict.exchanges, verdict.protocol_waits = \
             self.ladder, self.exchanges, self.waits
         if self.engine.pcap_dir is not None and self.segments:
             self.engine.pcap_dir.mkdir(parents=True, exist_ok=True)
-            path = self.engine.pcap_dir / f"{self.case.id}.pcap"
+            path = self.engine.pcap_dir / f"{self.case.id}-{self.family}.pcap"
             write_pcap(path, self.segments)
             verdict.pcap = str(path)
 
@@ -176,14 +180,10 @@ class _CaseRun:
         conversation): the target's kernel must answer an ICMP echo.  A case
         whose answers could have been lost by a broken lab must not pass.
         ICMP keeps the probe independent of any TCP behaviour under test."""
-        link = self.link
         ident = random.randrange(1, 65535)
-        frame = bytes(Ether(src=link.tester_mac, dst=link.target_mac)
-                      / IP(src=link.tester_ip, dst=link.target_ip)
-                      / ICMP(type=8, id=ident, seq=1) / b"tcpconf sanity")
         try:
-            self.wire.watch_icmp()
-            self.wire.send(frame)
+            self.wire.watch_icmp(self.link)
+            self.wire.send(echo_request(self.link, ident))
             deadline = time.time() + 1.0
             while True:
                 captured = self.wire.receive(deadline)
@@ -191,11 +191,35 @@ class _CaseRun:
                     return ("the lab did not answer the sanity probe after the case (ICMP echo "
                             "to the target): the link or the capture is broken, so this "
                             "verdict cannot be trusted")
-                packet = Ether(captured.data)
-                if ICMP in packet and packet[ICMP].type == 0 and packet[ICMP].id == ident:
+                if is_echo_reply(captured, ident):
                     return None
         except OSError as exc:
             return f"the sanity probe after the case could not be sent: {exc}"
+
+    def _apply_sysctls(self) -> None:
+        """The case's own target settings (RFC 1337 on, syncookies off...)."""
+        if not self.case.sysctls:
+            return
+        setter = getattr(self.engine.target, "set_sysctl", None)
+        if setter is None:
+            raise CannotDecide(f"the target {self.engine.target.name} cannot change the "
+                               f"settings this case needs: {self.case.sysctls}")
+        for key, value in self.case.sysctls.items():
+            try:
+                self.restore[key] = setter(key, value)
+            except Exception as exc:  # noqa: BLE001 - any failure means: cannot decide
+                raise CannotDecide(f"cannot set {key}={value} on the target: {exc}") from None
+            self._note(f"target setting {key}={value}")
+
+    def _restore_sysctls(self, verdict: Verdict) -> None:
+        for key, value in self.restore.items():
+            try:
+                self.engine.target.set_sysctl(key, value)
+            except Exception as exc:  # noqa: BLE001
+                verdict.outcome = ERROR
+                verdict.reason = (f"could not restore {key}={value} after the case ({exc}); "
+                                  f"later verdicts would be made under the wrong settings")
+        self.restore = {}
 
     def _steps(self, steps) -> None:
         for step in steps:
@@ -235,7 +259,8 @@ class _CaseRun:
         else:
             ack = 0
         frame = build_frame(self.link, self.tester_port, self.target_port, seq, ack, step.flags,
-                            step.win, step.payload, step.options, step.urg, step.bad_checksum)
+                            step.win, step.payload, step.options, step.urg, step.bad_checksum,
+                            step.raw_options)
         self.sent_at = time.perf_counter()
         self.wire.send(frame)
         if step.bad_checksum:
@@ -386,13 +411,15 @@ class _CaseRun:
         self._consume(seg)
         if problems:
             raise StepFailed(step, step.describe(), f"{self._describe(seg)}: {'; '.join(problems)}")
-        self._answered()
+        self._answered(seg)
 
-    def _answered(self) -> None:
+    def _answered(self, seg: tcp.Segment) -> None:
         if self.sent_at is not None:
             self.exchanges.append(time.perf_counter() - self.sent_at)
             self.sent_at = None
-        self.ref_time = time.time()
+        # The next step's time bounds count from the answer's arrival on the
+        # wire (a retransmission timer starts when the segment leaves).
+        self.ref_time = seg.time
 
     def _silence(self, step: Silence) -> None:
         start = time.time()
@@ -445,7 +472,7 @@ class _CaseRun:
             self.held.append(seg)  # it came after the silence window: an answer for later
         elif seg is not None:
             self._consume(seg)
-            self._answered()
+            self._answered(seg)
         else:
             self.ref_time = time.time()
         self._steps(chosen.steps[1:])
@@ -472,6 +499,7 @@ class _CaseRun:
         try:
             if op == "listen":
                 self.listener = self._agent("listen", port=self.target_port,
+                                            addr="::" if self.family == IPV6 else "0.0.0.0",
                                             backlog=self.case.backlog,
                                             sockopts=self.case.sockopts)["sock"]
                 text = f"listen on port {self.target_port}, backlog {self.case.backlog}"

@@ -3,14 +3,18 @@
     tester namespace                      target namespace
     +-------------------------+           +-----------------------------+
     | tester0 (no IP address, | <-------> | target0  198.18.0.2/24      |
-    |  promiscuous)           |   veth    | neigh 198.18.0.1 permanent  |
-    +-------------------------+           +-----------------------------+
+    |  promiscuous, IPv6 off) |   veth    |          2001:2::2/64       |
+    +-------------------------+           | neigh 198.18.0.1, 2001:2::1 |
+                                          |       permanent             |
+                                          +-----------------------------+
 
 The tester's kernel owns no address on the link, so it never answers the
 target's segments itself (with an address configured, it sent a RST 28 us
-after the target's SYN-ACK: lab notes); the injector speaks for 198.18.0.1.
-The target knows the tester's MAC from a permanent neighbour entry, so no ARP
-is needed.  Offloads are off on the target's end: with them on, veth hands
+after the target's SYN-ACK: lab notes); the injector speaks for 198.18.0.1
+and 2001:2::1.  The target knows the tester's MAC from permanent neighbour
+entries, so neither ARP nor neighbour discovery is needed; its IPv6 address
+skips duplicate address detection, and it makes no link-local address and
+ignores router advertisements, so it is usable at once and quiet.  Offloads are off on the target's end: with them on, veth hands
 over segments without a valid checksum and TSO merges segments (lab notes).
 
 Nothing is configured outside the two namespaces: the veth pair is created
@@ -30,12 +34,14 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-from .wire import Link
+from .wire import IPV4, IPV6, Link
 
 PREFIX = "tcpconf"
 TESTER_IFACE, TARGET_IFACE = "tester0", "target0"
 TESTER_MAC, TARGET_MAC = "02:00:c6:12:00:01", "02:00:c6:12:00:02"
 TESTER_IP, TARGET_IP, PREFIXLEN = "198.18.0.1", "198.18.0.2", 24
+# RFC 5180's IPv6 benchmarking range, the counterpart of 198.18.0.0/15.
+TESTER_IP6, TARGET_IP6, PREFIXLEN6 = "2001:2::1", "2001:2::2", 64
 
 # Lab sysctls, set in the target namespace only.  Each one is recorded in the
 # report next to the values the target ended up with.
@@ -43,9 +49,20 @@ LAB_SYSCTLS = {
     # Linux throttles duplicate and challenge ACKs to one per 500 ms
     # (RFC 5961 section 7 allows throttling); cases probe faster than that.
     "net.ipv4.tcp_invalid_ratelimit": "0",
-    # No IPv6 yet: keeps router solicitations and MLD reports off the link.
+}
+# The tester's kernel takes no part in IPv6 either.
+TESTER_SYSCTLS = {
     "net.ipv6.conf.all.disable_ipv6": "1",
     "net.ipv6.conf.default.disable_ipv6": "1",
+}
+# The target's interface: a static IPv6 address only (no link-local address,
+# so no router solicitations or MLD reports; no SLAAC, no DAD).
+TARGET_IPV6_SYSCTLS = {
+    "net.ipv6.conf.default.addr_gen_mode": "1",
+    "net.ipv6.conf.default.accept_ra": "0",
+    "net.ipv6.conf.default.autoconf": "0",
+    "net.ipv6.conf.default.dad_transmits": "0",
+    "net.ipv6.conf.default.router_solicitations": "0",
 }
 # Settings that change what the target answers; read back for the report.
 RECORDED_SYSCTLS = (
@@ -126,9 +143,12 @@ class Lab:
         return f"{PREFIX}-{self.tag}-target"
 
     @property
-    def link(self) -> Link:
-        return Link(iface=TESTER_IFACE, tester_mac=TESTER_MAC, target_mac=TARGET_MAC,
-                    tester_ip=TESTER_IP, target_ip=TARGET_IP, netns=self.tester_ns)
+    def links(self) -> dict[str, Link]:
+        """The link in each address family, keyed "ipv4" and "ipv6"."""
+        common = dict(iface=TESTER_IFACE, tester_mac=TESTER_MAC, target_mac=TARGET_MAC,
+                      netns=self.tester_ns)
+        return {IPV4: Link(tester_ip=TESTER_IP, target_ip=TARGET_IP, **common),
+                IPV6: Link(tester_ip=TESTER_IP6, target_ip=TARGET_IP6, **common)}
 
     def in_target(self, *argv: str, check: bool = True) -> str:
         return run("ip", "netns", "exec", self.target_ns, *argv, check=check)
@@ -142,21 +162,40 @@ class Lab:
         t, g = self.tester_ns, self.target_ns
         run("ip", "netns", "add", t)
         run("ip", "netns", "add", g)
-        for ns, iface_sysctls in ((t, LAB_SYSCTLS), (g, {**LAB_SYSCTLS, **self.sysctls})):
-            for key, value in iface_sysctls.items():
+        for ns, ns_sysctls in ((t, {**LAB_SYSCTLS, **TESTER_SYSCTLS}),
+                               (g, {**LAB_SYSCTLS, **TARGET_IPV6_SYSCTLS, **self.sysctls})):
+            for key, value in ns_sysctls.items():
                 run("ip", "netns", "exec", ns, "sysctl", "-qw", f"{key}={value}")
         run("ip", "-n", t, "link", "add", TESTER_IFACE, "address", TESTER_MAC, "type", "veth",
             "peer", "name", TARGET_IFACE, "address", TARGET_MAC, "netns", g)
         run("ip", "-n", t, "link", "set", TESTER_IFACE, "promisc", "on", "up")
         run("ip", "-n", g, "link", "set", "lo", "up")
-        run("ip", "-n", g, "addr", "add", f"{TARGET_IP}/{PREFIXLEN}", "dev", TARGET_IFACE)
+        for key, value in TARGET_IPV6_SYSCTLS.items():
+            iface_key = key.replace(".default.", f".{TARGET_IFACE}.")
+            run("ip", "netns", "exec", g, "sysctl", "-qw", f"{iface_key}={value}")
         run("ip", "-n", g, "link", "set", TARGET_IFACE, "up")
-        run("ip", "-n", g, "neigh", "replace", TESTER_IP, "lladdr", TESTER_MAC,
-            "dev", TARGET_IFACE, "nud", "permanent")
+        self.configure_addresses()
         # Checksums computed in software and no segmentation offload, so the
         # capture shows the segments the target's TCP really built.
         self.in_target("ethtool", "-K", TARGET_IFACE, "tx", "off", "tso", "off", "gso", "off")
         run("ip", "netns", "exec", t, "ethtool", "-K", TESTER_IFACE, "gro", "off", check=False)
+
+    def configure_addresses(self) -> None:
+        """The target's addresses and its neighbour entries for the tester
+        (idempotent: the kernel drops IPv6 from a link whose MTU goes below
+        1280, and this puts it back)."""
+        g = self.target_ns
+        run("ip", "-n", g, "addr", "replace", f"{TARGET_IP}/{PREFIXLEN}", "dev", TARGET_IFACE)
+        run("ip", "-n", g, "addr", "replace", f"{TARGET_IP6}/{PREFIXLEN6}", "dev", TARGET_IFACE,
+            "nodad")
+        for tester_ip in (TESTER_IP, TESTER_IP6):
+            run("ip", "-n", g, "neigh", "replace", tester_ip, "lladdr", TESTER_MAC,
+                "dev", TARGET_IFACE, "nud", "permanent")
+
+    def set_mtu(self, mtu: int) -> None:
+        self.in_target("ip", "link", "set", TARGET_IFACE, "mtu", str(mtu))
+        if mtu >= 1280:
+            self.configure_addresses()
 
     def destroy(self) -> None:
         existing = set(list_namespaces()) if shutil.which("ip") else set()
@@ -181,6 +220,6 @@ class Lab:
             name, _, value = line.partition(":")
             if name.strip() in wanted:
                 values[f"{TARGET_IFACE} {name.strip()}"] = value.strip()
-        values["link"] = (f"{TESTER_IP} ({self.tester_ns}/{TESTER_IFACE}) <-> "
-                          f"{TARGET_IP} ({self.target_ns}/{TARGET_IFACE})")
+        values["link"] = (f"{TESTER_IP}, {TESTER_IP6} ({self.tester_ns}/{TESTER_IFACE}) <-> "
+                          f"{TARGET_IP}, {TARGET_IP6} ({self.target_ns}/{TARGET_IFACE})")
         return values

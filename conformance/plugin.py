@@ -1,7 +1,8 @@
 """pytest integration: case files become test items, verdicts become outcomes.
 
 * Every ``*.yaml`` under a ``cases`` directory (or named on the command line)
-  is collected; each case in it is one item named by its id.
+  is collected; each case in it is one item per address family it runs over,
+  named ``<case id>[ipv4]`` and ``<case id>[ipv6]``.
 * Marks come from the case: the requirement levels (``must``, ``should``,
   ``may``), the RFCs (``rfc9293``, ``rfc5961``), the target's role
   (``listener``, ``client``) and the case's own ``marks``; requirement ids are
@@ -25,10 +26,12 @@ from . import runner as runner_module
 from .case import Case, CaseError, load_case_file
 from .lab import LabError, preflight
 from .verdict import ERROR, FAIL, Verdict, render_ladder
+from .wire import FAMILIES
 
 _RUNNER_KEY = pytest.StashKey["runner_module.Runner"]()
 _VERDICT_KEY = pytest.StashKey[Verdict]()
 _SETTINGS_KEY = pytest.StashKey[dict]()
+_FAMILIES_KEY = pytest.StashKey[tuple]()
 
 
 def pytest_addoption(parser):
@@ -42,6 +45,8 @@ def pytest_addoption(parser):
     group.addoption("--target-nft", action="append", default=[], metavar="in|out:RULE",
                     help="alter the target with an nftables rule on its incoming or outgoing "
                          "segments, e.g. 'out:tcp flags & rst == rst drop' (repeatable)")
+    group.addoption("--family", default="ipv4,ipv6", metavar="ipv4,ipv6",
+                    help="the address families to run the cases over (default: both)")
     group.addoption("--pcap-dir", default="reports/pcap",
                     help="where each case's capture is written (default: reports/pcap)")
 
@@ -51,6 +56,14 @@ def pytest_configure(config):
         config.addinivalue_line("markers", f"{level}: cases checking a {level.upper()} requirement")
     for role in ("listener", "client"):
         config.addinivalue_line("markers", f"{role}: cases where the target is the {role}")
+    for family in FAMILIES:
+        config.addinivalue_line("markers", f"{family}: cases run over {family}")
+    wanted = [f.strip() for f in config.option.family.split(",") if f.strip()]
+    unknown = [f for f in wanted if f not in FAMILIES]
+    if unknown or not wanted:
+        raise pytest.UsageError(f"--family: expected ipv4, ipv6 or ipv4,ipv6; got "
+                                f"{config.option.family!r}")
+    config.stash[_FAMILIES_KEY] = tuple(wanted)
     config.addinivalue_line("markers", "slow: cases that wait on timers of many seconds")
     if config.pluginmanager.hasplugin("html"):
         config.pluginmanager.register(HtmlReport(), "tcp-conformance-html")
@@ -71,8 +84,12 @@ class CaseFile(pytest.File):
             # One clear error for this file; the other files still run.
             yield InvalidCase.from_parent(self, name=self.path.name, error=error)
             return
+        families = self.config.stash[_FAMILIES_KEY]
         for case in cases:
-            yield CaseItem.from_parent(self, name=case.id, case=case)
+            for family in case.families:
+                if family in families:
+                    yield CaseItem.from_parent(self, name=f"{case.id}[{family}]", case=case,
+                                               family=family)
 
 
 class InvalidCase(pytest.Item):
@@ -97,12 +114,12 @@ class CaseFailed(Exception):
 
 
 class CaseItem(pytest.Item):
-    def __init__(self, *, case: Case, **kwargs):
+    def __init__(self, *, case: Case, family: str, **kwargs):
         super().__init__(**kwargs)
-        self.case = case
+        self.case, self.family = case, family
         levels = {req.level.lower() for req in case.requirements}
         rfcs = {f"rfc{req.rfc}" for req in case.requirements}
-        for mark in sorted(levels | rfcs | {case.role} | set(case.marks)):
+        for mark in sorted(levels | rfcs | {case.role, family} | set(case.marks)):
             _register_mark(self.config, mark)
             self.add_marker(mark)
         self.extra_keyword_matches.update(req.id for req in case.requirements)
@@ -125,7 +142,7 @@ class CaseItem(pytest.Item):
         runner = self._runner()
         if runner.failure:
             pytest.fail(f"the target could not be started: {runner.failure}", pytrace=False)
-        verdict = runner.run(self.case)
+        verdict = runner.run(self.case, self.family)
         self.stash[_VERDICT_KEY] = verdict
         if verdict.outcome == ERROR:
             pytest.fail(verdict.explain(), pytrace=False)
@@ -141,7 +158,7 @@ class CaseItem(pytest.Item):
         return super().repr_failure(excinfo)
 
     def reportinfo(self):
-        return self.path, self.case.line - 1, f"{self.case.id}: {self.case.title}"
+        return self.path, self.case.line - 1, f"{self.name}: {self.case.title}"
 
 
 def _register_mark(config, name: str) -> None:

@@ -17,7 +17,7 @@ from .engine import Engine
 from .lab import LabError
 from .targets import Target, make_target
 from .verdict import Verdict
-from .wire import Wire, WireError
+from .wire import IPV4, Wire, WireError
 
 _running: list["Runner"] = []
 
@@ -61,17 +61,17 @@ class Runner:
         _running.append(self)
         try:
             self.target.start()
-            self.wire = Wire(self.target.link)
+            self.wire = Wire(self.target.links)
             self.engine = Engine(self.target, self.wire, self.pcap_dir)
         except (LabError, WireError, OSError) as exc:
             self.failure = str(exc)
             self.stop()
 
-    def run(self, case: Case) -> Verdict:
+    def run(self, case: Case, family: str = IPV4) -> Verdict:
         self.start()
         if self.failure:
             raise LabError(self.failure)
-        return self.engine.run(case)
+        return self.engine.run(case, family)
 
     def stop(self) -> None:
         if self.wire is not None:

@@ -3,7 +3,8 @@
 The engine needs three things from a target, whatever it is (a Linux
 namespace today; lwIP, gVisor, a remote device or a container later):
 
-* ``link``: where the injector sends from and to (a :class:`wire.Link`);
+* ``links``: where the injector sends from and to, one :class:`wire.Link`
+  per address family it can be reached in (``ipv4``, ``ipv6``);
 * ``agent``: an :class:`AgentClient` that performs socket calls on the target
   and reports its TCP states;
 * ``settings()``: what the report should say about how the target was set up.
@@ -20,7 +21,7 @@ from .wire import Link
 
 class Target:
     name = "target"
-    link: Link
+    links: dict[str, Link]
     agent: AgentClient
 
     def start(self) -> None:
@@ -48,10 +49,12 @@ class LinuxLab(Target):
         self.lab = Lab(**kwargs)
         self.agent = None
         self._nft_rules: list[str] = []
+        self._altered_sysctls: dict[str, str] = {}   # key -> value before the alteration
+        self._altered_mtu = False
 
     @property
-    def link(self) -> Link:
-        return self.lab.link
+    def links(self) -> dict[str, Link]:
+        return self.lab.links
 
     def start(self) -> None:
         self.lab.build()
@@ -76,6 +79,10 @@ class LinuxLab(Target):
         values.update(self.lab.settings())
         if self._nft_rules:
             values["ALTERED by nftables rules"] = "; ".join(self._nft_rules)
+        if self._altered_sysctls:
+            values["ALTERED settings"] = ", ".join(self._altered_sysctls)
+        if self._altered_mtu:
+            values["ALTERED link MTU"] = "yes"
         return values
 
     def describe(self) -> str:
@@ -85,6 +92,16 @@ class LinuxLab(Target):
 
     def set_sysctl(self, key: str, value) -> str:
         return self.lab.set_sysctl(key, str(value))
+
+    def alter_sysctl(self, key: str, value) -> None:
+        """Change a target setting until clear_alterations() puts it back."""
+        old = self.set_sysctl(key, value)
+        self._altered_sysctls.setdefault(key, old)
+
+    def alter_mtu(self, mtu: int) -> None:
+        """Change the target link's MTU until clear_alterations()."""
+        self.lab.set_mtu(mtu)
+        self._altered_mtu = True
 
     def run_in_target(self, *argv: str) -> str:
         """Run a command in the target namespace (e.g. to change its MTU)."""
@@ -116,6 +133,12 @@ class LinuxLab(Target):
         if self._nft_rules:
             self.lab.in_target("nft", "delete table inet tcpconf_alter", check=False)
             self._nft_rules = []
+        for key, value in self._altered_sysctls.items():
+            self.set_sysctl(key, value)
+        self._altered_sysctls = {}
+        if self._altered_mtu:
+            self.lab.set_mtu(1500)
+            self._altered_mtu = False
 
 
 TARGETS = {"linux": LinuxLab}

@@ -41,15 +41,21 @@ class Verdict:
     protocol_waits: float = 0.0      # seconds of silence/wait the case itself asks for
     exchanges: list[float] = field(default_factory=list)  # injector round trips, seconds
     target: str = ""
+    family: str = "ipv4"
+
+    @property
+    def name(self) -> str:
+        """The case and the address family it ran over, as pytest names the item."""
+        return f"{self.case.id}[{self.family}]"
 
     def headline(self) -> str:
         where = f"{self.case.path}:{self.line}" if self.line else str(self.case.path)
         if self.outcome == PASS:
             followed = f" (followed: {self.alternative})" if self.alternative else ""
-            return f"PASS {self.case.id}{followed}"
+            return f"PASS {self.name}{followed}"
         if self.outcome == ERROR:
-            return f"ERROR {self.case.id} at {where}: {self.reason}"
-        return f"FAIL {self.case.id} at {where}"
+            return f"ERROR {self.name} at {where}: {self.reason}"
+        return f"FAIL {self.name} at {where}"
 
     def explain(self) -> str:
         """The h2spec-style failure text: requirement, expected, actual, ladder."""

@@ -11,7 +11,7 @@ costs well under a millisecond):
   (SO_TIMESTAMPNS).  Our own injected frames reach it as outgoing frames, so
   the ladder's times for both directions come from the same clock.
 
-Scapy builds and dissects the segments; nothing here sleeps or polls with a
+Scapy builds the segments and a small struct parser reads them; nothing here sleeps or polls with a
 fixed period: waiting is a poll() on the capture socket with a deadline.
 """
 
@@ -26,31 +26,33 @@ import time
 from dataclasses import dataclass
 
 from scapy.arch.common import compile_filter, free_filter
-from scapy.layers.inet import IP, TCP, in4_chksum
+from scapy.layers.inet import ICMP, IP, TCP
+from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
-from scapy.utils import PcapWriter
 
 from . import netns, safety, tcp
 
 ETH_P_ALL = 0x0003
+ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
 SO_TIMESTAMPNS = 35          # <asm-generic/socket.h>; Python's socket module lacks it
 SO_ATTACH_FILTER = 26
 PACKET_OUTGOING = 4          # sll_pkttype of a frame this host sent
 DLT_EN10MB = 1
 CAPTURE_BUFFER = 4 << 20     # room for a burst of retransmissions while a step runs
 
-_SCAPY_OPTION = {"mss": "MSS", "wscale": "WScale", "sack_ok": "SAckOK", "timestamp": "Timestamp"}
-_OPTION_NAME = {v: k for k, v in _SCAPY_OPTION.items()}
-
 
 class WireError(Exception):
     """The wire cannot be used: the verdict of any case depending on it is an error."""
 
 
+IPV4, IPV6 = "ipv4", "ipv6"
+FAMILIES = (IPV4, IPV6)
+
+
 @dataclass(frozen=True)
 class Link:
-    """Where the tester sends from and what it talks to."""
+    """Where the tester sends from and what it talks to, in one address family."""
 
     iface: str
     tester_mac: str
@@ -58,6 +60,16 @@ class Link:
     tester_ip: str
     target_ip: str
     netns: str | None = None  # the namespace holding `iface`; None: our own
+
+    @property
+    def family(self) -> str:
+        return IPV6 if ":" in self.target_ip else IPV4
+
+    def ip_header(self):
+        """The Scapy network layer from the tester to the target."""
+        if self.family == IPV6:
+            return IPv6(src=self.tester_ip, dst=self.target_ip, hlim=64)
+        return IP(src=self.tester_ip, dst=self.target_ip, ttl=64)
 
 
 @dataclass
@@ -77,12 +89,20 @@ _DROP_ALL = struct.pack("HBBI", 0x06, 0, 0, 0)  # BPF "ret #0": accept nothing
 
 
 class Wire:
-    """The tester's two packet sockets on one link."""
+    """The tester's two packet sockets on one interface.
 
-    def __init__(self, link: Link, allowed_targets: tuple[str, ...] = ()):
-        safety.check_target(link.target_ip, allowed_targets)
-        self.link = link
-        self._target_ip = ipaddress.ip_address(link.target_ip).packed
+    One wire serves every address family of a target (its `links` share the
+    interface): each case watches the flow of the link it runs over."""
+
+    def __init__(self, links, allowed_targets: tuple[str, ...] = ()):
+        links = list(links.values()) if isinstance(links, dict) else list(links)
+        link = links[0]
+        if any((other.iface, other.netns) != (link.iface, link.netns) for other in links):
+            raise WireError("the links of one wire must share the interface and namespace")
+        for each in links:
+            safety.check_target(each.target_ip, allowed_targets)
+        self.links = {each.family: each for each in links}
+        self._targets = {ipaddress.ip_address(each.target_ip).packed for each in links}
         try:
             with netns.entered(link.netns):
                 self._tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
@@ -105,22 +125,29 @@ class Wire:
         prog, _keep = _sock_fprog(instructions, count)
         self._rx.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, prog)
 
-    def watch(self, tester_port: int) -> None:
-        """Capture only the flow between the tester's port and the target."""
-        link = self.link
+    def watch(self, link: Link, tester_ports) -> None:
+        """Capture only the flows between the tester's port(s) and the target."""
+        ports = [tester_ports] if isinstance(tester_ports, int) else list(tester_ports)
+        sent = " or ".join(f"src port {port}" for port in ports)
+        answered = " or ".join(f"dst port {port}" for port in ports)
+        # libpcap's `tcp` follows no IPv6 extension headers; the segments the
+        # suite checks carry none.
         self._filter(
-            f"tcp and ((src host {link.tester_ip} and src port {tester_port} "
-            f"and dst host {link.target_ip}) or (src host {link.target_ip} "
-            f"and dst host {link.tester_ip} and dst port {tester_port}))")
+            f"tcp and ((src host {link.tester_ip} and dst host {link.target_ip} and ({sent})) "
+            f"or (src host {link.target_ip} and dst host {link.tester_ip} and ({answered})))")
 
-    def watch_icmp(self) -> None:
+    def watch_icmp(self, link: Link) -> None:
         """Capture the target's ICMP, for the sanity probe after each case."""
-        self._filter(f"icmp and src host {self.link.target_ip} and dst host {self.link.tester_ip}")
+        proto = "icmp6" if link.family == IPV6 else "icmp"
+        self._filter(f"{proto} and src host {link.target_ip} and dst host {link.tester_ip}")
 
     def _filter(self, expression: str) -> None:
         # libpcap (through Scapy) compiles the expression; the kernel runs it,
         # so frames of other flows never wake the tester up.
-        program = compile_filter(expression, linktype=DLT_EN10MB)
+        try:
+            program = compile_filter(expression, linktype=DLT_EN10MB)
+        except Exception as exc:  # noqa: BLE001 - Scapy raises its own exception types
+            raise WireError(f"cannot compile the capture filter {expression!r}: {exc}") from None
         try:
             raw = ctypes.string_at(ctypes.cast(program.bf_insns, ctypes.c_void_p),
                                    program.bf_len * 8)
@@ -159,10 +186,17 @@ class Wire:
 
     def send(self, frame: bytes) -> float:
         """Put one frame on the wire; returns the time just after the send."""
-        # Belt and braces for the safety rule: every IPv4 frame must go to the
-        # checked target, whatever built it.
-        if frame[12:14] != b"\x08\x00" or frame[30:34] != self._target_ip:
-            raise safety.UnsafeTarget("refusing a frame not addressed to the lab target")
+        # Belt and braces for the safety rule: every frame must be IPv4 or
+        # IPv6 to a checked target, whatever built it.
+        ethertype = int.from_bytes(frame[12:14], "big")
+        if ethertype == ETH_P_IP:
+            destination = frame[30:34]
+        elif ethertype == ETH_P_IPV6:
+            destination = frame[38:54]
+        else:
+            destination = None
+        if destination not in self._targets:
+            raise safety.UnsafeTarget("refusing a frame not addressed to a lab target")
         self._tx.send(frame)
         return time.time()
 
@@ -172,58 +206,170 @@ class Wire:
                 sock.close()
 
 
-# -- crafting and dissecting segments (Scapy) --------------------------------
+# -- crafting and dissecting segments -----------------------------------------
+
+# TCP option kinds (RFC 9293 3.1, RFC 7323, RFC 2018).
+EOL, NOP, MSS, WSCALE, SACK_OK, SACK, TIMESTAMP = 0, 1, 2, 3, 4, 5, 8
+_OPTION_KINDS = {MSS: "mss", WSCALE: "wscale", SACK_OK: "sack_ok", SACK: "sack",
+                 TIMESTAMP: "timestamp"}
+MAX_OPTION_BYTES = 40  # data offset is 4 bits of 32-bit words: 60 - 20
+
+
+def encode_options(options=(), raw: bytes = b"") -> bytes:
+    """The option bytes of a segment: the named options in the order given,
+    then `raw` as written (for unknown, unaligned or malformed options), then
+    EOL padding to a multiple of four octets (RFC 9293 3.1)."""
+    out = b""
+    for name, value in options:
+        if name == "mss":
+            out += struct.pack("!BBH", MSS, 4, value)
+        elif name == "wscale":
+            out += struct.pack("!BBB", WSCALE, 3, value)
+        elif name == "sack_ok":
+            out += struct.pack("!BB", SACK_OK, 2)
+        elif name == "timestamp":
+            out += struct.pack("!BBII", TIMESTAMP, 10, *value)
+        else:
+            raise ValueError(f"unknown option {name!r}")
+    out += raw
+    return out + b"\x00" * (-len(out) % 4)
+
 
 def build_frame(link: Link, sport: int, dport: int, seq: int, ack: int, flags: int,
                 window: int, payload: bytes = b"", options=(), urgptr: int = 0,
-                bad_checksum: bool = False) -> bytes:
-    scapy_options = [(_SCAPY_OPTION[name], b"" if name == "sack_ok" else value)
-                     for name, value in options]
-    segment = TCP(sport=sport, dport=dport, seq=seq, ack=ack, flags=flags,
-                  window=window, urgptr=urgptr, options=scapy_options)
-    packet = (Ether(src=link.tester_mac, dst=link.target_mac)
-              / IP(src=link.tester_ip, dst=link.target_ip, ttl=64) / segment)
-    if payload:
-        packet = packet / Raw(payload)
-    frame = bytes(packet)
+                bad_checksum: bool = False, raw_options: bytes = b"") -> bytes:
+    option_bytes = encode_options(options, raw_options)
+    # The options travel as the start of Scapy's payload with the data offset
+    # set by hand, so that malformed options reach the wire byte for byte;
+    # the checksum covers header, options and data all the same.
+    segment = TCP(sport=sport, dport=dport, seq=seq, ack=ack, flags=flags, window=window,
+                  urgptr=urgptr, dataofs=5 + len(option_bytes) // 4)
+    if option_bytes or payload:
+        segment = segment / Raw(option_bytes + payload)
+    frame = bytes(Ether(src=link.tester_mac, dst=link.target_mac) / link.ip_header() / segment)
     if bad_checksum:
         # RFC 9293 MUST-2/3: the receiver checks the checksum and drops the
         # segment silently.  Flip bits of the correct value so it is wrong.
-        ihl = (frame[14] & 0x0F) * 4
-        offset = 14 + ihl + 16
+        offset = 14 + _ip_header_length(frame) + 16
         good = struct.unpack("!H", frame[offset:offset + 2])[0]
         frame = frame[:offset] + struct.pack("!H", good ^ 0xA5A5) + frame[offset + 2:]
     return frame
 
 
-def decode(frame: Frame) -> tcp.Segment | None:
-    """The TCP segment in a captured frame, or None if there is none."""
+def echo_request(link: Link, ident: int) -> bytes:
+    """An ICMP (or ICMPv6) echo request from the tester to the target."""
+    if link.family == IPV6:
+        icmp = ICMPv6EchoRequest(id=ident, seq=1, data=b"tcpconf sanity")
+    else:
+        icmp = ICMP(type=8, id=ident, seq=1) / b"tcpconf sanity"
+    return bytes(Ether(src=link.tester_mac, dst=link.target_mac) / link.ip_header() / icmp)
+
+
+def is_echo_reply(frame: Frame, ident: int) -> bool:
     packet = Ether(frame.data)
-    if IP not in packet or TCP not in packet:
-        return None
-    ip, segment = packet[IP], packet[TCP]
-    ihl = ip.ihl * 4
-    tcp_bytes = frame.data[14 + ihl:14 + ip.len]
-    payload = tcp_bytes[segment.dataofs * 4:]
-    options = []
-    for name, value in segment.options:
-        if name in ("NOP", "EOL"):
+    if ICMPv6EchoReply in packet:
+        return packet[ICMPv6EchoReply].id == ident
+    return ICMP in packet and packet[ICMP].type == 0 and packet[ICMP].id == ident
+
+
+def _ip_header_length(frame: bytes) -> int:
+    if int.from_bytes(frame[12:14], "big") == ETH_P_IPV6:
+        return 40
+    return (frame[14] & 0x0F) * 4
+
+
+def parse_options(data: bytes) -> list:
+    """TCP options as (name, value) pairs, NOP and EOL left out.
+
+    Unknown kinds become ("kind-<n>", bytes); a length that is impossible
+    (below 2, or running past the header) ends parsing with ("malformed",
+    rest), since nothing after it can be trusted (RFC 9293 MUST-7)."""
+    options, i = [], 0
+    while i < len(data):
+        kind = data[i]
+        if kind == EOL:
+            break
+        if kind == NOP:
+            i += 1
             continue
-        options.append((_OPTION_NAME.get(name, str(name)), True if name == "SAckOK" else value))
+        length = data[i + 1] if i + 1 < len(data) else 0
+        if length < 2 or i + length > len(data):
+            options.append(("malformed", data[i:]))
+            break
+        body = data[i + 2:i + length]
+        name = _OPTION_KINDS.get(kind, f"kind-{kind}")
+        if kind == MSS and length == 4:
+            value = struct.unpack("!H", body)[0]
+        elif kind == WSCALE and length == 3:
+            value = body[0]
+        elif kind == SACK_OK and length == 2:
+            value = True
+        elif kind == TIMESTAMP and length == 10:
+            value = struct.unpack("!II", body)
+        else:
+            value = body
+        options.append((name, value))
+        i += length
+    return options
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\x00"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
+def decode(frame: Frame) -> tcp.Segment | None:
+    """The TCP segment in a captured frame, or None if there is none.
+
+    Parsed with struct rather than Scapy: it runs for every captured frame,
+    and must not trip over the malformed options that cases send."""
+    data = frame.data
+    ethertype = int.from_bytes(data[12:14], "big")
+    if ethertype == ETH_P_IP and len(data) >= 34:
+        ihl = (data[14] & 0x0F) * 4
+        total = int.from_bytes(data[16:18], "big")
+        if data[23] != socket.IPPROTO_TCP or total < ihl + 20:
+            return None
+        src, dst = socket.inet_ntop(socket.AF_INET, data[26:30]), socket.inet_ntop(socket.AF_INET, data[30:34])
+        tcp_bytes = data[14 + ihl:14 + total]
+        pseudo = data[26:34] + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(tcp_bytes))
+    elif ethertype == ETH_P_IPV6 and len(data) >= 54:
+        length = int.from_bytes(data[18:20], "big")
+        if data[20] != socket.IPPROTO_TCP or length < 20:
+            return None
+        src, dst = socket.inet_ntop(socket.AF_INET6, data[22:38]), socket.inet_ntop(socket.AF_INET6, data[38:54])
+        tcp_bytes = data[54:54 + length]
+        pseudo = data[22:54] + struct.pack("!IxxxB", len(tcp_bytes), socket.IPPROTO_TCP)
+    else:
+        return None
+    if len(tcp_bytes) < 20:
+        return None
+    sport, dport, seq, ack, offset_byte, flags, window, _sum, urgptr = \
+        struct.unpack("!HHIIBBHHH", tcp_bytes[:20])
+    header = max(20, (offset_byte >> 4) * 4)
     return tcp.Segment(
         direction=tcp.OUT if frame.outgoing else tcp.IN, time=frame.time,
-        src=ip.src, dst=ip.dst, sport=segment.sport, dport=segment.dport,
-        seq=segment.seq, ack=segment.ack, flags=int(segment.flags), window=segment.window,
-        urgptr=segment.urgptr, options=options, payload=payload,
-        checksum_ok=in4_chksum(6, ip, tcp_bytes) == 0, frame=frame.data)
+        src=src, dst=dst, sport=sport, dport=dport, seq=seq, ack=ack,
+        flags=flags | (offset_byte & 0x01) << 8, window=window, urgptr=urgptr,
+        options=parse_options(tcp_bytes[20:header]), payload=tcp_bytes[header:],
+        checksum_ok=_checksum(pseudo + tcp_bytes) == 0xFFFF, frame=data)
+
+
+PCAP_NANOSECOND_MAGIC = 0xA1B23C4D
 
 
 def write_pcap(path, segments) -> None:
-    """A pcap (nanosecond timestamps) of the frames of a case, in capture order."""
-    writer = PcapWriter(str(path), linktype=DLT_EN10MB, nano=True, sync=False)
-    try:
+    """A pcap of the frames of a case, in capture order, with the kernel's
+    nanosecond timestamps (the pcap format's nanosecond variant, which
+    Wireshark, tcpdump and Scapy read)."""
+    with open(path, "wb") as out:
+        out.write(struct.pack("<IHHiIII", PCAP_NANOSECOND_MAGIC, 2, 4, 0, 0, 65535, DLT_EN10MB))
         for seg in segments:
             sec = int(seg.time)
-            writer.write_packet(seg.frame, sec=sec, usec=int(round((seg.time - sec) * 1e9)))
-    finally:
-        writer.close()
+            nsec = min(999_999_999, int(round((seg.time - sec) * 1e9)))
+            out.write(struct.pack("<IIII", sec, nsec, len(seg.frame), len(seg.frame)))
+            out.write(seg.frame)

@@ -37,7 +37,6 @@ def linux(linux_runner):
     """The session's Linux lab, with every alteration undone after the test."""
     yield linux_runner
     linux_runner.target.clear_alterations()
-    linux_runner.target.run_in_target("ip", "link", "set", "target0", "mtu", "1500")
 
 
 def all_cases() -> dict:

@@ -162,8 +162,11 @@ def test_target_outside_the_lab_is_refused():
 def test_wire_refuses_a_non_lab_link_before_any_socket():
     """The wire refuses to open on a link whose target is outside the lab."""
     with pytest.raises(UnsafeTarget):
-        Wire(Link(iface="lo", tester_mac="02:00:00:00:00:01", target_mac="02:00:00:00:00:02",
-                  tester_ip="198.18.0.1", target_ip="192.0.2.1"))
+        Wire([Link(iface="lo", tester_mac="02:00:00:00:00:01", target_mac="02:00:00:00:00:02",
+                   tester_ip="198.18.0.1", target_ip="192.0.2.1")])
+    with pytest.raises(UnsafeTarget):
+        Wire([Link(iface="lo", tester_mac="02:00:00:00:00:01", target_mac="02:00:00:00:00:02",
+                   tester_ip="2001:2::1", target_ip="2001:db8::2")])
 
 
 def test_wire_refuses_frames_to_other_addresses(linux):
@@ -171,6 +174,14 @@ def test_wire_refuses_frames_to_other_addresses(linux):
     frame = bytearray(b"\x00" * 60)
     frame[12:14] = b"\x08\x00"
     frame[30:34] = bytes([192, 0, 2, 1])
+    with pytest.raises(UnsafeTarget):
+        linux.wire.send(bytes(frame))
+    frame = bytearray(b"\x00" * 80)
+    frame[12:14] = b"\x86\xdd"
+    frame[38:54] = bytes.fromhex("20010db8000000000000000000000002")
+    with pytest.raises(UnsafeTarget):
+        linux.wire.send(bytes(frame))
+    frame[12:14] = b"\x08\x06"   # ARP: neither IPv4 nor IPv6
     with pytest.raises(UnsafeTarget):
         linux.wire.send(bytes(frame))
 
@@ -197,12 +208,12 @@ def test_capture_lost_after_case_gives_error(linux, monkeypatch):
     target_ns = linux.target.lab.target_ns
     real_watch_icmp = linux.wire.watch_icmp
 
-    def lose_icmp():
+    def lose_icmp(link):
         # The target stops answering pings just before the probe: the probe
         # cannot tell the wire works, so the verdict must not be a pass.
         subprocess.run(["ip", "netns", "exec", target_ns, "sysctl", "-qw",
                         "net.ipv4.icmp_echo_ignore_all=1"], check=True)
-        real_watch_icmp()
+        real_watch_icmp(link)
 
     monkeypatch.setattr(linux.wire, "watch_icmp", lose_icmp)
     try:
