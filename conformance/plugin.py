@@ -10,8 +10,14 @@
 * The case runs in the item's *setup*: if the suite cannot decide (lab broken,
   agent dead, starting state not reached, bad case file) pytest reports an
   ERROR with the reason, never a pass.  The *call* phase turns the verdict
-  into pass or fail; a failure prints requirement, expected, actual and the
-  ladder, in the manner of h2spec.
+  into an outcome (verdict.judge): a MUST violation fails, printing
+  requirement, expected, actual and the ladder in the manner of h2spec; a
+  SHOULD deviation is a WARN (a failure with ``--strict``), a MAY one INFO.
+  With ``--baseline``, listed deviations are KNOWN and a listed case that
+  passes fails as FIXED: the run fails only on change.
+* Slow cases (mark ``slow``: timers of many seconds) run only with ``--slow``
+  or ``-m slow``; with pytest-xdist (``-n 4``) every worker builds its own lab,
+  so slow cases overlap instead of queueing.
 """
 
 from __future__ import annotations
@@ -23,15 +29,18 @@ from pathlib import Path
 import pytest
 
 from . import runner as runner_module
+from .baseline import BaselineError, load_baseline, resolve
 from .case import Case, CaseError, load_case_file
 from .lab import LabError, preflight
-from .verdict import ERROR, FAIL, Verdict, render_ladder
+from .verdict import ERROR, FAIL, FIXED, INFO, KNOWN, WARN, Verdict, judge, render_ladder
 from .wire import FAMILIES
 
 _RUNNER_KEY = pytest.StashKey["runner_module.Runner"]()
 _VERDICT_KEY = pytest.StashKey[Verdict]()
 _SETTINGS_KEY = pytest.StashKey[dict]()
 _FAMILIES_KEY = pytest.StashKey[tuple]()
+_BASELINE_KEY = pytest.StashKey[object]()
+_STATUS_KEY = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser):
@@ -47,6 +56,11 @@ def pytest_addoption(parser):
                          "segments, e.g. 'out:tcp flags & rst == rst drop' (repeatable)")
     group.addoption("--family", default="ipv4,ipv6", metavar="ipv4,ipv6",
                     help="the address families to run the cases over (default: both)")
+    group.addoption("--baseline", metavar="PATH",
+                    help="the target's known deviations: a file, or a directory holding "
+                         "<target>.yaml (e.g. baselines); the run then fails only on change")
+    group.addoption("--slow", action="store_true",
+                    help="also run the slow cases (timers of many seconds); so does -m slow")
     group.addoption("--pcap-dir", default="reports/pcap",
                     help="where each case's capture is written (default: reports/pcap)")
 
@@ -64,6 +78,17 @@ def pytest_configure(config):
         raise pytest.UsageError(f"--family: expected ipv4, ipv6 or ipv4,ipv6; got "
                                 f"{config.option.family!r}")
     config.stash[_FAMILIES_KEY] = tuple(wanted)
+    config.stash[_BASELINE_KEY] = None
+    if config.option.baseline:
+        try:
+            baseline = load_baseline(resolve(config.option.baseline, config.option.target))
+        except BaselineError as exc:
+            raise pytest.UsageError(f"--baseline: {exc}") from None
+        if baseline.target != config.option.target:
+            raise pytest.UsageError(f"--baseline: {baseline.path} is the baseline of "
+                                    f"{baseline.target!r}, not of the target "
+                                    f"{config.option.target!r}")
+        config.stash[_BASELINE_KEY] = baseline
     config.addinivalue_line("markers", "slow: cases that wait on timers of many seconds")
     if config.pluginmanager.hasplugin("html"):
         config.pluginmanager.register(HtmlReport(), "tcp-conformance-html")
@@ -108,9 +133,9 @@ class InvalidCase(pytest.Item):
 
 
 class CaseFailed(Exception):
-    def __init__(self, verdict: Verdict):
+    def __init__(self, verdict: Verdict, text: str | None = None):
         super().__init__(verdict.headline())
-        self.verdict = verdict
+        self.verdict, self.text = verdict, text or verdict.explain()
 
 
 class CaseItem(pytest.Item):
@@ -147,18 +172,36 @@ class CaseItem(pytest.Item):
         if verdict.outcome == ERROR:
             pytest.fail(verdict.explain(), pytrace=False)
 
+    def deviation(self):
+        baseline = self.config.stash[_BASELINE_KEY]
+        return baseline.lookup(self.case.id, self.family) if baseline else None
+
     def runtest(self):
         verdict = self.stash[_VERDICT_KEY]
-        if verdict.outcome == FAIL:
+        deviation = self.deviation()
+        status = judge(verdict, _strict(self.config), deviation)
+        self.stash[_STATUS_KEY] = status
+        if status == FAIL:
             raise CaseFailed(verdict)
+        if status == FIXED:
+            raise CaseFailed(verdict, f"{verdict.headline()}\n  The baseline lists this case "
+                                      f"as a known deviation ({deviation.where}: "
+                                      f"{deviation.reason}),\n  but the target now conforms: "
+                                      f"remove it from the baseline.")
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, CaseFailed):
-            return excinfo.value.verdict.explain()
+            return excinfo.value.text
         return super().repr_failure(excinfo)
 
     def reportinfo(self):
         return self.path, self.case.line - 1, f"{self.name}: {self.case.title}"
+
+
+def _strict(config) -> bool:
+    """pytest's own --strict (strict mode) also makes SHOULD deviations fail,
+    as h2spec's --strict does."""
+    return bool(config.getini("strict"))
 
 
 def _register_mark(config, name: str) -> None:
@@ -181,7 +224,10 @@ def _apply_nft(runner, rules) -> None:
 def _record_settings(config, runner) -> None:
     """Keep the target's settings for the terminal summary and the report's
     environment table."""
-    settings = runner.target.settings()
+    _record_settings_dict(config, runner.target.settings())
+
+
+def _record_settings_dict(config, settings: dict) -> None:
     config.stash[_SETTINGS_KEY] = settings
     try:
         from pytest_metadata.plugin import metadata_key
@@ -189,6 +235,16 @@ def _record_settings(config, runner) -> None:
         return
     config.stash.setdefault(metadata_key, {}).update(
         {f"Target: {key}": value for key, value in settings.items()})
+
+
+def pytest_collection_modifyitems(config, items):
+    """Leave slow cases out unless asked for (--slow, or a -m naming slow)."""
+    if config.option.slow or "slow" in (config.option.markexpr or ""):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow") is not None]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if item.get_closest_marker("slow") is None]
 
 
 def pytest_collection_finish(session):
@@ -207,9 +263,43 @@ def pytest_sessionfinish(session):
     current = session.config.stash.get(_RUNNER_KEY, None)
     if current is not None:
         current.stop()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        # An xdist worker: its lab's settings go to the controller's summary.
+        workeroutput["tcpconf_settings"] = session.config.stash.get(_SETTINGS_KEY, None)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """xdist: keep the settings of the first worker that reports them (every
+    worker's lab is built the same way)."""
+    settings = getattr(node, "workeroutput", {}).get("tcpconf_settings")
+    if settings and _SETTINGS_KEY not in node.config.stash:
+        _record_settings_dict(node.config, settings)
+
+
+_STATUS_WORDS = {WARN: ("warned", "W", "WARN"), INFO: ("info", "i", "INFO"),
+                 KNOWN: ("known", "k", "KNOWN")}
+
+
+def pytest_report_teststatus(report, config):
+    status = getattr(report, "tcpconf", {}).get("status")
+    if report.when == "call" and status in _STATUS_WORDS:
+        category, letter, word = _STATUS_WORDS[status]
+        return category, letter, (word, {"yellow": status == WARN, "cyan": status != WARN})
+    return None
 
 
 def pytest_terminal_summary(terminalreporter, config):
+    titles = {WARN: "SHOULD deviations (warnings; --strict makes them fail)",
+              INFO: "MAY deviations (information)",
+              KNOWN: "known deviations (listed in the baseline)"}
+    for status, title in titles.items():
+        reports = [r for r in terminalreporter.stats.get(_STATUS_WORDS[status][0], [])]
+        if reports:
+            terminalreporter.section(f"TCP conformance: {title}")
+            for report in reports:
+                terminalreporter.write_line(report.tcpconf["summary"])
     settings = config.stash.get(_SETTINGS_KEY, None)
     if settings:
         terminalreporter.section("TCP conformance: target")
@@ -222,12 +312,33 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if isinstance(item, CaseItem):
-        report.tcpconf_requirement = item.case.primary
         verdict = item.stash.get(_VERDICT_KEY, None)
+        report.tcpconf = _report_fields(item, verdict, call.when)
         decided = call.when == "call" or (call.when == "setup" and report.failed)
         if verdict is not None and decided and item.config.pluginmanager.hasplugin("html"):
             import pytest_html
             report.extras = getattr(report, "extras", []) + [pytest_html.extras.html(_evidence(verdict))]
+
+
+def _report_fields(item: "CaseItem", verdict: Verdict | None, when: str) -> dict:
+    """What the terminal and the report show about a case, as plain data
+    (xdist carries reports between processes as JSON)."""
+    req = (verdict.requirement if verdict and verdict.requirement else None) or item.case.primary
+    status = item.stash.get(_STATUS_KEY, None) if when == "call" else None
+    if verdict is not None and verdict.outcome == ERROR:
+        status = ERROR
+    fields = {"status": status or "", "requirement": req.id, "level": req.level,
+              "citation": req.citation, "follows": (verdict.alternative or "") if verdict else ""}
+    if status in (WARN, INFO):
+        fields["summary"] = (f"{status.upper()} {item.nodeid}\n  {req.id} ({req.level}, "
+                             f"{req.citation})\n  Expected: {verdict.expected}\n"
+                             f"    Actual: {verdict.actual}")
+    elif status == KNOWN:
+        deviation = item.deviation()
+        fields["summary"] = (f"KNOWN {item.nodeid}: {req.id} ({req.level})\n  "
+                             f"Actual: {verdict.actual}\n  Reason ({deviation.where}): "
+                             f"{deviation.reason}")
+    return fields
 
 
 class HtmlReport:
@@ -238,13 +349,18 @@ class HtmlReport:
         report.title = "TCP conformance report"
 
     def pytest_html_results_table_header(self, cells):
-        cells.insert(2, "<th>Requirement</th>")
-        cells.insert(3, "<th>Level</th>")
+        cells.insert(1, "<th>Verdict</th>")
+        cells.insert(3, "<th>Requirement</th>")
+        cells.insert(4, "<th>Level</th>")
+        cells.insert(5, "<th>Follows</th>")
 
     def pytest_html_results_table_row(self, report, cells):
-        req = getattr(report, "tcpconf_requirement", None)
-        cells.insert(2, f"<td>{html.escape(f'{req.id} ({req.citation})') if req else ''}</td>")
-        cells.insert(3, f"<td>{req.level if req else ''}</td>")
+        fields = getattr(report, "tcpconf", None) or {}
+        requirement = f"{fields['requirement']} ({fields['citation']})" if fields else ""
+        cells.insert(1, f"<td>{html.escape(fields.get('status', '').upper())}</td>")
+        cells.insert(3, f"<td>{html.escape(requirement)}</td>")
+        cells.insert(4, f"<td>{fields.get('level', '')}</td>")
+        cells.insert(5, f"<td>{html.escape(fields.get('follows', ''))}</td>")
 
 
 def _evidence(verdict: Verdict) -> str:

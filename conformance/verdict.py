@@ -15,6 +15,11 @@ from .case import Case, Requirement
 
 PASS, FAIL, ERROR = "pass", "fail", "error"
 
+# What a verdict means for the run, once the requirement's level and the
+# target's baseline are taken into account (see judge()).
+WARN, INFO, KNOWN, FIXED = "warn", "info", "known", "fixed"
+FAILING = (FAIL, FIXED)
+
 
 @dataclass
 class LadderEntry:
@@ -75,6 +80,26 @@ class Verdict:
         if self.pcap:
             lines.append(f"  Capture: {self.pcap}")
         return "\n".join(lines)
+
+
+def judge(verdict: Verdict, strict: bool = False, deviation=None) -> str:
+    """The status of a verdict in a run.
+
+    A MUST violation fails; a SHOULD deviation is a warning unless `strict`
+    (as h2spec's --strict); a MAY is information only.  With a baseline, a
+    listed deviation that still deviates is KNOWN, and one that now passes is
+    FIXED, which fails the run: the baseline is out of date.  An ERROR stays
+    an error whatever the baseline says: nothing was decided."""
+    if verdict.outcome == ERROR:
+        return ERROR
+    if verdict.outcome == PASS:
+        return FIXED if deviation is not None else PASS
+    if deviation is not None:
+        return KNOWN
+    level = (verdict.requirement or verdict.case.primary).level
+    if level == "MUST" or (level == "SHOULD" and strict):
+        return FAIL
+    return WARN if level == "SHOULD" else INFO
 
 
 def render_ladder(entries: list[LadderEntry]) -> list[str]:
