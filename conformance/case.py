@@ -153,11 +153,12 @@ def _schema_message(error: jsonschema.ValidationError) -> tuple[tuple, str]:
     return path, f"expected {expected}; got {error.instance!r}"
 
 
-def _check_schema(data, marks, path: Path):
+def _check_schema(data, marks, path: Path, validator=None):
     # Report the error that points deepest into the file: it names the field
     # the author has to change.  Errors inside anyOf branches stay in
     # error.context; the anyOf itself is described by its schema's description.
-    errors = sorted(_validator().iter_errors(data), key=lambda e: -len(e.absolute_path))
+    validator = validator or _validator()
+    errors = sorted(validator.iter_errors(data), key=lambda e: -len(e.absolute_path))
     if errors:
         field_path, message = _schema_message(errors[0])
         raise CaseError(path, marks.line(field_path), _dotted(field_path), message)
@@ -569,6 +570,10 @@ def load_case_file(path: Path, text: str | None = None) -> list[Case]:
         raise CaseError(path, 1, "", "the file holds no case")
     cases = []
     for data, marks in documents:
+        if isinstance(data, dict) and "grid" in data:
+            from .grid import expand_grid  # a grid document: a table that expands into cases
+            cases.extend(expand_grid(data, marks, path))
+            continue
         if not isinstance(data, dict):
             raise CaseError(path, marks.line(()), "", "expected a case: a mapping with id, "
                                                       "title, requirements, target and steps")
