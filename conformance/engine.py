@@ -78,6 +78,10 @@ class Engine:
 
     def __init__(self, target, wire: Wire, pcap_dir: Path | None = None):
         self.target, self.wire, self.pcap_dir = target, wire, pcap_dir
+        # Called with the case run once its setup is done, before its own
+        # steps: the project's tests alter the target there, to show that a
+        # case fails when the target answers differently.
+        self.after_setup = None
         # Each case gets its own 4-tuple, so that nothing a previous case left
         # behind (TIME-WAIT, retransmissions) can meet it.
         start = random.randrange(0, 10000)
@@ -131,6 +135,8 @@ class _CaseRun:
                     f"the target did not reach the starting state {case.start}: expected "
                     f"{exc.expected}; got {exc.actual}") from None
             self.phase = "case"
+            if self.engine.after_setup is not None:
+                self.engine.after_setup(self)
             self._steps(case.steps)
         except StepFailed as exc:
             step = exc.step
