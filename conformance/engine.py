@@ -511,6 +511,11 @@ class _CaseRun:
                 text = f"listen on port {self.target_port}, backlog {self.case.backlog}"
             elif op == "accept":
                 self.sock = self._agent("accept", sock=self.listener, timeout=step.timeout)["sock"]
+            elif op == "connect" and self.sock is not None:
+                # The connection was started already (connect returns at once,
+                # its SYN on the wire): this step waits for its outcome.
+                text = "connect completes" if not step.expect_error else "connect outcome"
+                self._agent("wait_connected", sock=self.sock, timeout=step.timeout)
             elif op == "connect":
                 self.sock = self._agent("connect", addr=link.tester_ip, port=self.tester_port,
                                         local_port=self.target_port,
