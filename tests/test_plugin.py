@@ -98,10 +98,106 @@ def test_marks_and_keywords_select_cases():
     assert "rst.at-rcv-nxt" not in by_key.stdout
 
 
-def test_sweep_of_all_cases_passes_and_leaves_nothing(tmp_path):
-    """The whole sweep passes against Linux and leaves no namespace behind."""
-    before = lab_namespaces()
-    result = run_pytest("-q", "cases", f"--html={tmp_path / 'r.html'}", "--self-contained-html",
-                        f"--pcap-dir={tmp_path / 'pcap'}")
-    assert result.returncode == 0, result.stdout
-    assert lab_namespaces() == before
+def test_sweep_with_the_baseline_passes_and_leaves_nothing(tmp_path):
+    """A sweep against Linux with its baseline passes and leaves no namespace behind
+    (CI sweeps the whole catalogue the same way)."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "cases/handshake",
+         "cases/rst", "--baseline", "baselines", f"--html={tmp_path / 'r.html'}",
+         "--self-contained-html", f"--pcap-dir={tmp_path / 'pcap'}"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output, _ = child.communicate(timeout=300)
+    assert child.returncode == 0, output
+    assert " known" in output.splitlines()[-1], output
+    assert not {n for n in lab_namespaces() if n.startswith(f"tcpconf-{child.pid}-")}
+
+
+# -- verdict levels, baselines, slow cases -------------------------------------------
+
+LEVELS = """id: t.{level}
+title: pretends Linux must not send challenge ACKs
+requirements: [{{id: X-{level}, rfc: 9293, section: "3.10.7.4", level: {level}, text: pretend}}]
+families: [ipv4]
+target: {{role: listener, start: ESTABLISHED}}
+steps:
+  - send: {{flags: RST, seq: snd_nxt + 100}}
+  - silence: 200ms
+"""
+
+
+def counts(output: str) -> dict:
+    """The closing line's tallies, e.g. {"failed": 1, "warned": 2}."""
+    last = output.strip().splitlines()[-1].split(" in ")[0]
+    return {word: int(number) for number, word in
+            (part.split() for part in last.split(", "))}
+
+
+@pytest.fixture
+def levels_dir(tmp_path):
+    root = tmp_path / "cases"
+    root.mkdir()
+    for level in ("MUST", "SHOULD", "MAY"):
+        (root / f"{level.lower()}.yaml").write_text(LEVELS.format(level=level))
+    return root
+
+
+def test_levels_fail_warn_and_inform(levels_dir):
+    """A MUST deviation fails, a SHOULD one warns, a MAY one informs; only MUST sets the
+    exit status, and the summary lists the warnings with expected and actual."""
+    result = run_pytest("-q", str(levels_dir))
+    out = result.stdout
+    assert result.returncode == 1, out
+    assert counts(out) == {"failed": 1, "warned": 1, "info": 1}, out
+    assert "SHOULD deviations (warnings; --strict makes them fail)" in out
+    assert "WARN" in out and "X-SHOULD (SHOULD, RFC 9293 section 3.10.7.4)" in out
+    assert "Actual: ACK seq=1 ack=1" in out
+
+
+def test_strict_makes_should_fail(levels_dir):
+    """pytest --strict turns SHOULD deviations into failures; MAY stays information."""
+    result = run_pytest("-q", "--strict", str(levels_dir))
+    assert counts(result.stdout) == {"failed": 2, "info": 1}, result.stdout
+
+
+def test_baseline_turns_listed_deviations_into_known_and_stale_ones_into_failures(
+        levels_dir, tmp_path):
+    """Listed deviations are KNOWN with their reason; a listed case that passes fails."""
+    (levels_dir / "passes.yaml").write_text(
+        LEVELS.format(level="MUST").replace("t.MUST", "t.passes")
+        .replace("silence: 200ms", "expect: {flags: ACK}"))
+    baseline = tmp_path / "linux.yaml"
+    baseline.write_text("target: linux\ndeviations:\n"
+                        "  - reason: Linux sends the challenge ACK the pretend rule forbids.\n"
+                        "    cases: [t.MUST, t.SHOULD, 't.passes[ipv4]']\n")
+    result = run_pytest("-q", "--baseline", str(baseline), str(levels_dir))
+    out = result.stdout
+    assert result.returncode == 1, out
+    assert counts(out) == {"failed": 1, "known": 2, "info": 1}, out
+    assert "Reason (" in out and "Linux sends the challenge ACK" in out
+    assert "but the target now conforms: remove it from the baseline" in out
+
+
+@pytest.mark.parametrize("content,words", [
+    ("target: linux\ndeviations:\n  - reason: too short\n    cases: [x]\n",
+     ":3: deviations[0].reason"),
+    ("target: linux\ndeviations:\n  - reason: a long enough reason\n    cases: ['x[ipv5]']\n",
+     ":4: deviations[0].cases[0]"),
+    ("target: lwip\ndeviations: []\n", "the baseline of 'lwip', not of the target 'linux'"),
+])
+def test_bad_baseline_is_one_clear_error(tmp_path, content, words):
+    """A baseline mistake stops the run with the file, line and field."""
+    baseline = tmp_path / "linux.yaml"
+    baseline.write_text(content)
+    result = run_pytest("-q", "--baseline", str(baseline), "--collect-only", "cases/handshake")
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert words in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_slow_cases_only_on_request():
+    """Slow cases are left out of the default sweep; --slow and -m slow add them."""
+    default = run_pytest("--collect-only", "-q", "cases/syn-queue")
+    assert "synack-retransmission" not in default.stdout and "deselected" in default.stdout
+    for option in (["--slow"], ["-m", "slow"]):
+        chosen = run_pytest("--collect-only", "-q", *option, "cases/syn-queue")
+        assert "syn-queue.synack-retransmission[ipv6]" in chosen.stdout, chosen.stdout
