@@ -226,11 +226,16 @@ def parse_duration(value) -> float:
     return float(number) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
 
 
+DEFAULT_CONNECTION = "a"
+
+
 @dataclass
 class Step:
     line: int
     note: str | None
     requirement: str | None
+    # The connection the step is about, when a case opens several ("a" unless named).
+    conn: str = field(default=DEFAULT_CONNECTION, kw_only=True)
 
 
 @dataclass
@@ -350,6 +355,7 @@ class Case:
     sysctls: dict = field(default_factory=dict)
     families: tuple = FAMILIES
     setup_steps: list = field(default_factory=list)
+    connections: tuple = (DEFAULT_CONNECTION,)   # the connections the steps name, in order
 
     @property
     def primary(self) -> Requirement:
@@ -397,7 +403,7 @@ class _Builder:
                              f"expected one of the case's requirement ids "
                              f"({', '.join(sorted(self.requirement_ids))}); got {requirement!r}")
         common = dict(line=self.marks.line(path + (kind,)), note=item.get("note"),
-                      requirement=requirement)
+                      requirement=requirement, conn=item.get("conn", DEFAULT_CONNECTION))
         here = path + (kind,)
         if kind == "send":
             return self.send(value, here, common)
@@ -530,6 +536,17 @@ def _checks_something(steps) -> bool:
     return False
 
 
+def _connections(steps) -> tuple:
+    """The connections the steps name, the default one first."""
+    names = [DEFAULT_CONNECTION]
+    for step in steps:
+        inner = [s for alt in step.alternatives for s in alt.steps] if isinstance(step, OneOf) else []
+        for each in [step] + inner:
+            if each.conn not in names:
+                names.append(each.conn)
+    return tuple(names)
+
+
 def build_case(data: dict, marks: _Marks, path: Path) -> Case:
     _check_schema(data, marks, path)
     requirements = [Requirement(**r) for r in data["requirements"]]
@@ -540,6 +557,11 @@ def build_case(data: dict, marks: _Marks, path: Path) -> Case:
         raise CaseError(path, marks.line(("steps",)), "steps",
                         "the case checks nothing: add an expect, silence, state or recv step")
     target = data["target"]
+    connections = _connections(steps)
+    if len(connections) > 1 and target["role"] != "listener":
+        raise CaseError(path, marks.line(("target", "role")), "target.role",
+                        "several connections (conn:) need role listener: the target's "
+                        "application accepts them on one listening port")
     setups = load_setups()
     key = (target["role"], target["start"])
     if key not in setups:
@@ -555,7 +577,7 @@ def build_case(data: dict, marks: _Marks, path: Path) -> Case:
         sockopts=dict(target.get("sockopts", {})),
         sysctls={k: str(v) for k, v in target.get("sysctls", {}).items()},
         families=tuple(f for f in FAMILIES if f in data.get("families", FAMILIES)),
-        setup_steps=setups[key],
+        setup_steps=setups[key], connections=connections,
     )
 
 

@@ -21,7 +21,7 @@ import base64
 import itertools
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import tcp
@@ -73,6 +73,19 @@ class Connection:
         }
 
 
+@dataclass
+class Flow:
+    """One connection of a case: the tester's port and view of it, the
+    target application's socket, and the target's segments read for it while
+    the case was busy with another connection."""
+
+    name: str
+    tester_port: int
+    conn: Connection
+    sock: int | None = None
+    held: list = field(default_factory=list)
+
+
 class Engine:
     """Runs cases against one target over one wire."""
 
@@ -89,23 +102,29 @@ class Engine:
 
     def run(self, case: Case, family: str = IPV4) -> Verdict:
         tester_port, target_port = next(self._ports)
-        run = _CaseRun(self, case, family, tester_port, target_port)
+        # Further connections of the case get tester ports of their own.
+        tester_ports = [tester_port] + [next(self._ports)[0] for _ in case.connections[1:]]
+        run = _CaseRun(self, case, family, tester_ports, target_port)
         return run.execute()
 
 
 class _CaseRun:
-    def __init__(self, engine: Engine, case: Case, family: str, tester_port: int,
+    def __init__(self, engine: Engine, case: Case, family: str, tester_ports: list[int],
                  target_port: int):
         self.engine, self.case, self.family = engine, case, family
         self.wire, self.agent = engine.wire, engine.target.agent
         self.link = engine.target.links.get(family)
-        self.tester_port, self.target_port = tester_port, target_port
-        iss = random.randrange(MOD)
-        self.conn = Connection(iss=iss, snd_nxt=iss, snd_una=iss)
+        self.target_port = target_port
+        self.flows: dict[str, Flow] = {}
+        for name, port in zip(case.connections, tester_ports):
+            iss = random.randrange(MOD)
+            self.flows[name] = Flow(name, port, Connection(iss=iss, snd_nxt=iss, snd_una=iss))
+        self.flow = self.flows[case.connections[0]]   # the connection the current step is about
+        self._by_port = {flow.tester_port: flow for flow in self.flows.values()}
+        self._entries: dict[int, LadderEntry] = {}    # id(segment) -> its ladder line
         self.ladder: list[LadderEntry] = []
         self.segments: list[tcp.Segment] = []
-        self.held: list[tcp.Segment] = []
-        self.listener = self.sock = None
+        self.listener = None
         self.ref_time = time.time()        # when the previous step ended
         self.sent_at: float | None = None  # perf_counter of the last injection
         self.exchanges: list[float] = []
@@ -113,6 +132,19 @@ class _CaseRun:
         self.alternatives: list[str] = []
         self.phase = "setup"
         self.restore: dict[str, str] = {}   # sysctls the case changed, with their old values
+
+    # The current step's connection, in RFC 9293 terms.
+    conn = property(lambda self: self.flow.conn)
+    tester_port = property(lambda self: self.flow.tester_port)
+    held = property(lambda self: self.flow.held)
+
+    @property
+    def sock(self):
+        return self.flow.sock
+
+    @sock.setter
+    def sock(self, handle):
+        self.flow.sock = handle
 
     # -- the run ---------------------------------------------------------------
 
@@ -123,7 +155,7 @@ class _CaseRun:
         try:
             if self.link is None:
                 raise CannotDecide(f"the target cannot be reached over {self.family}")
-            self.wire.watch(self.link, self.tester_port)
+            self.wire.watch(self.link, list(self._by_port))
             self._agent("cleanup")
             self._apply_sysctls()
             try:
@@ -168,6 +200,11 @@ class _CaseRun:
                     break
         except OSError:
             pass
+        for flow in self.flows.values():
+            for seg in flow.held:
+                entry = self._entries.get(id(seg))
+                if entry is not None and entry.mark in ("", "setup"):
+                    entry.mark = "unexamined"
         try:
             self._agent("cleanup")
         except (CannotDecide, AgentFailure):
@@ -229,6 +266,7 @@ class _CaseRun:
 
     def _steps(self, steps) -> None:
         for step in steps:
+            self.flow = self.flows[step.conn]
             if step.note:
                 self._note(step.note)
             if not isinstance(step, (Send, Expect, OneOf)):
@@ -286,12 +324,12 @@ class _CaseRun:
                 conn.snd_nxt = end
         self.ref_time = time.time()
 
-    def _is_retransmission(self, seg: tcp.Segment) -> bool:
+    def _is_retransmission(self, seg: tcp.Segment, flow: Flow | None = None) -> bool:
         """True when the segment only repeats sequence space already sent.
 
         A segment without SYN, FIN or data occupies no sequence space and is
         never a retransmission: a repeated ACK is a new answer."""
-        conn = self.conn
+        conn = (flow or self.flow).conn
         if seg.seg_len == 0:
             return False
         if seg.has(tcp.SYN):
@@ -299,7 +337,9 @@ class _CaseRun:
         return conn.peer_max is not None and seq_le(seq_add(seg.seq, seg.seg_len), conn.peer_max)
 
     def _next_segment(self, deadline: float, want_retransmission=False, mark="") -> tcp.Segment | None:
-        """The target's next segment (retransmissions skipped unless wanted)."""
+        """The target's next segment on the current step's connection
+        (retransmissions skipped unless wanted); segments of the case's other
+        connections are kept for them."""
         if self.held:
             return self.held.pop(0)
         while True:
@@ -309,20 +349,30 @@ class _CaseRun:
             seg = decode(frame)
             if seg is None:
                 continue
+            flow = self._by_port.get(seg.sport if seg.direction == tcp.OUT else seg.dport)
+            if flow is None:
+                continue
             self.segments.append(seg)
-            entry = LadderEntry(seg.time, "segment", self._describe(seg), seg.direction, mark=mark)
+            entry = LadderEntry(seg.time, "segment", self._describe(seg, flow), seg.direction,
+                                mark=mark)
             self.ladder.append(entry)
+            self._entries[id(seg)] = entry
             if seg.direction == tcp.OUT:
                 entry.mark = ""  # only the target's segments can go unexamined
                 continue
             if not seg.checksum_ok:
                 entry.mark = "bad checksum"
-            if self._is_retransmission(seg):
+            if self._is_retransmission(seg, flow):
                 entry.mark = "retransmission"
-                if not want_retransmission:
+                if not want_retransmission or flow is not self.flow:
                     continue
             if self.phase == "setup" and not entry.mark:
                 entry.mark = "setup"
+            if flow is not self.flow:
+                if entry.mark == "unexamined":
+                    entry.mark = ""
+                flow.held.append(seg)
+                continue
             return seg
 
     def _consume(self, seg: tcp.Segment) -> None:
@@ -345,9 +395,11 @@ class _CaseRun:
         scaled = conn.our_wscale is not None and conn.peer_wscale is not None
         conn.snd_wnd = seg.window << (conn.peer_wscale if scaled and not seg.has(tcp.SYN) else 0)
 
-    def _describe(self, seg: tcp.Segment) -> str:
-        """One ladder line, sequence numbers relative to the sender's ISN."""
-        conn = self.conn
+    def _describe(self, seg: tcp.Segment, flow: Flow | None = None) -> str:
+        """One ladder line, sequence numbers relative to the sender's ISN; with
+        several connections, the line starts with the connection's name."""
+        flow = flow or self.flow
+        conn = flow.conn
         if seg.direction == tcp.OUT:
             seq, ack = relative(seg.seq, conn.iss), relative(seg.ack, conn.irs) if conn.irs is not None else seg.ack
         else:
@@ -366,7 +418,8 @@ class _CaseRun:
             parts.append("<" + ",".join(_option_text(n, v) for n, v in seg.options) + ">")
         if not seg.checksum_ok:
             parts.append("(bad checksum)")
-        return " ".join(parts)
+        prefix = f"[{flow.name}] " if len(self.flows) > 1 else ""
+        return prefix + " ".join(parts)
 
     def _mismatches(self, step: Expect, seg: tcp.Segment, ref: float, v: dict) -> list[str]:
         conn, problems = self.conn, []
@@ -510,7 +563,14 @@ class _CaseRun:
                                             sockopts=self.case.sockopts)["sock"]
                 text = f"listen on port {self.target_port}, backlog {self.case.backlog}"
             elif op == "accept":
-                self.sock = self._agent("accept", sock=self.listener, timeout=step.timeout)["sock"]
+                reply = self._agent("accept", sock=self.listener, timeout=step.timeout)
+                # The socket belongs to the connection it came from, whichever
+                # step accepted it.
+                peer_port = int(reply.get("peer", ":0").rsplit(":", 1)[1])
+                flow = self._by_port.get(peer_port, self.flow)
+                flow.sock = reply["sock"]
+                if len(self.flows) > 1:
+                    text = f"accept -> connection {flow.name}"
             elif op == "connect" and self.sock is not None:
                 # The connection was started already (connect returns at once,
                 # its SYN on the wire): this step waits for its outcome.
