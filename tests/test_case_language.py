@@ -863,3 +863,48 @@ def test_bad_app_operation(tmp_path):
     error = load_error(tmp_path, text)
     assert error.field == "steps[0].app"
     assert error.message.startswith("expected an action of the target's application")
+
+
+# -- several connections, families, settings, raw options -------------------------------
+
+def test_connections_are_named_in_order_of_use(tmp_path):
+    """conn: names the connection a step is about; 'a' is the first."""
+    (case,) = load(tmp_path, case_text(
+        "  - send: {flags: SYN}\n    conn: c\n  - silence: 1s\n"
+        "  - send: {flags: SYN}\n    conn: b\n  - silence: 1s\n    conn: b\n"))
+    assert case.connections == ("a", "c", "b")
+    assert [step.conn for step in case.steps] == ["c", "a", "b", "b"]
+
+
+def test_several_connections_need_a_listener(tmp_path):
+    """A client case cannot open several connections: one error at target.role."""
+    text = case_text("  - send: {flags: SYN}\n    conn: b\n  - silence: 1s\n",
+                     role="client", start="CLOSED")
+    error = load_error(tmp_path, text)
+    assert error.field == "target.role" and "several connections" in error.message
+    assert error.line == line_of(text, "target:") + 1
+
+
+def test_connection_name_is_checked(tmp_path):
+    """A connection name is lower-case letters and digits."""
+    text = case_text("  - send: {flags: SYN}\n    conn: B\n  - silence: 1s\n")
+    error = load_error(tmp_path, text)
+    assert error.field == "steps[0].conn" and "name of the connection" in error.message
+
+
+def test_families_sysctls_and_raw_options(tmp_path):
+    """families restricts the address families; sysctls and raw option bytes are kept."""
+    text = case_text("  - send: {flags: SYN, raw_options: '01 fe 04 ab cd'}\n  - silence: 1s\n")
+    text = text.replace("target:\n", "families: [ipv6]\ntarget:\n  sysctls: {net.ipv4.tcp_rfc1337: 1}\n")
+    (case,) = load(tmp_path, text)
+    assert case.families == ("ipv6",)
+    assert case.sysctls == {"net.ipv4.tcp_rfc1337": "1"}
+    assert case.steps[0].raw_options == bytes.fromhex("01fe04abcd")
+
+
+def test_options_longer_than_the_header_allows(tmp_path):
+    """More than 40 octets of options is an error naming raw_options."""
+    text = case_text("  - send: {flags: SYN, mss: 1460, raw_options: '" + "01 " * 40 + "'}\n"
+                     "  - silence: 1s\n")
+    error = load_error(tmp_path, text)
+    assert error.field == "steps[0].send.raw_options" and "at most 40 octets" in error.message
