@@ -128,7 +128,7 @@ class _Grid:
         raise self.error(("rules",), f"no rule decides the cell {state} / {segment} / "
                                      f"{position}: add one")
 
-    def then_state(self, then, state: str, where) -> str:
+    def then_state(self, then, state: str) -> str:
         if isinstance(then, dict):
             then = then.get(state, then.get("other", "same"))
         return state if then == "same" else then
@@ -164,11 +164,11 @@ class _Grid:
             steps.append({"one_of": [
                 {"label": branch["label"], "conforms": branch.get("conforms", True),
                  "steps": self.answer(branch["answer"], seq) +
-                          [{"state": self.then_state(branch["then"], state, None)}]}
+                          [{"state": self.then_state(branch["then"], state)}]}
                 for branch in rule["one_of"]]})
             outcome = " / ".join(branch["label"] for branch in rule["one_of"])
         else:
-            then = self.then_state(rule["then"], state, None)
+            then = self.then_state(rule["then"], state)
             steps += self.answer(rule["answer"], seq) + [{"state": then}]
             outcome = f"{rule['answer']}, then {then}"
         requirement = dict(self.requirements[rule["requirement"]], id=rule["requirement"])
