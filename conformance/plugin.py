@@ -33,21 +33,23 @@ from .baseline import BaselineError, load_baseline, resolve
 from .case import Case, CaseError, load_case_file
 from .lab import LabError, preflight
 from .verdict import ERROR, FAIL, FIXED, INFO, KNOWN, WARN, Verdict, judge, render_ladder
+from .targets import TARGETS
 from .wire import FAMILIES
 
-_RUNNER_KEY = pytest.StashKey["runner_module.Runner"]()
-_VERDICT_KEY = pytest.StashKey[Verdict]()
-_SETTINGS_KEY = pytest.StashKey[dict]()
+_TARGETS_KEY = pytest.StashKey[tuple]()     # the targets' names, in the order given
+_RUNNERS_KEY = pytest.StashKey[dict]()      # target name -> Runner, started on first use
+_SETTINGS_KEY = pytest.StashKey[dict]()     # target name -> its settings, for the summary
+_BASELINES_KEY = pytest.StashKey[dict]()    # target name -> Baseline (when --baseline)
 _FAMILIES_KEY = pytest.StashKey[tuple]()
-_BASELINE_KEY = pytest.StashKey[object]()
+_VERDICT_KEY = pytest.StashKey[Verdict]()
 _STATUS_KEY = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("tcp-conformance", "TCP conformance suite")
-    group.addoption("--target", default="linux",
-                    help="the stack to test (default: linux, the kernel's stack in a lab "
-                         "namespace the suite builds)")
+    group.addoption("--target", default="linux", metavar="NAME[,NAME...]",
+                    help="the stack(s) to test, every case against each (default: linux, "
+                         "the kernel's stack in a lab namespace the suite builds)")
     group.addoption("--target-sysctl", action="append", default=[], metavar="KEY=VALUE",
                     help="set a sysctl in the target namespace, e.g. "
                          "net.ipv4.tcp_rfc1337=1 (repeatable)")
@@ -57,8 +59,9 @@ def pytest_addoption(parser):
     group.addoption("--family", default="ipv4,ipv6", metavar="ipv4,ipv6",
                     help="the address families to run the cases over (default: both)")
     group.addoption("--baseline", metavar="PATH",
-                    help="the target's known deviations: a file, or a directory holding "
-                         "<target>.yaml (e.g. baselines); the run then fails only on change")
+                    help="the targets' known deviations: a directory holding <target>.yaml "
+                         "(e.g. baselines), or one target's file; the run then fails only "
+                         "on change")
     group.addoption("--slow", action="store_true",
                     help="also run the slow cases (timers of many seconds); so does -m slow")
     group.addoption("--pcap-dir", default="reports/pcap",
@@ -78,20 +81,37 @@ def pytest_configure(config):
         raise pytest.UsageError(f"--family: expected ipv4, ipv6 or ipv4,ipv6; got "
                                 f"{config.option.family!r}")
     config.stash[_FAMILIES_KEY] = tuple(wanted)
-    config.stash[_BASELINE_KEY] = None
-    if config.option.baseline:
-        try:
-            baseline = load_baseline(resolve(config.option.baseline, config.option.target))
-        except BaselineError as exc:
-            raise pytest.UsageError(f"--baseline: {exc}") from None
-        if baseline.target != config.option.target:
-            raise pytest.UsageError(f"--baseline: {baseline.path} is the baseline of "
-                                    f"{baseline.target!r}, not of the target "
-                                    f"{config.option.target!r}")
-        config.stash[_BASELINE_KEY] = baseline
+    targets = tuple(dict.fromkeys(t.strip() for t in config.option.target.split(",") if t.strip()))
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown or not targets:
+        raise pytest.UsageError(f"--target: expected one or more of {', '.join(TARGETS)} "
+                                f"separated by commas; got {config.option.target!r}")
+    config.stash[_TARGETS_KEY] = targets
+    config.stash[_RUNNERS_KEY] = {}
+    config.stash[_SETTINGS_KEY] = {}
+    config.stash[_BASELINES_KEY] = _load_baselines(config.option.baseline, targets)
     config.addinivalue_line("markers", "slow: cases that wait on timers of many seconds")
     if config.pluginmanager.hasplugin("html"):
         config.pluginmanager.register(HtmlReport(), "tcp-conformance-html")
+
+
+def _load_baselines(option: str | None, targets: tuple) -> dict:
+    if not option:
+        return {}
+    if len(targets) > 1 and not Path(option).is_dir():
+        raise pytest.UsageError(f"--baseline: with several targets, name a directory holding "
+                                f"<target>.yaml; {option} is not a directory")
+    baselines = {}
+    for target in targets:
+        try:
+            baseline = load_baseline(resolve(option, target))
+        except BaselineError as exc:
+            raise pytest.UsageError(f"--baseline: {exc}") from None
+        if baseline.target != target:
+            raise pytest.UsageError(f"--baseline: {baseline.path} is the baseline of "
+                                    f"{baseline.target!r}, not of the target {target!r}")
+        baselines[target] = baseline
+    return baselines
 
 
 def pytest_collect_file(file_path: Path, parent):
@@ -110,11 +130,16 @@ class CaseFile(pytest.File):
             yield InvalidCase.from_parent(self, name=self.path.name, error=error)
             return
         families = self.config.stash[_FAMILIES_KEY]
+        targets = self.config.stash[_TARGETS_KEY]
         for case in cases:
-            for family in case.families:
-                if family in families:
-                    yield CaseItem.from_parent(self, name=f"{case.id}[{family}]", case=case,
-                                               family=family)
+            for target in targets:
+                for family in case.families:
+                    if family in families:
+                        # With one target the item is <id>[ipv4]; with several,
+                        # <id>[lwip-ipv4].
+                        label = family if len(targets) == 1 else f"{target}-{family}"
+                        yield CaseItem.from_parent(self, name=f"{case.id}[{label}]", case=case,
+                                                   family=family, target=target)
 
 
 class InvalidCase(pytest.Item):
@@ -139,9 +164,9 @@ class CaseFailed(Exception):
 
 
 class CaseItem(pytest.Item):
-    def __init__(self, *, case: Case, family: str, **kwargs):
+    def __init__(self, *, case: Case, family: str, target: str, **kwargs):
         super().__init__(**kwargs)
-        self.case, self.family = case, family
+        self.case, self.family, self.target = case, family, target
         levels = {req.level.lower() for req in case.requirements}
         rfcs = {f"rfc{req.rfc}" for req in case.requirements}
         for mark in sorted(levels | rfcs | {case.role, family} | set(case.marks)):
@@ -150,30 +175,33 @@ class CaseItem(pytest.Item):
         self.extra_keyword_matches.update(req.id for req in case.requirements)
 
     def _runner(self) -> "runner_module.Runner":
-        stash = self.config.stash
-        if _RUNNER_KEY not in stash:
+        runners = self.config.stash[_RUNNERS_KEY]
+        if self.target not in runners:
             opts = self.config.option
             sysctls = dict(item.split("=", 1) for item in opts.target_sysctl)
-            stash[_RUNNER_KEY] = runner_module.Runner.for_target(
-                opts.target, sysctls, Path(opts.pcap_dir))
-            current = stash[_RUNNER_KEY]
+            pcap_dir = Path(opts.pcap_dir)
+            if len(self.config.stash[_TARGETS_KEY]) > 1:
+                pcap_dir = pcap_dir / self.target
+            runners[self.target] = current = runner_module.Runner.for_target(
+                self.target, sysctls, pcap_dir)
             current.start()
             if not current.failure:
                 _apply_nft(current, opts.target_nft)
-                _record_settings(self.config, current)
-        return stash[_RUNNER_KEY]
+                _record_settings(self.config, self.target, current.target.settings())
+        return runners[self.target]
 
     def setup(self):
         runner = self._runner()
         if runner.failure:
-            pytest.fail(f"the target could not be started: {runner.failure}", pytrace=False)
+            pytest.fail(f"the target {self.target} could not be started: {runner.failure}",
+                        pytrace=False)
         verdict = runner.run(self.case, self.family)
         self.stash[_VERDICT_KEY] = verdict
         if verdict.outcome == ERROR:
             pytest.fail(verdict.explain(), pytrace=False)
 
     def deviation(self):
-        baseline = self.config.stash[_BASELINE_KEY]
+        baseline = self.config.stash[_BASELINES_KEY].get(self.target)
         return baseline.lookup(self.case.id, self.family) if baseline else None
 
     def runtest(self):
@@ -221,20 +249,19 @@ def _apply_nft(runner, rules) -> None:
             return
 
 
-def _record_settings(config, runner) -> None:
-    """Keep the target's settings for the terminal summary and the report's
+def _record_settings(config, target: str, settings: dict) -> None:
+    """Keep a target's settings for the terminal summary and the report's
     environment table."""
-    _record_settings_dict(config, runner.target.settings())
-
-
-def _record_settings_dict(config, settings: dict) -> None:
-    config.stash[_SETTINGS_KEY] = settings
+    if target in config.stash[_SETTINGS_KEY]:
+        return
+    config.stash[_SETTINGS_KEY][target] = settings
     try:
         from pytest_metadata.plugin import metadata_key
     except ImportError:
         return
+    title = "Target" if len(config.stash[_TARGETS_KEY]) == 1 else f"Target {target}"
     config.stash.setdefault(metadata_key, {}).update(
-        {f"Target: {key}": value for key, value in settings.items()})
+        {f"{title}: {key}": value for key, value in settings.items()})
 
 
 def pytest_collection_modifyitems(config, items):
@@ -252,7 +279,7 @@ def pytest_collection_finish(session):
     if session.config.option.collectonly:
         return
     if any(isinstance(item, CaseItem) for item in session.items):
-        if session.config.option.target == "linux":
+        if "linux" in session.config.stash[_TARGETS_KEY]:
             problems = preflight()
             if problems:
                 pytest.exit("cannot build the lab: " + "; ".join(problems), returncode=4)
@@ -260,22 +287,21 @@ def pytest_collection_finish(session):
 
 
 def pytest_sessionfinish(session):
-    current = session.config.stash.get(_RUNNER_KEY, None)
-    if current is not None:
+    for current in session.config.stash.get(_RUNNERS_KEY, {}).values():
         current.stop()
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
-        # An xdist worker: its lab's settings go to the controller's summary.
-        workeroutput["tcpconf_settings"] = session.config.stash.get(_SETTINGS_KEY, None)
+        # An xdist worker: its labs' settings go to the controller's summary.
+        workeroutput["tcpconf_settings"] = session.config.stash.get(_SETTINGS_KEY, {})
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error):
-    """xdist: keep the settings of the first worker that reports them (every
-    worker's lab is built the same way)."""
-    settings = getattr(node, "workeroutput", {}).get("tcpconf_settings")
-    if settings and _SETTINGS_KEY not in node.config.stash:
-        _record_settings_dict(node.config, settings)
+    """xdist: keep each target's settings from the first worker that reports
+    them (every worker builds its labs the same way)."""
+    for target, settings in (getattr(node, "workeroutput", {}).get("tcpconf_settings")
+                             or {}).items():
+        _record_settings(node.config, target, settings)
 
 
 _STATUS_WORDS = {WARN: ("warned", "W", "WARN"), INFO: ("info", "i", "INFO"),
@@ -300,9 +326,8 @@ def pytest_terminal_summary(terminalreporter, config):
             terminalreporter.section(f"TCP conformance: {title}")
             for report in reports:
                 terminalreporter.write_line(report.tcpconf["summary"])
-    settings = config.stash.get(_SETTINGS_KEY, None)
-    if settings:
-        terminalreporter.section("TCP conformance: target")
+    for target, settings in config.stash.get(_SETTINGS_KEY, {}).items():
+        terminalreporter.section(f"TCP conformance: target {target}")
         for key, value in settings.items():
             terminalreporter.write_line(f"{key}: {value}")
 
@@ -327,7 +352,8 @@ def _report_fields(item: "CaseItem", verdict: Verdict | None, when: str) -> dict
     status = item.stash.get(_STATUS_KEY, None) if when == "call" else None
     if verdict is not None and verdict.outcome == ERROR:
         status = ERROR
-    fields = {"status": status or "", "requirement": req.id, "level": req.level,
+    fields = {"status": status or "", "target": item.target, "requirement": req.id,
+              "level": req.level,
               "citation": req.citation, "follows": (verdict.alternative or "") if verdict else ""}
     if status in (WARN, INFO):
         fields["summary"] = (f"{status.upper()} {item.nodeid}\n  {req.id} ({req.level}, "
@@ -350,17 +376,19 @@ class HtmlReport:
 
     def pytest_html_results_table_header(self, cells):
         cells.insert(1, "<th>Verdict</th>")
-        cells.insert(3, "<th>Requirement</th>")
-        cells.insert(4, "<th>Level</th>")
-        cells.insert(5, "<th>Follows</th>")
+        cells.insert(2, "<th>Target</th>")
+        cells.insert(4, "<th>Requirement</th>")
+        cells.insert(5, "<th>Level</th>")
+        cells.insert(6, "<th>Follows</th>")
 
     def pytest_html_results_table_row(self, report, cells):
         fields = getattr(report, "tcpconf", None) or {}
         requirement = f"{fields['requirement']} ({fields['citation']})" if fields else ""
         cells.insert(1, f"<td>{html.escape(fields.get('status', '').upper())}</td>")
-        cells.insert(3, f"<td>{html.escape(requirement)}</td>")
-        cells.insert(4, f"<td>{fields.get('level', '')}</td>")
-        cells.insert(5, f"<td>{html.escape(fields.get('follows', ''))}</td>")
+        cells.insert(2, f"<td>{html.escape(fields.get('target', ''))}</td>")
+        cells.insert(4, f"<td>{html.escape(requirement)}</td>")
+        cells.insert(5, f"<td>{fields.get('level', '')}</td>")
+        cells.insert(6, f"<td>{html.escape(fields.get('follows', ''))}</td>")
 
 
 def _evidence(verdict: Verdict) -> str:

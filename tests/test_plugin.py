@@ -201,3 +201,55 @@ def test_slow_cases_only_on_request():
     for option in (["--slow"], ["-m", "slow"]):
         chosen = run_pytest("--collect-only", "-q", *option, "cases/syn-queue")
         assert "syn-queue.synack-retransmission[ipv6]" in chosen.stdout, chosen.stdout
+
+
+# -- several targets ----------------------------------------------------------------
+
+TWO_TARGETS_CONFTEST = """\
+from conformance.targets import TARGETS, LinuxLab
+
+
+class LinuxWithRfc1337(LinuxLab):
+    name = "linux-rfc1337"
+
+    def __init__(self, sysctls=None, tag=None):
+        super().__init__({**(sysctls or {}), "net.ipv4.tcp_rfc1337": "1"}, tag)
+
+
+TARGETS["linux-rfc1337"] = LinuxWithRfc1337
+"""
+
+RFC1337_CASE = """\
+id: t.rfc1337
+title: a RST at RCV.NXT does not end TIME-WAIT
+requirements: [{id: RFC1337-F1, rfc: 1337, section: "3", level: MUST, text: pretend MUST}]
+families: [ipv4]
+target: {role: listener, start: TIME-WAIT}
+steps:
+  - send: {flags: RST, seq: snd_nxt}
+  - silence: 200ms
+  - state: TIME-WAIT
+"""
+
+
+def test_several_targets_sweep_side_by_side(tmp_path):
+    """--target a,b runs every case against each target, in items named by target and
+    family, with each target's verdict and settings."""
+    root = tmp_path / "cases"
+    root.mkdir()
+    (root / "conftest.py").write_text(TWO_TARGETS_CONFTEST)
+    (root / "rfc1337.yaml").write_text(RFC1337_CASE)
+    result = run_pytest("-rA", "-q", "--target", "linux,linux-rfc1337", str(root),
+                        cwd=tmp_path)
+    out = result.stdout
+    assert counts(out) == {"failed": 1, "passed": 1}, out
+    assert "PASSED cases/rfc1337.yaml::t.rfc1337[linux-rfc1337-ipv4]" in out
+    assert "FAILED cases/rfc1337.yaml::t.rfc1337[linux-ipv4]" in out
+    assert "TCP conformance: target linux-rfc1337" in out and "net.ipv4.tcp_rfc1337: 1" in out
+
+
+def test_unknown_target_is_one_clear_error():
+    """A target name the suite does not know stops the run, naming the known ones."""
+    result = run_pytest("-q", "--target", "linux,bsd", "--collect-only", "cases/handshake")
+    assert result.returncode == 4
+    assert "--target: expected one or more of linux" in result.stderr
