@@ -33,6 +33,7 @@ from .baseline import BaselineError, load_baseline, resolve
 from .case import Case, CaseError, load_case_file
 from .lab import LabError, preflight
 from .verdict import ERROR, FAIL, FIXED, INFO, KNOWN, WARN, Verdict, judge, render_ladder
+from .report import write_matrix
 from .targets import TARGETS
 from .wire import FAMILIES
 
@@ -64,6 +65,9 @@ def pytest_addoption(parser):
                          "on change")
     group.addoption("--slow", action="store_true",
                     help="also run the slow cases (timers of many seconds); so does -m slow")
+    group.addoption("--matrix", metavar="PATH",
+                    help="write a matrix page (cases x targets, each cell linking to the "
+                         "case's evidence), e.g. reports/matrix.html")
     group.addoption("--pcap-dir", default="reports/pcap",
                     help="where each case's capture is written (default: reports/pcap)")
 
@@ -93,6 +97,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: cases that wait on timers of many seconds")
     if config.pluginmanager.hasplugin("html"):
         config.pluginmanager.register(HtmlReport(), "tcp-conformance-html")
+    if config.option.matrix and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(MatrixReport(config.option.matrix), "tcp-conformance-matrix")
 
 
 def _load_baselines(option: str | None, targets: tuple) -> dict:
@@ -340,9 +346,17 @@ def pytest_runtest_makereport(item, call):
         verdict = item.stash.get(_VERDICT_KEY, None)
         report.tcpconf = _report_fields(item, verdict, call.when)
         decided = call.when == "call" or (call.when == "setup" and report.failed)
-        if verdict is not None and decided and item.config.pluginmanager.hasplugin("html"):
-            import pytest_html
-            report.extras = getattr(report, "extras", []) + [pytest_html.extras.html(_evidence(verdict))]
+        if decided:
+            evidence = _evidence(verdict) if verdict is not None else \
+                f"<pre>{html.escape(str(report.longrepr))}</pre>"
+            if item.config.option.matrix:
+                report.tcpconf.update(case=item.case.id, family=item.family,
+                                      title=item.case.title, evidence=evidence,
+                                      status=report.tcpconf["status"] or
+                                      ("error" if report.failed else "pass"))
+            if verdict is not None and item.config.pluginmanager.hasplugin("html"):
+                import pytest_html
+                report.extras = getattr(report, "extras", []) + [pytest_html.extras.html(evidence)]
 
 
 def _report_fields(item: "CaseItem", verdict: Verdict | None, when: str) -> dict:
@@ -365,6 +379,27 @@ def _report_fields(item: "CaseItem", verdict: Verdict | None, when: str) -> dict
                              f"Actual: {verdict.actual}\n  Reason ({deviation.where}): "
                              f"{deviation.reason}")
     return fields
+
+
+class MatrixReport:
+    """Gathers each case's decisive report (in the controller, also under xdist)
+    and writes the matrix page at the end."""
+
+    def __init__(self, path: str):
+        self.path, self.records = Path(path), []
+
+    def pytest_runtest_logreport(self, report):
+        fields = getattr(report, "tcpconf", None)
+        if fields and "evidence" in fields:
+            self.records.append(fields)
+
+    def pytest_sessionfinish(self, session):
+        if self.records:
+            write_matrix(self.path, self.records)
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.records:
+            terminalreporter.write_sep("-", f"Matrix: {self.path.resolve().as_uri()}")
 
 
 class HtmlReport:

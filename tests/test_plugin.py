@@ -239,13 +239,20 @@ def test_several_targets_sweep_side_by_side(tmp_path):
     root.mkdir()
     (root / "conftest.py").write_text(TWO_TARGETS_CONFTEST)
     (root / "rfc1337.yaml").write_text(RFC1337_CASE)
-    result = run_pytest("-rA", "-q", "--target", "linux,linux-rfc1337", str(root),
-                        cwd=tmp_path)
+    matrix = tmp_path / "report" / "matrix.html"
+    result = run_pytest("-rA", "-q", "--target", "linux,linux-rfc1337", f"--matrix={matrix}",
+                        "-n", "2", str(root), cwd=tmp_path)
     out = result.stdout
     assert counts(out) == {"failed": 1, "passed": 1}, out
     assert "PASSED cases/rfc1337.yaml::t.rfc1337[linux-rfc1337-ipv4]" in out
     assert "FAILED cases/rfc1337.yaml::t.rfc1337[linux-ipv4]" in out
     assert "TCP conformance: target linux-rfc1337" in out and "net.ipv4.tcp_rfc1337: 1" in out
+    # The matrix: a column per target and family, each cell linking to its evidence.
+    page = matrix.read_text()
+    assert "<th>linux<br>ipv4</th>" in page and "<th>linux-rfc1337<br>ipv4</th>" in page
+    assert ">FAIL</a>" in page and ">PASS</a>" in page
+    evidence = (matrix.parent / "cases" / "linux" / "t.rfc1337-ipv4.html").read_text()
+    assert "RFC1337-F1" in evidence and "Actual:" in evidence
 
 
 def test_unknown_target_is_one_clear_error():
