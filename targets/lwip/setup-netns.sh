@@ -130,6 +130,17 @@ setup() {
     if command -v ethtool >/dev/null; then
         nsexec ethtool -K "$TAP" tx off tso off gso off >/dev/null 2>&1 || true
     fi
+    # The kernel applies carrier changes through its link watch, up to a
+    # second later; until target0 is a forwarding bridge port every frame
+    # is dropped.  (lwip0 forwards once lwip-agent attaches; the agent
+    # waits for that itself.)
+    i=0
+    until [ "$(nsexec cat "/sys/class/net/$VETH/operstate")" = up ] &&
+          [ "$(nsexec cat "/sys/class/net/$VETH/brport/state")" = 3 ]; do
+        i=$((i + 1))
+        [ $i -le 500 ] || die "$VETH did not become a forwarding bridge port within 5 s"
+        sleep 0.01
+    done
     trap - EXIT
 }
 

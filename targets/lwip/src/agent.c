@@ -1491,6 +1491,8 @@ int main(int argc, char **argv)
         logmsg("%s", err);
         return 1;
     }
+    if (tapdev_wait_ready(&the_tap, 5000, err, sizeof err) < 0)
+        logmsg("%s; going on", err);
     struct init_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.cfg = &cfg;

@@ -68,6 +68,44 @@ int tapdev_open(struct tapdev *tap, const char *name, const unsigned char mac[6]
     return 0;
 }
 
+static int read_sys(const char *name, const char *file, char *buf, size_t len)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/sys/class/net/%s/%s", name, file);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    if (!fgets(buf, (int)len, f)) {
+        fclose(f);
+        return -1;
+    }
+    fclose(f);
+    buf[strcspn(buf, "\n")] = 0;
+    return 0;
+}
+
+int tapdev_wait_ready(struct tapdev *tap, int timeout_ms, char *err,
+                      size_t errlen)
+{
+    char oper[32] = "?", port[32] = "";
+    for (int waited = 0;; waited += 5) {
+        int have_port;
+        read_sys(tap->name, "operstate", oper, sizeof oper);
+        have_port = read_sys(tap->name, "brport/state", port, sizeof port) == 0;
+        /* brport/state 3 is BR_STATE_FORWARDING */
+        if (strcmp(oper, "up") == 0 && (!have_port || strcmp(port, "3") == 0))
+            return 0;
+        if (waited >= timeout_ms) {
+            snprintf(err, errlen, "tap %s not ready after %d ms (operstate "
+                     "%s%s%s)", tap->name, timeout_ms, oper,
+                     have_port ? ", bridge port state " : "",
+                     have_port ? port : "");
+            return -1;
+        }
+        usleep(5000);
+    }
+}
+
 /* Called by lwIP (in the tcpip thread, core locked) for every frame. */
 static err_t tapdev_linkoutput(struct netif *netif, struct pbuf *p)
 {

@@ -29,12 +29,19 @@ struct tapdev {
  * message in err. */
 int tapdev_open(struct tapdev *tap, const char *name, const unsigned char mac[6],
                 char *err, size_t errlen);
+/* Wait until the kernel forwards frames through the tap: its operstate is
+ * "up" and, when it is a bridge port, the port is forwarding.  Attaching
+ * turns the tap's carrier on, but the kernel applies that through its
+ * link watch, up to a second later; frames sent or received before then
+ * are lost.  Returns 0 when ready, -1 after timeout_ms (a message in err). */
+int tapdev_wait_ready(struct tapdev *tap, int timeout_ms, char *err,
+                      size_t errlen);
 /* netif_add() init function; netif->state must be the struct tapdev. */
 err_t tapdev_netif_init(struct netif *netif);
 /* Start the thread that reads frames and hands them to netif->input
  * (tcpip_input: the frame is processed in the tcpip thread). */
 int tapdev_start(struct tapdev *tap, struct netif *netif);
-/* Stop the reader thread and close the device. */
+/* Stop the reader thread and close the device (after tcpip_init). */
 void tapdev_close(struct tapdev *tap);
 
 #endif
