@@ -489,7 +489,7 @@ def main() -> int:
                 logdir.mkdir(parents=True, exist_ok=True)
             prefix += ["valgrind", "--tool=memcheck", "--leak-check=full",
                        "--show-leak-kinds=definite,indirect", "--errors-for-leak-kinds=definite",
-                       "--track-fds=no", f"--log-file={vg_log}"]
+                       "--track-fds=no", "--track-origins=yes", f"--log-file={vg_log}"]
         t0 = time.monotonic()
         # The suite's own client; everything after "--" (the Python
         # bootstrap it appends) is ignored by the agent.

@@ -584,7 +584,15 @@ static int add_row(struct conn_row **rows, size_t *n, size_t *cap,
     }
     struct conn_row *row = &(*rows)[(*n)++];
     fmt_lwip_ip(lip, row->lip, sizeof row->lip);
-    fmt_lwip_ip(rip, row->rip, sizeof row->rip);
+    if (rip) {
+        fmt_lwip_ip(rip, row->rip, sizeof row->rip);
+    } else {
+        /* A listener: the unspecified address of its own family.  (lwIP
+         * sets only the type of a listen pcb's remote_ip, never its
+         * bytes: reading them is reading uninitialised memory.) */
+        snprintf(row->rip, sizeof row->rip, "%s",
+                 IP_IS_V4_VAL(*lip) ? "0.0.0.0" : "::");
+    }
     row->lport = lport;
     row->rport = rport;
     snprintf(row->local, sizeof row->local, "%s:%d", row->lip, lport);
@@ -604,8 +612,8 @@ static int collect_pcbs(struct conn_row **rows, size_t *n)
     LOCK_TCPIP_CORE();
     for (struct tcp_pcb_listen *l = tcp_listen_pcbs.listen_pcbs;
          l && !rc; l = l->next)
-        rc = add_row(rows, n, &cap, &l->local_ip, l->local_port,
-                     &l->remote_ip, 0, l->state);
+        rc = add_row(rows, n, &cap, &l->local_ip, l->local_port, NULL, 0,
+                     l->state);
     for (struct tcp_pcb *p = tcp_active_pcbs; p && !rc; p = p->next)
         rc = add_row(rows, n, &cap, &p->local_ip, p->local_port,
                      &p->remote_ip, p->remote_port, p->state);
