@@ -104,9 +104,9 @@ class Wire:
         self._thread.start()
 
     def _reader(self):
-        from scapy.layers.inet import TCP
-        from scapy.layers.inet6 import (ICMPv6MLReport2, ICMPv6MLReport, ICMPv6ND_NA,
-                                        ICMPv6ND_NS, ICMPv6NDOptDstLLAddr, IPv6)
+        from scapy.layers.inet import ICMP, TCP
+        from scapy.layers.inet6 import (ICMPv6EchoReply, ICMPv6ND_NA, ICMPv6ND_NS,
+                                        ICMPv6NDOptDstLLAddr, IPv6)
         from scapy.layers.l2 import ARP, Ether
         while not self._stop.is_set():
             r, _, _ = select.select([self.sock.ins], [], [], 0.1)
@@ -135,7 +135,7 @@ class Wire:
                               / ICMPv6NDOptDstLLAddr(lladdr=TESTER_MAC))
                     self.nd_answered += 1
                 continue
-            if TCP in pkt:
+            if TCP in pkt or ICMP in pkt or ICMPv6EchoReply in pkt:
                 self.frames.put((time.monotonic(), pkt))
             else:
                 self.other.append(pkt.summary())
@@ -231,6 +231,31 @@ def tcp_of(pkt):
     return pkt[TCP]
 
 
+def is_tcp(pkt) -> bool:
+    from scapy.layers.inet import TCP
+    return TCP in pkt
+
+
+def ping(wire: Wire, family: str, ident: int):
+    """An ICMP echo to the target, as the suite's sanity probe sends; the
+    round trip in ms, or None."""
+    from scapy.layers.inet import ICMP, IP
+    from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
+    from scapy.layers.l2 import Ether
+    if family == "ipv4":
+        pkt = Ether(src=TESTER_MAC, dst=TARGET_MAC) / IP(src=TESTER_IP, dst=TARGET_IP) \
+            / ICMP(type=8, id=ident, seq=1) / b"tcpconf"
+        pred = lambda p: ICMP in p and p[ICMP].type == 0 and p[ICMP].id == ident  # noqa: E731
+    else:
+        pkt = Ether(src=TESTER_MAC, dst=TARGET_MAC) / IPv6(src=TESTER_IP6, dst=TARGET_IP6) \
+            / ICMPv6EchoRequest(id=ident, seq=1, data=b"tcpconf")
+        pred = lambda p: ICMPv6EchoReply in p and p[ICMPv6EchoReply].id == ident  # noqa: E731
+    t0 = time.monotonic()
+    wire.send(pkt)
+    reply = wire.expect(pred, 1.0)
+    return None if reply is None else (time.monotonic() - t0) * 1000
+
+
 def payload_len(pkt) -> int:
     from scapy.layers.inet import IP
     from scapy.layers.inet6 import IPv6
@@ -260,6 +285,9 @@ def run_family(family: str, agent, wire: Wire, res: Results) -> None:
     tag = f"[{family}]"
     any_addr = "0.0.0.0" if family == "ipv4" else "::"
     tester_ip = TESTER_IP if family == "ipv4" else TESTER_IP6
+    rtt = ping(wire, family, random.randrange(1, 65535))
+    res.check(f"{tag} ICMP echo answered (the suite's sanity probe)", rtt is not None,
+              f"{rtt:.2f} ms" if rtt is not None else "no reply in 1 s")
     port = random.randrange(20000, 30000)
     listener = agent.call("listen", port=port, addr=any_addr)
     res.check(f"{tag} listen on port {port}", listener.get("port") == port,
@@ -372,11 +400,14 @@ def run_family(family: str, agent, wire: Wire, res: Results) -> None:
     # --- active open by lwIP ---------------------------------------------------
     tport = random.randrange(30000, 40000)
     wire.drain()
-    c = agent.call("connect", addr=tester_ip, port=tport)
+    want_lport = random.randrange(50000, 60000)      # as the engine binds it
+    c = agent.call("connect", addr=tester_ip, port=tport, local_port=want_lport)
     lport = c.get("local_port")
-    syn = wire.expect(lambda p: "S" in str(tcp_of(p).flags) and tcp_of(p).dport == tport, 2.0)
-    if res.check(f"{tag} connect sends SYN", syn is not None,
-                 f"from port {lport}, options {tcp_of(syn).options}" if syn else ""):
+    syn = wire.expect(lambda p: is_tcp(p) and "S" in str(tcp_of(p).flags)
+                      and tcp_of(p).dport == tport, 2.0)
+    if res.check(f"{tag} connect (bound to local port {want_lport}) sends SYN",
+                 syn is not None and tcp_of(syn).sport == want_lport == lport,
+                 f"options {tcp_of(syn).options}" if syn else ""):
         cf = Flow(wire, family, tport, tcp_of(syn).sport)
         cf.rcv_nxt = (tcp_of(syn).seq + 1) % (1 << 32)
         res.check(f"{tag} states shows SYN-SENT",
@@ -398,7 +429,8 @@ def run_family(family: str, agent, wire: Wire, res: Results) -> None:
     # --- refused connect -------------------------------------------------------
     wire.drain()
     c = agent.call("connect", addr=tester_ip, port=tport + 1)
-    syn = wire.expect(lambda p: "S" in str(tcp_of(p).flags) and tcp_of(p).dport == tport + 1, 2.0)
+    syn = wire.expect(lambda p: is_tcp(p) and "S" in str(tcp_of(p).flags)
+                      and tcp_of(p).dport == tport + 1, 2.0)
     if syn is not None:
         rf = Flow(wire, family, tport + 1, tcp_of(syn).sport)
         rf.segment("RA", seq=0, ack=(tcp_of(syn).seq + 1) % (1 << 32))

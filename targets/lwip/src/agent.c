@@ -207,6 +207,7 @@ struct entry {
     int fd;                  /* lwIP socket number */
     enum kind kind;
     int pending_error;       /* connect() error returned synchronously */
+    int eof_seen;            /* recv has reported the end of the stream */
 };
 
 static struct entry *entries;
@@ -946,6 +947,9 @@ static int op_recv(const struct jval *req, struct reply *r)
             return fail(r, "timeout", "no data within %.3gs", timeout);
         }
         ssize_t n = lwip_recv(e->fd, buf, (size_t)maxlen, 0);
+        if (n < 0 && errno == ENOTCONN && e->eof_seen)
+            n = 0;    /* lwIP fails reads after the first end of stream
+                       * with ENOTCONN; a socket returns EOF again */
         if (n < 0) {
             int err = errno;
             if ((err == EWOULDBLOCK || err == EAGAIN) && now() < deadline)
@@ -957,6 +961,7 @@ static int op_recv(const struct jval *req, struct reply *r)
         }
         if (n == 0) {
             free(buf);
+            e->eof_seen = 1;
             jb_key(&r->body, "eof");
             jb_cstr(&r->body, "true");
             return 0;
