@@ -142,18 +142,67 @@ def _addresses(ns: str) -> list[tuple[str, str]]:
     return result
 
 
+TMP_PREFIX = "tcpconf-gvisor-"
+# Sysctls as netstack shows them inside the sandbox (runsc exec ... cat); only
+# some are real knobs in gVisor (tcp_sack, tcp_recovery, tcp_rmem, tcp_wmem,
+# ip_local_port_range), the others are fixed values its /proc presents.
+REPORTED_SYSCTLS = ("tcp_sack", "tcp_timestamps", "tcp_recovery", "tcp_rmem", "tcp_wmem",
+                    "tcp_congestion_control", "tcp_syn_retries", "tcp_synack_retries",
+                    "tcp_rfc1337", "tcp_invalid_ratelimit", "ip_local_port_range")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_stale_sandboxes() -> list[str]:
+    """Remove what a killed run left: for every temporary directory of this
+    module whose owner PID is gone, SIGKILL (by PID) the runsc processes whose
+    command line names that directory, then delete the directory."""
+    reaped = []
+    tmp = Path(tempfile.gettempdir())
+    for path in tmp.glob(f"{TMP_PREFIX}*-*"):
+        owner = path.name[len(TMP_PREFIX):].split("-", 1)[0]
+        if not owner.isdigit() or _pid_alive(int(owner)):
+            continue
+        marker = f"--root={path}/state".encode()
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmdline = f.read()
+            except OSError:
+                continue
+            if marker in cmdline.split(b"\0"):
+                try:
+                    os.kill(int(entry), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        shutil.rmtree(path, ignore_errors=True)
+        reaped.append(str(path))
+    return reaped
+
+
 class GvisorSandbox:
     """One runsc sandbox in a lab's target namespace, hosting the suite's agent."""
 
     def __init__(self, target_ns: str, python: str = "/usr/bin/python3", runsc: str = "runsc",
                  extra_flags: tuple[str, ...] = (), restore_addresses: bool = True,
-                 pcap: bool = False, debug: bool = False):
+                 pcap: bool = False, debug: bool = False, keep_logs: str | None = None):
         self.target_ns = target_ns
         self.python = python
         self.runsc = shutil.which(runsc) or runsc
         self.extra_flags = tuple(extra_flags)
         self.restore_addresses = restore_addresses
         self.pcap, self.debug = pcap, debug
+        self.keep_logs = keep_logs      # a directory to copy runsc's logs (and pcap) into
         self.container_id = f"tcpconf-{target_ns.removeprefix('tcpconf-')}-{os.getpid()}"
         self.tmpdir: Path | None = None
         self.proc: subprocess.Popen | None = None
@@ -242,7 +291,8 @@ class GvisorSandbox:
         if not self._stolen:
             raise GvisorError(f"{self.target_ns} has no global address for netstack to take "
                               "(a previous sandbox took them; the lab must put them back)")
-        self.tmpdir = Path(tempfile.mkdtemp(prefix="tcpconf-gvisor-"))
+        reap_stale_sandboxes()
+        self.tmpdir = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-"))
         try:
             for d in (self.state_dir, self.bundle_dir, self.log_dir):
                 d.mkdir()
@@ -286,10 +336,22 @@ class GvisorSandbox:
 
     # ------------------------------------------------------------ stop
 
+    def runsc_command(self, *args: str, timeout: float = 10.0) -> subprocess.CompletedProcess:
+        """Run a runsc subcommand (state, exec, kill, delete, ...) on this sandbox.
+
+        It runs inside the target network namespace: the sandbox's control
+        socket is an abstract Unix socket, which belongs to the network
+        namespace the sandbox joined; from any other namespace runsc cannot
+        reach it and reports the container as "stopped"."""
+        prefix = []
+        if os.path.exists(os.path.join(NETNS_DIR, self.target_ns)):
+            prefix = ["ip", "netns", "exec", self.target_ns]
+        return subprocess.run([*prefix, *self.runsc_argv(*args)], capture_output=True,
+                              text=True, timeout=timeout)
+
     def _runsc(self, *args: str, timeout: float = 10.0) -> subprocess.CompletedProcess | None:
         try:
-            return subprocess.run(self.runsc_argv(*args), capture_output=True, text=True,
-                                  timeout=timeout)
+            return self.runsc_command(*args, timeout=timeout)
         except (OSError, subprocess.TimeoutExpired):
             return None
 
@@ -324,6 +386,8 @@ class GvisorSandbox:
             self._put_addresses_back()
         self._stolen = []
         if self.tmpdir is not None:
+            if self.keep_logs and self.log_dir.exists():
+                shutil.copytree(self.log_dir, self.keep_logs, dirs_exist_ok=True)
             shutil.rmtree(self.tmpdir, ignore_errors=True)
             self.tmpdir = None
 
@@ -360,13 +424,30 @@ class GvisorSandbox:
         out = subprocess.run([self.runsc, "--version"], capture_output=True, text=True).stdout
         return out.splitlines()[0] if out else "?"
 
+    def sysctls(self, names=REPORTED_SYSCTLS) -> dict:
+        """net.ipv4 sysctls as netstack presents them inside the sandbox."""
+        script = "; ".join(f"printf '%s=%s\\n' {n} \"$(cat /proc/sys/net/ipv4/{n} 2>/dev/null)\""
+                           for n in names)
+        try:
+            out = self.runsc_command("exec", self.container_id, "/bin/sh", "-c", script).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return {}
+        values = {}
+        for line in out.splitlines():
+            key, _, value = line.partition("=")
+            values[f"net.ipv4.{key}"] = " ".join(value.split()) or "?"
+        return values
+
     def settings(self) -> dict:
-        return {
+        values = {
             "stack": "gVisor netstack (runsc sandbox, ptrace platform)",
             "runsc": self.version(),
             "runsc flags": " ".join(RUNSC_FLAGS + self.extra_flags),
             "target system": (self.agent.hello.get("system", "?") if self.agent else "?"),
         }
+        if self.agent is not None:
+            values.update(self.sysctls())
+        return values
 
     def describe(self) -> str:
         return f"gvisor ({self.target_ns}, container {self.container_id})"
@@ -381,3 +462,81 @@ class GvisorSandbox:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+# ---------------------------------------------------------------- the suite's target
+
+from conformance.lab import Lab, LabError  # noqa: E402
+from conformance.targets import Target  # noqa: E402
+
+
+class GvisorLab(Target):
+    """gVisor's netstack in a lab the suite builds: what `conformance.targets`
+    needs (links, agent, start, stop, settings, describe).  To offer it, the
+    suite registers it: ``TARGETS["gvisor"] = GvisorLab``.
+
+    The lab is the Linux lab unchanged: its permanent neighbour entries for
+    the tester are copied by runsc into netstack as static entries, so no ARP
+    or neighbour discovery happens and no responder is needed.  Linux sysctls
+    do not apply to netstack, so there is no set_sysctl(): the engine then
+    reports a case that needs one as "cannot decide"."""
+
+    name = "gvisor"
+
+    def __init__(self, sysctls: dict | None = None, tag: str | None = None,
+                 python: str = "/usr/bin/python3"):
+        kwargs = {"tag": tag} if tag else {}
+        self.lab = Lab(**kwargs)
+        self.sandbox = GvisorSandbox(self.lab.target_ns, python=python)
+        self.agent = None
+        if sysctls:
+            # Asked for on the command line for every target; netstack has none of them.
+            self.ignored_sysctls = dict(sysctls)
+        else:
+            self.ignored_sysctls = {}
+
+    @property
+    def links(self):
+        return self.lab.links
+
+    def start(self) -> None:
+        self.lab.build()
+        try:
+            self.agent = self.sandbox.start()
+        except (GvisorError, AgentFailure, OSError) as exc:
+            self.stop()
+            raise LabError(f"gVisor did not start in {self.lab.target_ns}: {exc}") from None
+
+    def stop(self) -> None:
+        self.agent = None
+        try:
+            self.sandbox.stop()
+        finally:
+            self.lab.destroy()
+
+    def alive(self) -> bool:
+        """False once the sandbox is gone (netstack panics take the whole sandbox
+        down, and the agent with it)."""
+        return (self.agent is not None and self.sandbox.proc is not None
+                and self.sandbox.proc.poll() is None)
+
+    def recover(self) -> None:
+        """A fresh sandbox on the same lab after the previous one died: stop()
+        puts the addresses and neighbour entries back, start() hands them to
+        the new netstack."""
+        self.agent = None
+        self.sandbox.stop()
+        try:
+            self.agent = self.sandbox.start()
+        except (GvisorError, AgentFailure, OSError) as exc:
+            raise LabError(f"gVisor did not restart in {self.lab.target_ns}: {exc}") from None
+
+    def settings(self) -> dict:
+        values = self.sandbox.settings()
+        values["link"] = self.lab.settings().get("link", "?")
+        if self.ignored_sysctls:
+            values["IGNORED Linux sysctls"] = ", ".join(self.ignored_sysctls)
+        return values
+
+    def describe(self) -> str:
+        return f"gvisor ({self.lab.target_ns})"

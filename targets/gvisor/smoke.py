@@ -376,28 +376,34 @@ class Smoke:
         self.check(f"{family} echo request: exactly one reply (netstack's)", len(replies) == 1,
                    f"{len(replies)} replies")
 
-    def rtt(self, family: str, count: int) -> list[float]:
-        """SYN -> SYN-ACK round trips (ms): kernel timestamps of the tester's
-        outgoing SYN and the incoming SYN-ACK on one reused capture socket."""
+    def rtt(self, family: str, count: int) -> tuple[list[float], list[float]]:
+        """SYN -> SYN-ACK round trips (ms), twice: on the wire (kernel timestamps
+        of the tester's outgoing SYN and of the SYN-ACK on one reused capture
+        socket) and as the tester's Python sees it (before the send to the
+        SYN-ACK's return from the capture socket)."""
         link = self.lab.links[family]
         port = 8200 + (family == IPV6)
         listener = self.agent.call("listen", port=port, addr="::" if family == IPV6 else
                                    "0.0.0.0", backlog=128)["sock"]
         sport = random.randint(40000, 49999)
         self.wire.watch(link, sport)
-        times = []
+        times, user = [], []
         for _ in range(count):
             isn = random.getrandbits(32)
-            self.send(link, sport, port, isn, 0, SYN, options=[("mss", 1460)])
+            frame = build_frame(link, sport, port, isn, 0, SYN, WINDOW, options=[("mss", 1460)])
+            began = time.perf_counter()
+            self.wire.send(frame)
             synack, syn = self.expect(lambda s: s.has(SYN) and s.ack == (isn + 1) & 0xFFFFFFFF,
                                       timeout=1.0)
+            ended = time.perf_counter()
             if synack is not None and syn is not None:
                 times.append((synack.time - syn.time) * 1e3)
+                user.append((ended - began) * 1e3)
             # RST ends the embryonic connection, so the 4-tuple can be used again.
             self.send(link, sport, port, isn + 1, 0, RST)
             self.wire.drain()
         self.agent.call("close", sock=listener)
-        return times
+        return times, user
 
 
 def host_side_addresses(lab: Lab) -> str:
@@ -460,15 +466,18 @@ def main() -> int:
               "question(s)")
         rtts = {}
         if args.rtt > 0:
-            print(f"\nSYN -> SYN-ACK round trip, {args.rtt} SYNs per family")
+            print(f"\nSYN -> SYN-ACK round trip, {args.rtt} SYNs per family (wire: kernel "
+                  "timestamps on the tester's capture socket; user: send() to the SYN-ACK "
+                  "read in Python)")
             for family in (IPV4, IPV6):
-                times = smoke.rtt(family, args.rtt)
+                times, user = smoke.rtt(family, args.rtt)
                 rtts[family] = times
-                if times:
-                    qs = statistics.quantiles(times, n=20)
-                    print(f"  {family}: median {statistics.median(times):.3f} ms, "
-                          f"p5 {qs[0]:.3f} ms, p95 {qs[-1]:.3f} ms, min {min(times):.3f} ms, "
-                          f"{len(times)}/{args.rtt} answered")
+                for label, values in (("wire", times), ("user", user)):
+                    if len(values) >= 2:
+                        qs = statistics.quantiles(values, n=20)
+                        print(f"  {family} {label}: median {statistics.median(values):.3f} ms, "
+                              f"p5 {qs[0]:.3f} ms, p95 {qs[-1]:.3f} ms, "
+                              f"min {min(values):.3f} ms, {len(values)}/{args.rtt} answered")
                 smoke.check(f"{family} round trips measured", len(times) == args.rtt,
                             f"{len(times)}/{args.rtt}")
         failed = [r for r in smoke.results if not r[1]]
