@@ -462,8 +462,12 @@ def main() -> int:
             smoke.active(family)
             smoke.checksum(family)
             smoke.visibility(family)
-        print(f"\nneighbour resolution: the responder answered {responder.answered} ARP/ND "
-              "question(s)")
+        copied = ", ".join(f"{ip} {mac}" for _, ip, mac in sandbox.neighbours) or "none"
+        print(f"\nneighbour resolution: runsc copied the permanent entries ({copied}) into "
+              f"netstack; the responder answered {responder.answered} ARP/ND question(s)")
+        smoke.check("no ARP/ND needed (netstack uses the copied static entries)",
+                    responder.answered == 0 and len(sandbox.neighbours) == 2,
+                    f"{responder.answered} answered")
         rtts = {}
         if args.rtt > 0:
             print(f"\nSYN -> SYN-ACK round trip, {args.rtt} SYNs per family (wire: kernel "
