@@ -28,9 +28,7 @@ import argparse
 import os
 import random
 import signal
-import socket
 import statistics
-import struct
 import sys
 import time
 import traceback
