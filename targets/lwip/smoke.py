@@ -501,6 +501,7 @@ def main() -> int:
     logdir = Path(args.keep_logs) if args.keep_logs else None
     vg_log = (logdir or Path("/tmp")) / f"lwip-agent-valgrind-{os.getpid()}.log"
     rc = 1
+    interrupted = False
     try:
         print(f"lab: {lab.tester_ns} <-> {lab.target_ns}", flush=True)
         lab.build()
@@ -561,6 +562,7 @@ def main() -> int:
         rc = 0 if res.failed == 0 else 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
+        interrupted = True
         rc = 1
     except (LabError, OSError, RuntimeError) as e:
         res.check("smoke run", False, f"{type(e).__name__}: {e}")
@@ -590,7 +592,8 @@ def main() -> int:
                 print(f"valgrind log kept: {vg_log}", file=sys.stderr)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     passed = len(res.rows) - res.failed
-    print(f"\nlwIP smoke: {passed} passed, {res.failed} failed"
+    print(f"\nlwIP smoke: {'INTERRUPTED after ' if interrupted else ''}"
+          f"{passed} passed, {res.failed} failed"
           + (" (under valgrind)" if args.valgrind else ""))
     return rc
 

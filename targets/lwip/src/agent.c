@@ -213,6 +213,8 @@ struct entry {
 static struct entry *entries;
 static size_t n_entries;     /* handles 1 .. n_entries-1 were issued */
 
+static void check_socket(int fd);
+
 static int add_entry(int fd, enum kind kind)
 {
     if (n_entries == 0)
@@ -240,6 +242,7 @@ static struct entry *get_entry(const struct jval *req, long long *handle,
     }
     if (handle)
         *handle = h;
+    check_socket(entries[h].fd);
     return &entries[h];
 }
 
@@ -529,22 +532,81 @@ static int set_nonblocking(int fd)
 
 /* ------------------------------------------------------------ pcbs */
 
+/* lwIP frees a TIME-WAIT pcb without telling its netconn: tcp_slowtmr
+ * after 2 MSL, tcp_abort, tcp_kill_timewait call no err callback in that
+ * state.  A socket still open on a connection that reached TIME-WAIT
+ * (shutdown, then the peer's FIN) is left pointing at freed memory, and
+ * the next call on it (send, close...) uses it: a use-after-free and a
+ * double free inside lwIP.  Before every call on a socket the agent
+ * checks, in the core lock, that the netconn's pcb is still on one of
+ * lwIP's lists and still belongs to that netconn, and detaches it (as
+ * lwIP's own err callback would) when it is not. */
+static int pcb_on_list(const struct tcp_pcb *list, const struct tcp_pcb *pcb)
+{
+    for (; list; list = list->next)
+        if (list == pcb)
+            return 1;
+    return 0;
+}
+
+static int pcb_alive(const struct tcp_pcb *pcb)
+{
+    return pcb_on_list(tcp_active_pcbs, pcb) || pcb_on_list(tcp_tw_pcbs, pcb)
+           || pcb_on_list(tcp_bound_pcbs, pcb)
+           || pcb_on_list((const struct tcp_pcb *)tcp_listen_pcbs.listen_pcbs,
+                          pcb);
+}
+
+/* Call with the core lock held. */
+static struct netconn *checked_conn_locked(int fd)
+{
+    struct lwip_sock *s = lwip_socket_dbg_get_socket(fd);
+    struct netconn *conn = s ? s->conn : NULL;
+    if (conn && NETCONNTYPE_GROUP(netconn_type(conn)) == NETCONN_TCP
+        && conn->pcb.tcp
+        && (!pcb_alive(conn->pcb.tcp)
+            || conn->pcb.tcp->callback_arg != conn)) {
+        if (verbose)
+            logmsg("socket %d: lwIP freed its pcb behind the netconn "
+                   "(TIME-WAIT ended); detaching it", fd);
+        conn->pcb.tcp = NULL;
+    }
+    return conn;
+}
+
+static void check_socket(int fd)
+{
+    LOCK_TCPIP_CORE();
+    checked_conn_locked(fd);
+    UNLOCK_TCPIP_CORE();
+}
+
 /* Discard a connection with RST: RFC 9293 3.10.5 ABORT.  The sockets
  * API's SO_LINGER 0 idiom does not do that in lwIP (a close with linger 0
  * sends RST only while data is unsent or unacknowledged), so the agent
  * calls tcp_abort() on the socket's pcb itself, inside the core lock, and
- * then closes the socket, whose netconn has lost its pcb by then. */
+ * then closes the socket, whose netconn has lost its pcb by then.  In
+ * TIME-WAIT tcp_abort sends nothing and does not call the netconn's err
+ * callback: the agent detaches the pcb first (RFC 9293: ABORT in TIME-WAIT
+ * deletes the TCB, nothing is sent). */
 static void abort_socket(int fd)
 {
-    struct lwip_sock *s = lwip_socket_dbg_get_socket(fd);
-    if (s) {
-        LOCK_TCPIP_CORE();
-        struct netconn *conn = s->conn;
-        if (conn && NETCONNTYPE_GROUP(netconn_type(conn)) == NETCONN_TCP
-            && conn->pcb.tcp && conn->pcb.tcp->state != LISTEN)
-            tcp_abort(conn->pcb.tcp);
-        UNLOCK_TCPIP_CORE();
+    LOCK_TCPIP_CORE();
+    struct netconn *conn = checked_conn_locked(fd);
+    struct tcp_pcb *pcb = conn && NETCONNTYPE_GROUP(netconn_type(conn))
+                                      == NETCONN_TCP ? conn->pcb.tcp : NULL;
+    if (pcb && pcb->state == TIME_WAIT) {
+        tcp_arg(pcb, NULL);
+        tcp_recv(pcb, NULL);
+        tcp_sent(pcb, NULL);
+        tcp_err(pcb, NULL);
+        tcp_poll(pcb, NULL, 0);
+        conn->pcb.tcp = NULL;
+        tcp_abort(pcb);
+    } else if (pcb && pcb->state != LISTEN) {
+        tcp_abort(pcb);
     }
+    UNLOCK_TCPIP_CORE();
     lwip_close(fd);
 }
 
@@ -1124,6 +1186,7 @@ static int op_cleanup(const struct jval *req, struct reply *r)
             continue;
         entries[h].used = 0;
         if (entries[h].kind == K_LISTEN) {
+            check_socket(entries[h].fd);
             if (lwip_close(entries[h].fd) < 0)
                 logmsg("cleanup: sock %zu: %s", h, strerror(errno));
         } else {
