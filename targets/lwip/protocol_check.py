@@ -228,6 +228,25 @@ def run_checks(agent, check: Checks) -> None:
     check("send on it afterwards fails cleanly",
           error_of(agent, "send", sock=p["client"], data="x")[0] is not None)
 
+    # Abort in SYN-SENT (nobody answers 198.18.0.77: the SYN waits on ARP).
+    c = agent.call("connect", addr="198.18.0.77", port=9)
+    check("SYN-SENT while unanswered",
+          state(agent, c["local_port"], 9) == "SYN-SENT")
+    agent.call("abort", sock=c["sock"])
+    check("abort in SYN-SENT deletes the TCB", state(agent, c["local_port"], 9) is None)
+    # Closing a listener with connections queued but never accepted.
+    listener = agent.call("listen", port=0, addr=IP4)
+    queued = [agent.call("connect", addr=IP4, port=listener["port"]) for _ in range(3)]
+    for q in queued:
+        agent.call("wait_connected", sock=q["sock"])
+    agent.call("close", sock=listener["sock"])
+    time.sleep(0.2)
+    errors = [agent.call("sockerror", sock=q["sock"])["error"] for q in queued]
+    check("closing a listener resets its unaccepted connections",
+          all(e == "ECONNRESET" for e in errors)
+          and agent.call("states", local_port=listener["port"])["connections"] == [],
+          f"clients see {errors}")
+
     aborted = agent.call("cleanup")["aborted"]
     left = [r for r in agent.call("states")["connections"] if r["state"] != "TIME-WAIT"]
     check("cleanup aborts everything", aborted > 0 and left == [], f"aborted {aborted}, left {left}")

@@ -4,7 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/if.h>
+#include <net/if.h>
 #include <linux/if_tun.h>
 #include <poll.h>
 #include <pthread.h>
@@ -39,6 +39,17 @@ int tapdev_open(struct tapdev *tap, const char *name, const unsigned char mac[6]
     }
     strcpy(tap->name, name);
     memcpy(tap->mac, mac, 6);
+    /* TUNSETIFF creates a tap that does not exist: check first that it
+     * does, and that it is a tun/tap device, so that the agent never
+     * makes an interface (in whatever namespace it was started in). */
+    char path[64];
+    snprintf(path, sizeof path, "/sys/class/net/%s/tun_flags", name);
+    if (if_nametoindex(name) == 0 || access(path, F_OK) != 0) {
+        snprintf(err, errlen, "no tap device %s in this network namespace "
+                 "(create it first: setup-netns.sh)", name);
+        errno = ENODEV;
+        return -1;
+    }
     tap->fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
     if (tap->fd < 0) {
         snprintf(err, errlen, "open /dev/net/tun: %s", strerror(errno));
