@@ -234,6 +234,13 @@ def run_checks(agent, check: Checks) -> None:
           state(agent, c["local_port"], 9) == "SYN-SENT")
     agent.call("abort", sock=c["sock"])
     check("abort in SYN-SENT deletes the TCB", state(agent, c["local_port"], 9) is None)
+    c = agent.call("connect", addr="198.18.0.77", port=9)
+    agent.call("close", sock=c["sock"])
+    check("close in SYN-SENT deletes the TCB", state(agent, c["local_port"], 9) is None)
+    # Options given to listen apply before listen(), TCP ones included.
+    lo = agent.call("listen", port=0, addr=IP4, sockopts={"TCP_NODELAY": 1, "SO_RCVBUF": 1024})
+    agent.call("close", sock=lo["sock"])
+    check("listen with sockopts", lo["port"] > 0)
     # Closing a listener with connections queued but never accepted.
     listener = agent.call("listen", port=0, addr=IP4)
     queued = [agent.call("connect", addr=IP4, port=listener["port"]) for _ in range(3)]
