@@ -32,7 +32,7 @@ import jsonschema
 import yaml
 
 from . import tcp
-from .wire import FAMILIES, MAX_OPTION_BYTES, encode_options
+from .tcp import FAMILIES, MAX_OPTION_BYTES, encode_options
 
 SCHEMA_PATH = Path(__file__).with_name("case-schema.yaml")
 SETUPS_PATH = Path(__file__).with_name("setups.yaml")

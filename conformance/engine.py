@@ -29,7 +29,9 @@ from .agent_client import AgentError, AgentFailure
 from .case import App, Case, Expect, OneOf, Send, Silence, StateCheck, Wait, fmt_duration, is_errno
 from .seq import MOD, relative, seq_add, seq_diff, seq_gt, seq_le
 from .verdict import ERROR, FAIL, PASS, LadderEntry, Verdict
-from .wire import IPV4, IPV6, Wire, WireError, build_frame, decode, echo_request, is_echo_reply, write_pcap
+from .tcp import IPV4, IPV6
+from .wire import (Wire, WireError, build_frame, decode, echo_request, is_echo_reply,
+                   write_pcap)
 
 # Agent errors that are the suite's fault or a broken target host, never the
 # target's TCP behaviour.

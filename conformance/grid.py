@@ -25,7 +25,8 @@ import jsonschema
 import yaml
 
 from . import tcp
-from .case import Case, CaseError, _check_schema, _Marks, build_case, load_yaml_documents
+from .case import (Case, CaseError, Expect, OneOf, Silence, StateCheck, _check_schema, _dotted,
+                   _Marks, build_case, load_yaml_documents)
 
 SCHEMA_PATH = Path(__file__).with_name("grid-schema.yaml")
 DEFAULT_GRID = Path(__file__).resolve().parents[1] / "cases" / "grid" / "state-event.yaml"
@@ -76,7 +77,6 @@ class _Grid:
         self._check_rules()
 
     def error(self, field_path, message) -> CaseError:
-        from .case import _dotted
         full = ("grid",) + tuple(field_path)
         return CaseError(self.path, self.marks.line(full), _dotted(full), message)
 
@@ -214,7 +214,6 @@ def render(cells: list[Cell]) -> str:
 
 def _brief(case: Case) -> str:
     """'ACK>CLOSE-WAIT' style summary of what a cell expects."""
-    from .case import OneOf
     for step in case.steps[1:]:
         if isinstance(step, OneOf):
             conforming = [a for a in step.alternatives if a.conforms]
@@ -223,7 +222,6 @@ def _brief(case: Case) -> str:
 
 
 def _brief_steps(steps) -> str:
-    from .case import Expect, Silence, StateCheck
     answer = state = ""
     for step in steps:
         if isinstance(step, Silence):

@@ -34,7 +34,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-from .wire import IPV4, IPV6, Link
+from .tcp import IPV4, IPV6
+from .wire import Link
 
 PREFIX = "tcpconf"
 TESTER_IFACE, TARGET_IFACE = "tester0", "target0"
@@ -106,7 +107,7 @@ def list_namespaces() -> list[str]:
     return [line.split()[0] for line in run("ip", "netns", "list").splitlines() if line.strip()]
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -121,7 +122,7 @@ def remove_stale_labs() -> list[str]:
     removed = []
     for name in list_namespaces():
         match = _LAB_NAME.match(name)
-        if match and int(match.group(1)) != os.getpid() and not _pid_alive(int(match.group(1))):
+        if match and int(match.group(1)) != os.getpid() and not pid_alive(int(match.group(1))):
             run("ip", "netns", "delete", name, check=False)
             removed.append(name)
     return removed

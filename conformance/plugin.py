@@ -35,7 +35,7 @@ from .lab import LabError, preflight
 from .verdict import ERROR, FAIL, FIXED, INFO, KNOWN, WARN, Verdict, judge, render_ladder
 from .report import write_matrix
 from .targets import TARGETS
-from .wire import FAMILIES
+from .tcp import FAMILIES
 
 _TARGETS_KEY = pytest.StashKey[tuple]()     # the targets' names, in the order given
 _RUNNERS_KEY = pytest.StashKey[dict]()      # target name -> Runner, started on first use
@@ -346,7 +346,9 @@ def pytest_runtest_makereport(item, call):
         verdict = item.stash.get(_VERDICT_KEY, None)
         report.tcpconf = _report_fields(item, verdict, call.when)
         decided = call.when == "call" or (call.when == "setup" and report.failed)
-        if decided:
+        html_report = getattr(item.config.option, "htmlpath", None)   # pytest-html's --html
+        if decided and (item.config.option.matrix or html_report):
+            # The evidence reads the capture; built only when a report shows it.
             evidence = _evidence(verdict) if verdict is not None else \
                 f"<pre>{html.escape(str(report.longrepr))}</pre>"
             if item.config.option.matrix:
@@ -354,7 +356,7 @@ def pytest_runtest_makereport(item, call):
                                       title=item.case.title, evidence=evidence,
                                       status=report.tcpconf["status"] or
                                       ("error" if report.failed else "pass"))
-            if verdict is not None and item.config.pluginmanager.hasplugin("html"):
+            if verdict is not None and html_report:
                 import pytest_html
                 report.extras = getattr(report, "extras", []) + [pytest_html.extras.html(evidence)]
 

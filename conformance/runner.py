@@ -17,7 +17,8 @@ from .engine import Engine
 from .lab import LabError
 from .targets import Target, make_target
 from .verdict import Verdict
-from .wire import IPV4, Wire, WireError
+from .tcp import IPV4
+from .wire import Wire, WireError
 
 _running: list["Runner"] = []
 

@@ -9,6 +9,7 @@ diagram (``SYN+ACK``), and a segment knows its sequence-space length
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import dataclass, field
 
 # --- states --------------------------------------------------------------
@@ -140,3 +141,38 @@ class Segment:
 
     def has_option(self, name: str) -> bool:
         return any(opt_name == name for opt_name, _ in self.options)
+
+
+# --- address families ------------------------------------------------------
+
+IPV4, IPV6 = "ipv4", "ipv6"
+FAMILIES = (IPV4, IPV6)
+
+
+# --- options -----------------------------------------------------------------
+
+# TCP option kinds (RFC 9293 3.1, RFC 7323, RFC 2018).
+EOL, NOP, MSS, WSCALE, SACK_OK, SACK, TIMESTAMP = 0, 1, 2, 3, 4, 5, 8
+OPTION_KINDS = {MSS: "mss", WSCALE: "wscale", SACK_OK: "sack_ok", SACK: "sack",
+                 TIMESTAMP: "timestamp"}
+MAX_OPTION_BYTES = 40  # data offset is 4 bits of 32-bit words: 60 - 20
+
+
+def encode_options(options=(), raw: bytes = b"") -> bytes:
+    """The option bytes of a segment: the named options in the order given,
+    then `raw` as written (for unknown, unaligned or malformed options), then
+    EOL padding to a multiple of four octets (RFC 9293 3.1)."""
+    out = b""
+    for name, value in options:
+        if name == "mss":
+            out += struct.pack("!BBH", MSS, 4, value)
+        elif name == "wscale":
+            out += struct.pack("!BBB", WSCALE, 3, value)
+        elif name == "sack_ok":
+            out += struct.pack("!BB", SACK_OK, 2)
+        elif name == "timestamp":
+            out += struct.pack("!BBII", TIMESTAMP, 10, *value)
+        else:
+            raise ValueError(f"unknown option {name!r}")
+    out += raw
+    return out + b"\x00" * (-len(out) % 4)

@@ -32,6 +32,8 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 from . import netns, safety, tcp
+from .tcp import (EOL, IPV4, IPV6, MSS, NOP, OPTION_KINDS, SACK_OK, TIMESTAMP, WSCALE,
+                  encode_options)
 
 ETH_P_ALL = 0x0003
 ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
@@ -44,10 +46,6 @@ CAPTURE_BUFFER = 4 << 20     # room for a burst of retransmissions while a step 
 
 class WireError(Exception):
     """The wire cannot be used: the verdict of any case depending on it is an error."""
-
-
-IPV4, IPV6 = "ipv4", "ipv6"
-FAMILIES = (IPV4, IPV6)
 
 
 @dataclass(frozen=True)
@@ -208,33 +206,6 @@ class Wire:
 
 # -- crafting and dissecting segments -----------------------------------------
 
-# TCP option kinds (RFC 9293 3.1, RFC 7323, RFC 2018).
-EOL, NOP, MSS, WSCALE, SACK_OK, SACK, TIMESTAMP = 0, 1, 2, 3, 4, 5, 8
-_OPTION_KINDS = {MSS: "mss", WSCALE: "wscale", SACK_OK: "sack_ok", SACK: "sack",
-                 TIMESTAMP: "timestamp"}
-MAX_OPTION_BYTES = 40  # data offset is 4 bits of 32-bit words: 60 - 20
-
-
-def encode_options(options=(), raw: bytes = b"") -> bytes:
-    """The option bytes of a segment: the named options in the order given,
-    then `raw` as written (for unknown, unaligned or malformed options), then
-    EOL padding to a multiple of four octets (RFC 9293 3.1)."""
-    out = b""
-    for name, value in options:
-        if name == "mss":
-            out += struct.pack("!BBH", MSS, 4, value)
-        elif name == "wscale":
-            out += struct.pack("!BBB", WSCALE, 3, value)
-        elif name == "sack_ok":
-            out += struct.pack("!BB", SACK_OK, 2)
-        elif name == "timestamp":
-            out += struct.pack("!BBII", TIMESTAMP, 10, *value)
-        else:
-            raise ValueError(f"unknown option {name!r}")
-    out += raw
-    return out + b"\x00" * (-len(out) % 4)
-
-
 def build_frame(link: Link, sport: int, dport: int, seq: int, ack: int, flags: int,
                 window: int, payload: bytes = b"", options=(), urgptr: int = 0,
                 bad_checksum: bool = False, raw_options: bytes = b"") -> bytes:
@@ -297,7 +268,7 @@ def parse_options(data: bytes) -> list:
             options.append(("malformed", data[i:]))
             break
         body = data[i + 2:i + length]
-        name = _OPTION_KINDS.get(kind, f"kind-{kind}")
+        name = OPTION_KINDS.get(kind, f"kind-{kind}")
         if kind == MSS and length == 4:
             value = struct.unpack("!H", body)[0]
         elif kind == WSCALE and length == 3:

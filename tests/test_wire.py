@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conformance import tcp
-from conformance.wire import (Frame, Link, build_frame, decode, echo_request, encode_options,
+from conformance.tcp import encode_options
+from conformance.wire import (Frame, Link, build_frame, decode, echo_request,
                               is_echo_reply, parse_options)
 
 LINK4 = Link(iface="x", tester_mac="02:00:00:00:00:01", target_mac="02:00:00:00:00:02",

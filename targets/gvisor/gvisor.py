@@ -151,16 +151,6 @@ REPORTED_SYSCTLS = ("tcp_sack", "tcp_timestamps", "tcp_recovery", "tcp_rmem", "t
                     "tcp_rfc1337", "tcp_invalid_ratelimit", "ip_local_port_range")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def reap_stale_sandboxes() -> list[str]:
     """Remove what a killed run left: for every temporary directory of this
     module whose owner PID is gone, SIGKILL (by PID) the runsc processes whose
@@ -169,7 +159,7 @@ def reap_stale_sandboxes() -> list[str]:
     tmp = Path(tempfile.gettempdir())
     for path in tmp.glob(f"{TMP_PREFIX}*-*"):
         owner = path.name[len(TMP_PREFIX):].split("-", 1)[0]
-        if not owner.isdigit() or _pid_alive(int(owner)):
+        if not owner.isdigit() or pid_alive(int(owner)):
             continue
         marker = f"--root={path}/state".encode()
         for entry in os.listdir("/proc"):
@@ -466,7 +456,7 @@ class GvisorSandbox:
 
 # ---------------------------------------------------------------- the suite's target
 
-from conformance.lab import Lab, LabError  # noqa: E402
+from conformance.lab import Lab, LabError, pid_alive  # noqa: E402
 from conformance.targets import Target  # noqa: E402
 
 
