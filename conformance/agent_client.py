@@ -127,6 +127,14 @@ class AgentClient:
         except OSError as e:
             raise AgentDied("cannot start agent (%s): %s"
                             % (shlex.join(argv), e))
+        return cls.attach(proc, prefix, timeout)
+
+    @classmethod
+    def attach(cls, proc: subprocess.Popen, prefix: List[str],
+               timeout: float = 10.0) -> "AgentClient":
+        """Drive an agent process someone else started (a sandbox's, say):
+        send it the agent source and await hello.  On failure the process is
+        ended and AgentFailure raised."""
         client = cls(proc, prefix)
         try:
             client._handshake(timeout)
@@ -319,6 +327,11 @@ class AgentClient:
                 continue
         for t in self._threads:
             t.join(timeout=1.0)
+
+    def alive(self) -> bool:
+        """True while the agent process runs and answers."""
+        return (self._dead is None and not self._closed
+                and self._proc.poll() is None)
 
     @property
     def returncode(self) -> Optional[int]:

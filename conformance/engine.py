@@ -28,7 +28,8 @@ from . import tcp
 from .agent_client import AgentError, AgentFailure
 from .case import App, Case, Expect, OneOf, Send, Silence, StateCheck, Wait, fmt_duration, is_errno
 from .seq import MOD, relative, seq_add, seq_diff, seq_gt, seq_le
-from .verdict import ERROR, FAIL, PASS, LadderEntry, Verdict
+from .targets import ALL
+from .verdict import ERROR, FAIL, NOT_APPLICABLE, PASS, LadderEntry, Verdict
 from .tcp import IPV4, IPV6
 from .wire import (Wire, WireError, build_frame, decode, echo_request, is_echo_reply,
                    write_pcap)
@@ -46,6 +47,11 @@ class StepFailed(Exception):
 
 class CannotDecide(Exception):
     """The suite cannot tell what the target did."""
+
+
+class NotApplicable(Exception):
+    """The case needs something this target does not have (a Linux setting,
+    a socket option its API lacks)."""
 
 
 @dataclass
@@ -133,6 +139,10 @@ class _CaseRun:
         self.waits = 0.0
         self.alternatives: list[str] = []
         self.phase = "setup"
+        # Checks of the case's own steps that were decided, and state checks
+        # the target could not show (see Target.state_view).
+        self.decided = 0
+        self.unobserved: list[str] = []
         self.restore: dict[str, str] = {}   # sysctls the case changed, with their old values
 
     # The current step's connection, in RFC 9293 terms.
@@ -172,6 +182,11 @@ class _CaseRun:
             if self.engine.after_setup is not None:
                 self.engine.after_setup(self)
             self._steps(case.steps)
+            if self.unobserved and not self.decided:
+                raise CannotDecide(
+                    f"nothing this case checks can be observed on {self.engine.target.name}: "
+                    f"{', '.join(self.unobserved)} "
+                    f"({self.engine.target.state_view_reason})")
         except StepFailed as exc:
             step = exc.step
             verdict.outcome = FAIL
@@ -181,15 +196,18 @@ class _CaseRun:
                 self.alternatives.append(exc.alternative)
         except CannotDecide as exc:
             verdict.outcome, verdict.reason = ERROR, str(exc)
+        except NotApplicable as exc:
+            verdict.outcome, verdict.reason = NOT_APPLICABLE, str(exc)
         except (AgentFailure, WireError, OSError) as exc:
             verdict.outcome, verdict.reason = ERROR, f"{type(exc).__name__}: {exc}"
         finally:
             self._finish(verdict)
-        if verdict.outcome != ERROR:
+        if verdict.outcome not in (ERROR, NOT_APPLICABLE):
             problem = self._sanity_probe()
             if problem:
                 verdict.outcome, verdict.reason = ERROR, problem
         verdict.alternative = ", ".join(self.alternatives) or None
+        verdict.unobserved = self.unobserved
         verdict.wall_time = time.perf_counter() - started
         return verdict
 
@@ -247,8 +265,9 @@ class _CaseRun:
             return
         setter = getattr(self.engine.target, "set_sysctl", None)
         if setter is None:
-            raise CannotDecide(f"the target {self.engine.target.name} cannot change the "
-                               f"settings this case needs: {self.case.sysctls}")
+            settings = ", ".join(f"{k}={v}" for k, v in self.case.sysctls.items())
+            raise NotApplicable(f"not applicable to {self.engine.target.name}: the case needs "
+                                f"the Linux setting(s) {settings}")
         for key, value in self.case.sysctls.items():
             try:
                 self.restore[key] = setter(key, value)
@@ -269,6 +288,8 @@ class _CaseRun:
     def _steps(self, steps) -> None:
         for step in steps:
             self.flow = self.flows[step.conn]
+            if self.phase == "case" and _decides(step):
+                self.decided += 1
             if step.note:
                 self._note(step.note)
             if not isinstance(step, (Send, Expect, OneOf)):
@@ -516,6 +537,14 @@ class _CaseRun:
             # TIME-WAIT): the state that follows tells the alternatives apart.
             for alt in candidates:
                 if len(alt.steps) > 1 and isinstance(alt.steps[1], StateCheck):
+                    if not self._state_visible():
+                        if len({a.conforms for a in candidates}) > 1:
+                            raise CannotDecide(
+                                f"the wire cannot tell {' from '.join(a.label for a in candidates)}"
+                                f" apart, and the state that would is not observable on "
+                                f"{self.engine.target.name} "
+                                f"({self.engine.target.state_view_reason})")
+                        break
                     if self._observed_state(alt.steps[1].state) == alt.steps[1].state:
                         chosen = alt
                         break
@@ -549,6 +578,9 @@ class _CaseRun:
         try:
             return self.agent.call(op, **args)
         except AgentError as exc:
+            if exc.error == "unsupported":
+                raise NotApplicable(f"not applicable to {self.engine.target.name}: its agent "
+                                    f"cannot {op} as the case needs ({exc.message})") from None
             if exc.error in _TOOL_ERRORS:
                 raise CannotDecide(f"the target agent could not {op}: {exc}") from None
             raise
@@ -649,8 +681,20 @@ class _CaseRun:
         has no connection block for it), and whether the listener is there."""
         conns = self._agent("states", local_port=self.target_port)["connections"]
         remote = f"{self.link.tester_ip}:{self.tester_port}"
-        state = next((c["state"] for c in conns if c["remote"] == remote), tcp.CLOSED)
+        state = next((c["state"] for c in conns if c["remote"] == remote), None)
+        if state is None:
+            # gVisor shows a connecting socket's remote as 0.0.0.0:0 until it
+            # is established; each case has its own local port, so such a row
+            # on it is this case's connection.
+            state = next((c["state"] for c in conns
+                          if c["state"] != tcp.LISTEN and _unspecified(c["remote"])), tcp.CLOSED)
         return state, any(c["state"] == tcp.LISTEN for c in conns)
+
+    def _state_visible(self) -> bool:
+        """Whether the target can show this connection's state now."""
+        if self.engine.target.state_view == ALL:
+            return True
+        return self.sock is not None   # "held": only sockets the application holds
 
     def _observed_state(self, expected: str) -> str:
         """The state to compare with `expected`, in the case language's terms."""
@@ -666,6 +710,13 @@ class _CaseRun:
         connection "returns to LISTEN": no connection block for the 4-tuple is
         left, and the listening socket is still there.  CLOSED means no
         connection block, whatever the listener does."""
+        if not self._state_visible():
+            self.unobserved.append(f"state {step.state} (line {step.line})")
+            self.ladder.append(LadderEntry(time.time(), "state", f"{step.state}? not observable",
+                                           mark=self.engine.target.state_view_reason))
+            return
+        if self.phase == "case":
+            self.decided += 1
         deadline = time.time() + step.within
         while True:
             state = self._observed_state(step.state)
@@ -677,6 +728,19 @@ class _CaseRun:
         if state != step.state:
             raise StepFailed(step, f"state {step.state}", f"state {state}")
         self.ref_time = time.time()
+
+
+def _decides(step) -> bool:
+    """A step whose outcome is a check of the target (state checks count
+    only when the state could be observed: see _state)."""
+    if isinstance(step, (Expect, Silence, OneOf)):
+        return True
+    return isinstance(step, App) and (step.expect_error is not None or step.op == "recv")
+
+
+def _unspecified(remote: str) -> bool:
+    host, _, port = remote.rpartition(":")
+    return port == "0" and host.strip("[]") in ("0.0.0.0", "::", "")
 
 
 def _data(reply: dict) -> bytes:

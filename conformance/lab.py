@@ -221,6 +221,10 @@ class Lab:
             name, _, value = line.partition(":")
             if name.strip() in wanted:
                 values[f"{TARGET_IFACE} {name.strip()}"] = value.strip()
-        values["link"] = (f"{TESTER_IP}, {TESTER_IP6} ({self.tester_ns}/{TESTER_IFACE}) <-> "
-                          f"{TARGET_IP}, {TARGET_IP6} ({self.target_ns}/{TARGET_IFACE})")
+        values["link"] = self.link_text
         return values
+
+    @property
+    def link_text(self) -> str:
+        return (f"{TESTER_IP}, {TESTER_IP6} ({self.tester_ns}/{TESTER_IFACE}) <-> "
+                f"{TARGET_IP}, {TARGET_IP6} ({self.target_ns}/{TARGET_IFACE})")

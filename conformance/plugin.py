@@ -32,7 +32,8 @@ from . import runner as runner_module
 from .baseline import BaselineError, load_baseline, resolve
 from .case import Case, CaseError, load_case_file
 from .lab import LabError, preflight
-from .verdict import ERROR, FAIL, FIXED, INFO, KNOWN, WARN, Verdict, judge, render_ladder
+from .verdict import (ERROR, FAIL, FIXED, INFO, KNOWN, NOT_APPLICABLE, WARN, Verdict, judge,
+                      render_ladder)
 from .report import write_matrix
 from .targets import TARGETS
 from .tcp import FAMILIES
@@ -202,7 +203,12 @@ class CaseItem(pytest.Item):
             pytest.fail(f"the target {self.target} could not be started: {runner.failure}",
                         pytrace=False)
         verdict = runner.run(self.case, self.family)
+        verdict.label = self.name
         self.stash[_VERDICT_KEY] = verdict
+        if verdict.outcome == NOT_APPLICABLE:
+            # Not a verdict, and not the suite failing to decide: the case is
+            # written for something this stack does not have.
+            pytest.skip(verdict.reason)
         if verdict.outcome == ERROR:
             pytest.fail(verdict.explain(), pytrace=False)
 
@@ -285,10 +291,11 @@ def pytest_collection_finish(session):
     if session.config.option.collectonly:
         return
     if any(isinstance(item, CaseItem) for item in session.items):
-        if "linux" in session.config.stash[_TARGETS_KEY]:
-            problems = preflight()
-            if problems:
-                pytest.exit("cannot build the lab: " + "; ".join(problems), returncode=4)
+        # Every target of the suite's own lab needs it (lwIP and gVisor run
+        # in a lab namespace too).
+        problems = preflight()
+        if problems:
+            pytest.exit("cannot build the lab: " + "; ".join(problems), returncode=4)
         runner_module.install_signal_handlers()
 
 
@@ -344,8 +351,11 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if isinstance(item, CaseItem):
         verdict = item.stash.get(_VERDICT_KEY, None)
+        if report.skipped and isinstance(report.longrepr, tuple):
+            # Point at the case, not at the plugin line that skipped it.
+            report.longrepr = (str(item.path), item.case.line, report.longrepr[2])
         report.tcpconf = _report_fields(item, verdict, call.when)
-        decided = call.when == "call" or (call.when == "setup" and report.failed)
+        decided = call.when == "call" or (call.when == "setup" and not report.passed)
         html_report = getattr(item.config.option, "htmlpath", None)   # pytest-html's --html
         if decided and (item.config.option.matrix or html_report):
             # The evidence reads the capture; built only when a report shows it.
@@ -366,8 +376,8 @@ def _report_fields(item: "CaseItem", verdict: Verdict | None, when: str) -> dict
     (xdist carries reports between processes as JSON)."""
     req = (verdict.requirement if verdict and verdict.requirement else None) or item.case.primary
     status = item.stash.get(_STATUS_KEY, None) if when == "call" else None
-    if verdict is not None and verdict.outcome == ERROR:
-        status = ERROR
+    if verdict is not None and verdict.outcome in (ERROR, NOT_APPLICABLE):
+        status = verdict.outcome
     fields = {"status": status or "", "target": item.target, "requirement": req.id,
               "level": req.level,
               "citation": req.citation, "follows": (verdict.alternative or "") if verdict else ""}
@@ -445,6 +455,11 @@ def _evidence(verdict: Verdict) -> str:
                      f"<b>At:</b> {html.escape(str(case.path))}:{verdict.line}</p>")
     if verdict.outcome == ERROR:
         parts.append(f"<p><b>The suite could not decide:</b> {html.escape(verdict.reason)}</p>")
+    if verdict.outcome == NOT_APPLICABLE:
+        parts.append(f"<p><b>Not run:</b> {html.escape(verdict.reason)}</p>")
+    if verdict.unobserved:
+        parts.append(f"<p><b>Not observable on this target</b> (the verdict rests on the wire "
+                     f"there): {html.escape(', '.join(verdict.unobserved))}</p>")
     if verdict.alternative:
         parts.append(f"<p><b>The target followed:</b> {html.escape(verdict.alternative)}</p>")
     parts.append("<pre>" + html.escape("\n".join(render_ladder(verdict.ladder))) + "</pre>")

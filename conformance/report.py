@@ -16,7 +16,7 @@ from pathlib import Path
 # Colour of each status, and its order in a target's totals.
 COLOURS = {
     "pass": "#2e7d32", "fail": "#c62828", "warn": "#ef6c00", "info": "#1565c0",
-    "known": "#757575", "fixed": "#6a1b9a", "error": "#212121",
+    "known": "#757575", "fixed": "#6a1b9a", "error": "#212121", "n/a": "#9e9e9e",
 }
 
 _STYLE = """

@@ -16,7 +16,7 @@ from .case import Case
 from .engine import Engine
 from .lab import LabError
 from .targets import Target, make_target
-from .verdict import Verdict
+from .verdict import ERROR, Verdict
 from .tcp import IPV4
 from .wire import Wire, WireError
 
@@ -72,7 +72,21 @@ class Runner:
         self.start()
         if self.failure:
             raise LabError(self.failure)
-        return self.engine.run(case, family)
+        verdict = self.engine.run(case, family)
+        if not self.target.alive():
+            # The stack itself died (a netstack panic takes its sandbox down):
+            # whatever the case saw after that is not the target's answer.
+            verdict.outcome = ERROR
+            verdict.reason = (f"the target {self.target.name} died during this case"
+                              + (f": {self.target.post_mortem()}" if self.target.post_mortem()
+                                 else "") + "; it was restarted for the next case")
+            try:
+                self.target.recover()
+            except LabError as exc:
+                self.failure = f"the target died and could not be restarted: {exc}"
+                verdict.reason = verdict.reason.replace("it was restarted for the next case",
+                                                        str(exc))
+        return verdict
 
     def stop(self) -> None:
         if self.wire is not None:

@@ -14,6 +14,10 @@ from . import tcp
 from .case import Case, Requirement
 
 PASS, FAIL, ERROR = "pass", "fail", "error"
+# The case cannot run on this target by design (it needs a Linux setting or a
+# socket option the stack does not have): neither a verdict on the target nor
+# a failure of the suite.  pytest reports it as skipped, with the reason.
+NOT_APPLICABLE = "n/a"
 
 # What a verdict means for the run, once the requirement's level and the
 # target's baseline are taken into account (see judge()).
@@ -47,11 +51,15 @@ class Verdict:
     exchanges: list[float] = field(default_factory=list)  # injector round trips, seconds
     target: str = ""
     family: str = "ipv4"
+    label: str = ""                  # the pytest item's name, when it says more (the target)
+    # State checks the target could not show (Target.state_view): the verdict
+    # rests on the wire alone there.
+    unobserved: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
         """The case and the address family it ran over, as pytest names the item."""
-        return f"{self.case.id}[{self.family}]"
+        return self.label or f"{self.case.id}[{self.family}]"
 
     def headline(self) -> str:
         where = f"{self.case.path}:{self.line}" if self.line else str(self.case.path)
@@ -75,6 +83,8 @@ class Verdict:
             ]
             if self.alternative:
                 lines.append(f"  The target followed: {self.alternative}")
+        if self.unobserved:
+            lines.append(f"  Not observable on this target: {', '.join(self.unobserved)}")
         lines += ["", "  Ladder (times in ms from the first event; seq/ack relative to each ISN):"]
         lines += ["    " + line for line in render_ladder(self.ladder)]
         if self.pcap:

@@ -34,11 +34,9 @@ import time
 import traceback
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-for path in (str(REPO), str(HERE)):
-    if path not in sys.path:
-        sys.path.insert(0, path)
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
 from conformance import netns, tcp  # noqa: E402
 from conformance.agent_client import AgentError  # noqa: E402
@@ -46,7 +44,7 @@ from conformance.lab import Lab, run  # noqa: E402
 from conformance.neighbour import NeighbourResponder  # noqa: E402
 from conformance.wire import (IPV4, IPV6, Wire, build_frame, decode, echo_request,  # noqa: E402
                               is_echo_reply)
-from gvisor import GvisorSandbox  # noqa: E402
+from conformance.targets.gvisor import GvisorSandbox  # noqa: E402
 
 SYN, ACK, FIN, RST, PSH = tcp.SYN, tcp.ACK, tcp.FIN, tcp.RST, tcp.PSH
 WINDOW = 65535

@@ -51,17 +51,13 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-# The suite's package, whether this file is imported from the checkout or run.
-_REPO = Path(__file__).resolve().parents[2]
-if str(_REPO) not in sys.path:
-    sys.path.insert(0, str(_REPO))
-
-from conformance.agent_client import AgentClient, AgentFailure, bootstrap_command  # noqa: E402
+from ..agent_client import AgentClient, AgentFailure, bootstrap_command
+from ..lab import Lab, LabError, pid_alive
+from . import HELD, Target
 
 NETNS_DIR = "/var/run/netns"
 # The flags that make runsc usable here (lab notes) and faithful as a target.
@@ -217,7 +213,9 @@ class GvisorSandbox:
 
     def runsc_argv(self, *subcommand: str) -> list[str]:
         flags = [f"--root={self.state_dir}", *RUNSC_FLAGS, *self.extra_flags,
-                 f"--log={self.log_dir / 'runsc.log'}"]
+                 f"--log={self.log_dir / 'runsc.log'}",
+                 # Where the sentry's Go runtime writes a panic: post_mortem() reads it.
+                 f"--panic-log={self.log_dir / 'panic.log'}"]
         if self.debug:
             flags += ["--debug", f"--debug-log={self.log_dir}/"]
         if self.pcap:
@@ -292,10 +290,8 @@ class GvisorSandbox:
             self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, bufsize=-1,
                                          start_new_session=True)
-            client = AgentClient(self.proc, argv[:argv.index("run")])
             try:
-                # The same handshake AgentClient.start() does.
-                client._handshake(timeout)
+                client = AgentClient.attach(self.proc, argv[:argv.index("run")], timeout)
             except AgentFailure as exc:
                 log = self.log_tail()
                 raise GvisorError(f"the agent did not start in the gVisor sandbox: {exc}"
@@ -323,6 +319,16 @@ class GvisorSandbox:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+    def panic_message(self) -> str:
+        if self.tmpdir is None:
+            return ""
+        try:
+            text = (self.log_dir / "panic.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return next((line.strip() for line in text.splitlines() if line.startswith("panic")),
+                    text.strip().splitlines()[0] if text.strip() else "")
 
     # ------------------------------------------------------------ stop
 
@@ -456,22 +462,24 @@ class GvisorSandbox:
 
 # ---------------------------------------------------------------- the suite's target
 
-from conformance.lab import Lab, LabError, pid_alive  # noqa: E402
-from conformance.targets import Target  # noqa: E402
-
 
 class GvisorLab(Target):
-    """gVisor's netstack in a lab the suite builds: what `conformance.targets`
-    needs (links, agent, start, stop, settings, describe).  To offer it, the
-    suite registers it: ``TARGETS["gvisor"] = GvisorLab``.
+    """gVisor's netstack in a lab the suite builds.
 
     The lab is the Linux lab unchanged: its permanent neighbour entries for
     the tester are copied by runsc into netstack as static entries, so no ARP
     or neighbour discovery happens and no responder is needed.  Linux sysctls
-    do not apply to netstack, so there is no set_sysctl(): the engine then
-    reports a case that needs one as "cannot decide"."""
+    do not apply to netstack, so there is no set_sysctl(): a case that needs
+    one is not applicable here.
+
+    States come from the /proc/net/tcp that gVisor shows inside the sandbox
+    (it has no sock_diag), which lists only the sockets of the process that
+    reads it: the agent's.  Hence ``state_view = HELD``."""
 
     name = "gvisor"
+    state_view = HELD
+    state_view_reason = ("gVisor lists only the sockets the application holds: not a "
+                         "connection before accept(), nor one after close()")
 
     def __init__(self, sysctls: dict | None = None, tag: str | None = None,
                  python: str = "/usr/bin/python3"):
@@ -507,8 +515,13 @@ class GvisorLab(Target):
     def alive(self) -> bool:
         """False once the sandbox is gone (netstack panics take the whole sandbox
         down, and the agent with it)."""
-        return (self.agent is not None and self.sandbox.proc is not None
+        return (self.agent is not None and self.agent.alive() and self.sandbox.proc is not None
                 and self.sandbox.proc.poll() is None)
+
+    def post_mortem(self) -> str:
+        """The panic message of a sentry that died (the first line of its
+        panic log: "panic: ..."), or nothing."""
+        return self.sandbox.panic_message()
 
     def recover(self) -> None:
         """A fresh sandbox on the same lab after the previous one died: stop()
@@ -523,7 +536,7 @@ class GvisorLab(Target):
 
     def settings(self) -> dict:
         values = self.sandbox.settings()
-        values["link"] = self.lab.settings().get("link", "?")
+        values["link"] = self.lab.link_text
         if self.ignored_sysctls:
             values["IGNORED Linux sysctls"] = ", ".join(self.ignored_sysctls)
         return values

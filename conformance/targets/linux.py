@@ -1,40 +1,13 @@
-"""Targets: a TCP stack the suite can reach over a link and drive through an agent.
-
-The engine needs three things from a target, whatever it is (a Linux
-namespace today; lwIP, gVisor, a remote device or a container later):
-
-* ``links``: where the injector sends from and to, one :class:`wire.Link`
-  per address family it can be reached in (``ipv4``, ``ipv6``);
-* ``agent``: an :class:`AgentClient` that performs socket calls on the target
-  and reports its TCP states;
-* ``settings()``: what the report should say about how the target was set up.
-"""
+"""The Linux kernel's own stack in a lab namespace: the suite's default target."""
 
 from __future__ import annotations
 
 import sys
 
-from .agent_client import AgentClient, AgentFailure
-from .lab import Lab, LabError, preflight
-from .wire import Link
-
-
-class Target:
-    name = "target"
-    links: dict[str, Link]
-    agent: AgentClient
-
-    def start(self) -> None:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        raise NotImplementedError
-
-    def settings(self) -> dict:
-        return {}
-
-    def describe(self) -> str:
-        return self.name
+from ..agent_client import AgentClient, AgentFailure
+from ..lab import Lab, LabError, preflight
+from ..wire import Link
+from . import Target
 
 
 class LinuxLab(Target):
@@ -139,14 +112,3 @@ class LinuxLab(Target):
         if self._altered_mtu:
             self.lab.set_mtu(1500)
             self._altered_mtu = False
-
-
-TARGETS = {"linux": LinuxLab}
-
-
-def make_target(name: str, sysctls: dict | None = None) -> Target:
-    try:
-        factory = TARGETS[name]
-    except KeyError:
-        raise LabError(f"unknown target {name!r}; known targets: {', '.join(TARGETS)}") from None
-    return factory(sysctls=sysctls)
