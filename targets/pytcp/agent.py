@@ -1,0 +1,765 @@
+#!/usr/bin/env python3
+"""tcpconf target agent for PyTCP 2.7.6: the suite's agent protocol on PyTCP.
+
+PyTCP (https://github.com/ccie18643/PyTCP, PyPI ``pytcp``) is a TCP/IP stack
+written in Python that runs in user space on a tap device.  This program
+runs PyTCP inside the lab's target namespace, on an existing tap that
+``targets/lwip/setup-netns.sh`` bridged with the lab's veth end, and speaks
+protocol 1 of ``conformance/agent.py`` on stdin/stdout (JSON lines, hello
+first, the same ops, argument names, reply fields and error words), with
+PyTCP's own socket API doing the work::
+
+    ip netns exec NS .venv/bin/python -O targets/pytcp/agent.py --tap pytcp0 \
+        --ip 198.18.0.2/24 --ip6 2001:2::2/64 --mac 02:00:c6:12:00:02 \
+        --peer-ip 198.18.0.1 --peer-ip6 2001:2::1 --peer-mac 02:00:c6:12:00:01 \
+        [--skip-stdin N] [-- anything]
+
+``--skip-stdin N`` discards the first N bytes of stdin (the suite's
+AgentClient sends the Python agent's source first); everything after ``--``
+is ignored (AgentClient appends its bootstrap command).  Run it with
+``python -O``: PyTCP formats a log message for every packet unless
+``__debug__`` is off, which costs milliseconds per segment.
+
+What the agent sets up around PyTCP (see README.md):
+
+* the addresses are assigned directly, without PyTCP's ARP probes and IPv6
+  duplicate address detection (4-6 s of start-up, and the lab's kernel
+  target uses ``nodad`` too); no link-local address, no router solicitation;
+* PyTCP's ARP and ND caches get permanent entries for the tester's
+  addresses, as the Linux lab has permanent neighbour entries (PyTCP drops
+  a segment whose next hop is not in its cache, it does not queue it);
+* PyTCP's logger is silenced (it prints to stdout, the protocol channel);
+* an exception in PyTCP's packet handler or timer thread is caught and
+  logged to stderr instead of ending the thread (which would leave the
+  stack deaf or frozen);
+* timer tasks of sessions that reached CLOSED are retired (PyTCP keeps
+  calling every session's FSM every millisecond for ever, and its 1 ms tick
+  slows down with every connection ever made).
+"""
+
+import argparse
+import base64
+import errno
+import fcntl
+import json
+import os
+import struct
+import sys
+import threading
+import time
+import traceback
+
+PROTOCOL = 1
+AGENT_NAME = "tcpconf-agent"
+PATTERN = (b"0123456789abcdefghijklmnopqrstuvwxyz"
+           b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+TUNSETIFF = 0x400454CA
+IFF_TAP = 0x0002
+IFF_NO_PI = 0x1000
+
+# The protocol channel: the real stdout.  sys.stdout is pointed at stderr so
+# that nothing PyTCP prints (its logger, trace helpers) can corrupt it.
+_PROTO_OUT = os.fdopen(os.dup(1), "w", buffering=1)
+sys.stdout = sys.stderr
+
+_REQUIRED = object()
+
+# PyTCP's FsmState names -> RFC 9293 names.
+STATE_NAMES = {
+    "CLOSED": "CLOSED", "LISTEN": "LISTEN", "SYN_SENT": "SYN-SENT",
+    "SYN_RCVD": "SYN-RECEIVED", "ESTABLISHED": "ESTABLISHED",
+    "FIN_WAIT_1": "FIN-WAIT-1", "FIN_WAIT_2": "FIN-WAIT-2",
+    "CLOSING": "CLOSING", "CLOSE_WAIT": "CLOSE-WAIT", "LAST_ACK": "LAST-ACK",
+    "TIME_WAIT": "TIME-WAIT",
+}
+
+# Socket option names conformance/agent.py accepts (Linux names).  PyTCP has
+# no socket options at all: a known name is "unsupported", an unknown one
+# "bad-request", as in the Linux agent.
+KNOWN_OPTION_PREFIXES = ("SO_", "TCP_", "IPV6_", "IP_")
+
+
+class BadRequest(Exception):
+    pass
+
+
+class OpTimeout(Exception):
+    pass
+
+
+class Unsupported(Exception):
+    pass
+
+
+def log(text):
+    sys.stderr.write("pytcp-agent: %s\n" % text)
+    sys.stderr.flush()
+
+
+# --------------------------------------------------------------- the stack
+
+class Stack(object):
+    """PyTCP brought up on an existing tap, as the lab needs it."""
+
+    def __init__(self, args):
+        from pytcp import config
+        config.LOG_CHANEL = set()
+        config.LOG_DEBUG = False
+        config.IP4_SUPPORT = bool(args.ip)
+        config.IP6_SUPPORT = bool(args.ip6)
+        config.IP4_HOST_DHCP = False
+        config.IP6_LLA_AUTOCONFIG = False
+        config.IP6_GUA_AUTOCONFIG = False
+        from pytcp.lib import stack
+        from pytcp.lib.ip4_address import Ip4Address, Ip4Host
+        from pytcp.lib.ip6_address import Ip6Address, Ip6Host
+        from pytcp.lib.mac_address import MacAddress
+        self.config, self.stack = config, stack
+        self.args = args
+        self._patch()
+
+        if not os.path.exists("/sys/class/net/%s/tun_flags" % args.tap):
+            raise SystemExit("pytcp-agent: %s is not an existing tap device in this "
+                             "namespace (TUNSETIFF would create one)" % args.tap)
+        self.tap = os.open("/dev/net/tun", os.O_RDWR)
+        fcntl.ioctl(self.tap, TUNSETIFF,
+                    struct.pack("16sH", args.tap.encode(), IFF_TAP | IFF_NO_PI))
+
+        ph = stack.packet_handler
+        ph.assign_mac_address(MacAddress(args.mac))
+        # Addresses without duplicate address detection: straight into the
+        # lists PyTCP's _create_stack_ip*_addressing would fill after DAD.
+        if args.ip:
+            ph.ip4_host.append(Ip4Host(args.ip))
+        if args.ip6:
+            host6 = Ip6Host(args.ip6)
+            ph.ip6_host.append(host6)
+            for group in (Ip6Address("ff02::1"), host6.address.solicited_node_multicast):
+                ph.ip6_multicast.append(group)
+                ph.mac_multicast.append(group.multicast_mac)
+        # Permanent neighbour entries for the tester, as in the Linux lab.
+        peer_mac = MacAddress(args.peer_mac)
+        if args.peer_ip:
+            stack.arp_cache._arp_cache[Ip4Address(args.peer_ip)] = \
+                stack.arp_cache.CacheEntry(peer_mac, permanent=True)
+        if args.peer_ip6:
+            stack.nd_cache._nd_cache[Ip6Address(args.peer_ip6)] = \
+                stack.nd_cache.CacheEntry(peer_mac, permanent=True)
+
+        # TcpIpStack.start() without its address acquisition.
+        stack.timer.start()
+        stack.arp_cache.start()
+        stack.nd_cache.start()
+        stack.rx_ring.start(self.tap)
+        stack.tx_ring.start(self.tap)
+        stack.packet_handler.start()
+        self._wait_forwarding(args.tap)
+
+    def _patch(self):
+        """Robustness and bookkeeping around PyTCP; see the module docstring."""
+        from pytcp.protocols.tcp import session as session_mod
+        from pytcp.subsystems import packet_handler as ph_mod
+        from pytcp.subsystems import timer as timer_mod
+
+        TcpSession = session_mod.TcpSession
+        FsmState = session_mod.FsmState
+        self.FsmState = FsmState
+
+        original_change = TcpSession._change_state
+
+        def change_state(session, state):
+            previous = session._state
+            try:
+                original_change(session, state)
+            except KeyError:
+                # PyTCP pops the socket from stack.sockets on CLOSED without a
+                # default; a socket already gone must not end the thread.
+                session._state = state
+            if state is FsmState.CLOSED and previous is not FsmState.CLOSED:
+                session._tcpconf_done = True
+                packet = getattr(session, "_tcpconf_packet", None)
+                if packet is not None and packet.flag_rst:
+                    session._tcpconf_reset = True
+        TcpSession._change_state = change_state
+
+        original_fsm = TcpSession.tcp_fsm
+
+        def tcp_fsm(session, packet_rx_md=None, syscall=None, timer=None):
+            if packet_rx_md is None:
+                return original_fsm(session, packet_rx_md, syscall, timer)
+            with session._lock_fsm:
+                session._tcpconf_packet = packet_rx_md
+                try:
+                    return original_fsm(session, packet_rx_md, syscall, timer)
+                finally:
+                    session._tcpconf_packet = None
+        TcpSession.tcp_fsm = tcp_fsm
+
+        # Retire a session's timer task once it is CLOSED for good.
+        timer = self.stack.timer
+        original_register = timer.register_method
+
+        def register_method(method, args=None, kwargs=None, delay=1, delay_exp=False,
+                            repeat_count=-1, stop_condition=None):
+            owner = getattr(method, "__self__", None)
+            if stop_condition is None and isinstance(owner, TcpSession):
+                def stop_condition(owner=owner):
+                    return getattr(owner, "_tcpconf_done", False)
+            return original_register(method, args, kwargs, delay, delay_exp,
+                                     repeat_count, stop_condition)
+        timer.register_method = register_method
+
+        original_tick = timer_mod.TimerTask.tick
+
+        def tick(task):
+            try:
+                original_tick(task)
+            except Exception:  # noqa: BLE001 - keep the timer thread alive
+                log("exception in a PyTCP timer task:\n" + traceback.format_exc())
+        timer_mod.TimerTask.tick = tick
+
+        original_rx = ph_mod.PacketHandler._phrx_ether
+
+        def phrx_ether(handler, packet_rx):
+            try:
+                original_rx(handler, packet_rx)
+            except Exception:  # noqa: BLE001 - keep the packet handler alive
+                log("exception in PyTCP's packet handler:\n" + traceback.format_exc())
+        ph_mod.PacketHandler._phrx_ether = phrx_ether
+
+    @staticmethod
+    def _wait_forwarding(tap, limit=5.0):
+        """Until the kernel forwards through the tap (carrier on once we are
+        attached, then a forwarding bridge port)."""
+        deadline = time.monotonic() + limit
+        base = "/sys/class/net/%s" % tap
+        while time.monotonic() < deadline:
+            try:
+                with open(base + "/operstate") as f:
+                    up = f.read().strip() == "up"
+                state_path = base + "/brport/state"
+                forwarding = True
+                if os.path.exists(state_path):
+                    with open(state_path) as f:
+                        forwarding = f.read().strip() == "3"
+                if up and forwarding:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.01)
+        log("warning: %s is not a forwarding port after %.0fs" % (tap, limit))
+
+
+# ------------------------------------------------------------------- agent
+
+class Entry(object):
+    def __init__(self, sock, kind):
+        self.sock = sock
+        self.kind = kind            # "listen" or "conn"
+        self.connect_thread = None
+        self.connect_error = None   # errno name once connect() failed
+        self.pending_error = None   # SO_ERROR equivalent
+        self.eof_seen = False
+
+
+class Agent(object):
+    def __init__(self, pstack):
+        self.pstack = pstack
+        self.socks = {}
+        self.next_handle = 1
+        self.quitting = False
+        from pytcp.lib import socket as psocket
+        self.psocket = psocket
+
+    def add(self, sock, kind):
+        handle = self.next_handle
+        self.next_handle += 1
+        self.socks[handle] = Entry(sock, kind)
+        return handle
+
+    def entry(self, req):
+        handle = arg(req, "sock", int)
+        try:
+            return self.socks[handle]
+        except KeyError:
+            raise BadRequest("sock: unknown handle %d" % handle)
+
+    def family_of(self, addr):
+        return self.psocket.AF_INET6 if ":" in addr else self.psocket.AF_INET4
+
+    # ----------------------------------------------------------------- ops
+
+    def op_listen(self, req):
+        port = arg(req, "port", int)
+        addr = arg(req, "addr", str, "0.0.0.0")
+        arg(req, "backlog", int, 5)   # PyTCP has no backlog
+        sockopts = arg(req, "sockopts", dict, {})
+        check_sockopts(sockopts)
+        if sockopts:
+            raise Unsupported("PyTCP has no socket options (%s)" % ", ".join(sockopts))
+        sock = self.psocket.socket(self.family_of(addr), self.psocket.SOCK_STREAM)
+        sock.bind((addr, port))
+        sock.listen()
+        return {"sock": self.add(sock, "listen"),
+                "local": "%s:%d" % (sock.local_ip_address, sock.local_port),
+                "port": sock.local_port}
+
+    def op_accept(self, req):
+        ent = self.entry(req)
+        timeout = arg(req, "timeout", float, 2.0)
+        if ent.kind != "listen":
+            raise OSError(errno.EINVAL, "not a listening socket")
+        if not ent.sock._event_tcp_session_established.acquire(timeout=timeout):
+            raise OpTimeout("no connection within %.3gs" % timeout)
+        conn = ent.sock._tcp_accept.pop(0)
+        return {"sock": self.add(conn, "conn"),
+                "peer": "%s:%d" % (conn.remote_ip_address, conn.remote_port),
+                "local": "%s:%d" % (conn.local_ip_address, conn.local_port)}
+
+    def op_connect(self, req):
+        addr = arg(req, "addr", str)
+        port = arg(req, "port", int)
+        local_port = arg(req, "local_port", int, None)
+        local_addr = arg(req, "local_addr", str, None)
+        sockopts = arg(req, "sockopts", dict, {})
+        check_sockopts(sockopts)
+        if sockopts:
+            raise Unsupported("PyTCP has no socket options (%s)" % ", ".join(sockopts))
+        family = self.family_of(addr)
+        sock = self.psocket.socket(family, self.psocket.SOCK_STREAM)
+        if local_port is not None or local_addr is not None:
+            wildcard = "::" if family == self.psocket.AF_INET6 else "0.0.0.0"
+            sock.bind((local_addr or wildcard, local_port or 0))
+        handle = self.add(sock, "conn")
+        ent = self.socks[handle]
+
+        def run():
+            try:
+                sock.connect((addr, port))
+                if sock.state is not self.pstack.FsmState.ESTABLISHED and \
+                        ent.connect_error is None:
+                    ent.connect_error = "ECONNREFUSED"
+            except ConnectionRefusedError:
+                ent.connect_error = "ECONNREFUSED"
+            except TimeoutError:
+                ent.connect_error = "ETIMEDOUT"
+            except OSError as e:
+                ent.connect_error = errno_name(e.errno) if e.errno else "EIO"
+            except Exception as e:  # noqa: BLE001
+                log("connect: %r" % (e,))
+                ent.connect_error = "EIO"
+            if ent.connect_error:
+                ent.pending_error = ent.connect_error
+        ent.connect_thread = threading.Thread(target=run, daemon=True,
+                                              name="connect-%d" % handle)
+        ent.connect_thread.start()
+        # connect() picks the port and sends the SYN (from the timer) at once.
+        deadline = time.monotonic() + 1.0
+        while sock.local_port == 0 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        result = {"sock": handle}
+        if sock.local_port:
+            result["local"] = "%s:%d" % (sock.local_ip_address, sock.local_port)
+            result["local_port"] = sock.local_port
+        return result
+
+    def op_wait_connected(self, req):
+        ent = self.entry(req)
+        timeout = arg(req, "timeout", float, 2.0)
+        if ent.connect_thread is None:
+            if ent.sock.state is self.pstack.FsmState.ESTABLISHED:
+                return {}
+            raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
+        ent.connect_thread.join(timeout)
+        if ent.connect_thread.is_alive():
+            raise OpTimeout("no connection within %.3gs" % timeout)
+        if ent.connect_error:
+            if ent.pending_error is None:
+                raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
+            name, ent.pending_error = ent.pending_error, None
+            raise ErrnoError(name)
+        return {}
+
+    def op_send(self, req):
+        ent = self.entry(req)
+        data = send_payload(req)
+        arg(req, "timeout", float, 2.0)
+        session = ent.sock.tcp_session
+        if session is None:
+            raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
+        if getattr(session, "_tcpconf_reset", False) and not ent.eof_seen:
+            ent.eof_seen = True
+            raise ErrnoError("ECONNRESET")
+        if getattr(session, "_tcpconf_shut_wr", False):
+            raise OSError(errno.EPIPE, os.strerror(errno.EPIPE))
+        try:
+            sent = ent.sock.send(data)
+        except BrokenPipeError:
+            raise OSError(errno.EPIPE, os.strerror(errno.EPIPE))
+        return {"sent": sent}
+
+    def op_recv(self, req):
+        ent = self.entry(req)
+        maxlen = arg(req, "max", int, 65536)
+        timeout = arg(req, "timeout", float, 1.0)
+        if maxlen <= 0:
+            raise BadRequest("max: must be positive")
+        session = ent.sock.tcp_session
+        if session is None or ent.kind != "conn":
+            raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
+        if not session._event_rx_buffer.acquire(timeout=timeout):
+            raise OpTimeout("no data within %.3gs" % timeout)
+        session._event_rx_buffer.release()     # receive() takes it again
+        data = session.receive(maxlen)
+        if not data:
+            if getattr(session, "_tcpconf_reset", False):
+                ent.eof_seen = True
+                raise ErrnoError("ECONNRESET")
+            if str(session._connection_error) == "TIMEOUT":
+                raise ErrnoError("ETIMEDOUT")
+            return {"eof": True}
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        return {"data_b64": base64.b64encode(data).decode("ascii"), "text": text}
+
+    def op_shutdown(self, req):
+        """PyTCP's CLOSE is RFC 9293's CLOSE: "no more data to send"; the
+        session still receives.  That is shutdown(SHUT_WR)."""
+        ent = self.entry(req)
+        how = arg(req, "how", str, "wr")
+        if how not in ("rd", "wr", "rdwr"):
+            raise BadRequest("how: must be one of rd, wr, rdwr")
+        if how != "wr":
+            raise Unsupported("PyTCP has no shutdown(); only the write side can be "
+                              "closed (its CLOSE call)")
+        session = ent.sock.tcp_session
+        if session is None or ent.kind != "conn":
+            raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
+        session._tcpconf_shut_wr = True
+        ent.sock.close()
+        return {}
+
+    def op_close(self, req):
+        ent = self.entry(req)
+        del self.socks[arg(req, "sock", int)]
+        if ent.sock.tcp_session is None:
+            self.forget_unconnected(ent.sock)
+            return {}
+        if not getattr(ent.sock.tcp_session, "_tcpconf_shut_wr", False):
+            ent.sock.close()
+        session = ent.sock.tcp_session
+        if session is not None and session.state is self.pstack.FsmState.CLOSED:
+            session._event_connect.release()   # a connect() still waiting
+        return {}
+
+    def op_abort(self, req):
+        ent = self.entry(req)
+        del self.socks[arg(req, "sock", int)]
+        self.abort(ent.sock)
+        return {}
+
+    def abort(self, sock):
+        """RFC 9293 3.10.5 ABORT, which PyTCP lacks: in SYN-RECEIVED,
+        ESTABLISHED, FIN-WAIT-1/2 and CLOSE-WAIT send <SEQ=SND.NXT><CTL=RST>
+        (with ACK, as Linux does) through PyTCP's own transmit path, then
+        delete the TCB (CLOSED); in other states delete it silently."""
+        FsmState = self.pstack.FsmState
+        session = sock.tcp_session
+        if session is None:
+            self.forget_unconnected(sock)
+            return
+        with session._lock_fsm:
+            state = session.state
+            if state is FsmState.CLOSED:
+                return
+            if state in (FsmState.SYN_RCVD, FsmState.ESTABLISHED, FsmState.FIN_WAIT_1,
+                         FsmState.FIN_WAIT_2, FsmState.CLOSE_WAIT):
+                session._transmit_packet(flag_rst=True, flag_ack=True,
+                                         seq=session._snd_nxt)
+            session._tx_buffer.clear()
+            session._change_state(FsmState.CLOSED)
+            session._event_connect.release()
+            session._event_rx_buffer.release()
+
+    def forget_unconnected(self, sock):
+        self.pstack.stack.sockets.pop(str(sock), None)
+
+    def op_setsockopt(self, req):
+        self.entry(req)
+        option = arg(req, "option", str)
+        value = req.get("value", _REQUIRED)
+        if value is _REQUIRED:
+            raise BadRequest("value: missing")
+        check_sockopts({option: value})
+        raise Unsupported("PyTCP has no socket options (%s)" % option)
+
+    def op_sockerror(self, req):
+        ent = self.entry(req)
+        err, ent.pending_error = ent.pending_error, None
+        if err is None:
+            session = ent.sock.tcp_session
+            if session is not None and getattr(session, "_tcpconf_reset", False) \
+                    and not ent.eof_seen:
+                ent.eof_seen = True
+                err = "ECONNRESET"
+        return {"error": err}
+
+    def op_states(self, req):
+        local_port = arg(req, "local_port", int, None)
+        remote_addr = arg(req, "remote_addr", str, None)
+        remote_port = arg(req, "remote_port", int, None)
+        source = arg(req, "source", str, "auto")
+        if source not in ("auto", "netlink", "proc"):
+            raise BadRequest("source: must be one of auto, netlink, proc")
+        if source != "auto":
+            raise Unsupported("PyTCP has neither sock_diag netlink nor /proc/net/tcp")
+        conns = []
+        for sock in snapshot(self.pstack.stack.sockets):
+            if not hasattr(sock, "tcp_session"):
+                continue            # a UDP socket
+            session = sock.tcp_session
+            if session is None:
+                continue            # bound only: Linux does not list these either
+            state = STATE_NAMES.get(session.state.name, session.state.name)
+            if state == "CLOSED":
+                continue
+            lport, rport = sock.local_port, sock.remote_port
+            rip = str(sock.remote_ip_address)
+            if local_port is not None and lport != local_port:
+                continue
+            if remote_port is not None and rport != remote_port:
+                continue
+            if remote_addr is not None and rip != remote_addr:
+                continue
+            conns.append({"local": "%s:%d" % (sock.local_ip_address, lport),
+                          "remote": "%s:%d" % (rip, rport), "state": state})
+        return {"connections": conns}
+
+    def op_cleanup(self, req):
+        aborted = 0
+        for handle in sorted(self.socks):
+            ent = self.socks.pop(handle)
+            try:
+                if ent.kind == "listen":
+                    if ent.sock.tcp_session is not None:
+                        ent.sock.close()
+                else:
+                    self.abort(ent.sock)
+                    aborted += 1
+            except Exception as e:  # noqa: BLE001
+                log("cleanup: sock %d: %r" % (handle, e))
+        return {"aborted": aborted}
+
+    def op_quit(self, req):
+        self.quitting = True
+        return {}
+
+    def handle(self, line):
+        try:
+            req = json.loads(line.decode("utf-8"))
+        except ValueError as e:
+            return fail(None, "bad-request", "not a JSON line: %s" % e)
+        if not isinstance(req, dict):
+            return fail(None, "bad-request", "request must be a JSON object")
+        rid = req.get("id")
+        if rid is not None and (not isinstance(rid, int) or isinstance(rid, bool)):
+            return fail(None, "bad-request", "id: must be an integer")
+        op = req.get("op")
+        func = OPS.get(op) if isinstance(op, str) else None
+        if func is None:
+            return fail(rid, "bad-request", "op: unknown operation %r" % (op,))
+        try:
+            result = func(self, req)
+        except BadRequest as e:
+            return fail(rid, "bad-request", str(e))
+        except OpTimeout as e:
+            return fail(rid, "timeout", str(e))
+        except Unsupported as e:
+            return fail(rid, "unsupported", str(e))
+        except ErrnoError as e:
+            return fail(rid, e.name, e.message)
+        except OverflowError as e:
+            return fail(rid, "bad-request", str(e))
+        except OSError as e:
+            name = errno_name(e.errno) if e.errno else pytcp_errno(str(e))
+            if name is None:
+                return fail(rid, "agent-error", repr(e))
+            return fail(rid, name, str(e))
+        except Exception as e:  # noqa: BLE001 - never die on a request
+            log("op %s: %s" % (op, traceback.format_exc()))
+            return fail(rid, "agent-error", repr(e))
+        response = {"id": rid, "ok": True}
+        response.update(result)
+        return response
+
+
+class ErrnoError(Exception):
+    def __init__(self, name, message=None):
+        super().__init__(name)
+        self.name = name
+        num = getattr(errno, name, None)
+        self.message = message or (os.strerror(num) if num else name)
+
+
+OPS = {
+    "listen": Agent.op_listen,
+    "accept": Agent.op_accept,
+    "connect": Agent.op_connect,
+    "wait_connected": Agent.op_wait_connected,
+    "send": Agent.op_send,
+    "recv": Agent.op_recv,
+    "shutdown": Agent.op_shutdown,
+    "close": Agent.op_close,
+    "abort": Agent.op_abort,
+    "setsockopt": Agent.op_setsockopt,
+    "sockerror": Agent.op_sockerror,
+    "states": Agent.op_states,
+    "cleanup": Agent.op_cleanup,
+    "quit": Agent.op_quit,
+}
+
+
+def snapshot(table):
+    for _ in range(10):
+        try:
+            return list(table.values())
+        except RuntimeError:        # changed size during iteration
+            continue
+    return []
+
+
+def pytcp_errno(text):
+    """PyTCP raises plain OSError("[Errno 98] Address already in use - ...")
+    without an errno attribute: read the number from the text."""
+    if text.startswith("[Errno "):
+        try:
+            return errno_name(int(text[7:text.index("]")]))
+        except ValueError:
+            return None
+    return None
+
+
+def arg(req, name, kind, default=_REQUIRED):
+    if name not in req or (req[name] is None and default is None):
+        if default is _REQUIRED:
+            raise BadRequest("%s: missing" % name)
+        return default
+    value = req[name]
+    if kind in (int, float):
+        ok = isinstance(value, (int, float) if kind is float else int)
+        ok = ok and not isinstance(value, bool)
+        if ok and kind is float:
+            value = float(value)
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise BadRequest("%s: expected %s, got %s"
+                         % (name, kind.__name__, type(value).__name__))
+    return value
+
+
+def send_payload(req):
+    given = [k for k in ("data", "data_b64", "size") if k in req]
+    if len(given) != 1:
+        raise BadRequest("data: give exactly one of data, data_b64, size")
+    if given[0] == "data":
+        return arg(req, "data", str).encode("utf-8")
+    if given[0] == "data_b64":
+        try:
+            return base64.b64decode(arg(req, "data_b64", str), validate=True)
+        except ValueError as e:
+            raise BadRequest("data_b64: %s" % e)
+    size = arg(req, "size", int)
+    if size < 0:
+        raise BadRequest("size: must not be negative")
+    return (PATTERN * (size // len(PATTERN) + 1))[:size]
+
+
+def check_sockopts(opts):
+    """The same validation as conformance/agent.py (Linux option names)."""
+    import socket
+    for name, value in opts.items():
+        if not (name.startswith(KNOWN_OPTION_PREFIXES)
+                and isinstance(getattr(socket, name, None), int)):
+            raise BadRequest("option: unknown socket option %r" % (name,))
+        if not isinstance(value, int):
+            raise BadRequest("value: option %s expects int or bool, got %s"
+                             % (name, type(value).__name__))
+
+
+def errno_name(num):
+    return errno.errorcode.get(num, "E%d" % num)
+
+
+def fail(rid, error, message):
+    return {"id": rid, "ok": False, "error": error, "message": message}
+
+
+def write(obj):
+    _PROTO_OUT.write(json.dumps(obj) + "\n")
+    _PROTO_OUT.flush()
+
+
+def hello(args):
+    u = os.uname()
+    try:
+        from importlib.metadata import version
+        pytcp_version = version("pytcp")
+    except Exception:  # noqa: BLE001
+        pytcp_version = "?"
+    return {"agent": AGENT_NAME, "protocol": PROTOCOL,
+            "python": sys.version.split()[0],
+            "system": "PyTCP %s on %s %s %s" % (pytcp_version, u.sysname, u.release,
+                                                u.machine),
+            "hostname": os.uname().nodename,
+            "implementation": "pytcp", "stack": "PyTCP %s" % pytcp_version,
+            "tap": args.tap, "ipv6": bool(args.ip6), "optimized": not __debug__}
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--" in argv:
+        argv = argv[:argv.index("--")]
+    ap = argparse.ArgumentParser(description="tcpconf agent on PyTCP")
+    ap.add_argument("--tap", required=True)
+    ap.add_argument("--ip", help="IPv4 address/prefix, e.g. 198.18.0.2/24")
+    ap.add_argument("--ip6", help="IPv6 address/prefix, e.g. 2001:2::2/64")
+    ap.add_argument("--mac", required=True)
+    ap.add_argument("--peer-ip")
+    ap.add_argument("--peer-ip6")
+    ap.add_argument("--peer-mac", required=True)
+    ap.add_argument("--skip-stdin", type=int, default=0)
+    args = ap.parse_args(argv)
+    stdin = sys.stdin.buffer
+    left = args.skip_stdin
+    while left > 0:
+        chunk = stdin.read(left)
+        if not chunk:
+            break
+        left -= len(chunk)
+    pstack = Stack(args)
+    agent = Agent(pstack)
+    write({"id": 0, "ok": True, "hello": hello(args)})
+    while True:
+        line = stdin.readline()
+        if not line:
+            break
+        if not line.strip():
+            continue
+        response = agent.handle(line)
+        try:
+            write(response)
+        except (BrokenPipeError, OSError):
+            break
+        if agent.quitting:
+            break
+    # PyTCP's threads are not daemons: leave without waiting for them.
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
