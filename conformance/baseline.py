@@ -38,7 +38,7 @@ additionalProperties: false
 required: [target, deviations]
 properties:
   target: {type: string, description: the target this baseline describes, such as linux}
-  kernel: {type: string, description: the target version the baseline was made against}
+  version: {type: string, description: the target version the baseline was made against}
   deviations:
     description: a list of {reason, cases}
     type: array
