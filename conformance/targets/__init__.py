@@ -1,8 +1,8 @@
 """Targets: a TCP stack the suite can reach over a link and drive through an agent.
 
 The engine needs three things from a target, whatever it is (the Linux
-kernel in a namespace, lwIP on a tap, gVisor's netstack in a sandbox; later a
-remote device or a container):
+kernel in a namespace, lwIP or PyTCP on a tap, gVisor's netstack in a
+sandbox; later a remote device or a container):
 
 * ``links``: where the injector sends from and to, one :class:`wire.Link`
   per address family it can be reached in (``ipv4``, ``ipv6``);
@@ -70,9 +70,10 @@ class Target:
 from .gvisor import GvisorLab  # noqa: E402  (they subclass Target)
 from .linux import LinuxLab  # noqa: E402
 from .lwip import LwipLab  # noqa: E402
+from .pytcp import PytcpLab  # noqa: E402
 
 # The stacks the suite can build in its own lab, by the name --target takes.
-TARGETS = {"linux": LinuxLab, "lwip": LwipLab, "gvisor": GvisorLab}
+TARGETS = {"linux": LinuxLab, "lwip": LwipLab, "gvisor": GvisorLab, "pytcp": PytcpLab}
 
 
 def make_target(name: str, sysctls: dict | None = None) -> Target:

@@ -7,7 +7,7 @@ its own path), with the project's Python (Scapy is needed):
     .venv/bin/python targets/lwip/smoke.py [--valgrind] [--keep-logs DIR]
 
 It builds a lab with conformance.lab.Lab, removes the kernel's addresses
-from target0 in the target namespace, runs setup-netns.sh there, starts
+from target0 in the target namespace, runs tap-bridge.sh there, starts
 build/lwip-agent inside the target namespace (through the suite's own
 AgentClient, which also proves the agent works with it unchanged), and
 answers lwIP's ARP requests and neighbour solicitations for the tester's
@@ -55,7 +55,7 @@ from conformance.lab import (  # noqa: E402
 from conformance.netns import entered  # noqa: E402
 
 AGENT = HERE / "build" / "lwip-agent"
-SETUP = HERE / "setup-netns.sh"
+SETUP = HERE.parent / "tap-bridge.sh"
 TAP = "lwip0"
 LAB_NETS = ("198.18.", "2001:2:")
 
@@ -511,7 +511,7 @@ def main() -> int:
         run("ip", "-n", lab.target_ns, "addr", "flush", "dev", TARGET_IFACE)
         run("ip", "-n", lab.target_ns, "neigh", "flush", "dev", TARGET_IFACE, "nud", "permanent")
         run(str(SETUP), lab.target_ns)
-        res.check("setup-netns.sh: br0 + lwip0 up, no kernel address",
+        res.check("tap-bridge.sh: br0 + lwip0 up, no kernel address",
                   not run("ip", "-n", lab.target_ns, "-o", "addr", "show", "scope", "global")
                   .strip())
         wire = Wire(lab.tester_ns)

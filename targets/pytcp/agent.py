@@ -4,7 +4,7 @@
 PyTCP (https://github.com/ccie18643/PyTCP, PyPI ``pytcp``) is a TCP/IP stack
 written in Python that runs in user space on a tap device.  This program
 runs PyTCP inside the lab's target namespace, on an existing tap that
-``targets/lwip/setup-netns.sh`` bridged with the lab's veth end, and speaks
+``targets/tap-bridge.sh`` bridged with the lab's veth end, and speaks
 protocol 1 of ``conformance/agent.py`` on stdin/stdout (JSON lines, hello
 first, the same ops, argument names, reply fields and error words), with
 PyTCP's own socket API doing the work::

@@ -4,7 +4,7 @@
     .venv/bin/python targets/pytcp/smoke.py [--count 20] [--family ipv4|ipv6] [--no-optimize]
 
 Builds a lab (conformance.lab.Lab), takes the kernel's addresses off target0,
-bridges a tap (targets/lwip/setup-netns.sh with LWIP_TAP=pytcp0), starts
+bridges a tap (targets/tap-bridge.sh with TCPCONF_TAP=pytcp0), starts
 targets/pytcp/agent.py on it through the suite's AgentClient, answers ARP/ND
 for the tester (conformance.neighbour.NeighbourResponder: it counts what
 PyTCP asks), and then, COUNT times, over the suite's Wire:
@@ -45,7 +45,7 @@ from conformance.lab import (PREFIXLEN, PREFIXLEN6, TARGET_IFACE, TARGET_IP, TAR
 from conformance.neighbour import NeighbourResponder  # noqa: E402
 from conformance.wire import Wire, build_frame, decode, echo_request, is_echo_reply  # noqa: E402
 
-SETUP = ROOT / "targets" / "lwip" / "setup-netns.sh"
+SETUP = ROOT / "targets" / "tap-bridge.sh"
 AGENT = HERE / "agent.py"
 TAP = "pytcp0"
 SYN, FIN, RST, PSH, ACK = 0x02, 0x01, 0x04, 0x08, 0x10
@@ -60,7 +60,7 @@ def agent_command(ns: str, optimize: bool = True) -> list[str]:
 
 
 def setup_env() -> dict:
-    return {**os.environ, "LWIP_TAP": TAP}
+    return {**os.environ, "TCPCONF_TAP": TAP}
 
 
 def prepare_target_namespace(lab: Lab) -> None:

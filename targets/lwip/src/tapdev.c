@@ -46,7 +46,7 @@ int tapdev_open(struct tapdev *tap, const char *name, const unsigned char mac[6]
     snprintf(path, sizeof path, "/sys/class/net/%s/tun_flags", name);
     if (if_nametoindex(name) == 0 || access(path, F_OK) != 0) {
         snprintf(err, errlen, "no tap device %s in this network namespace "
-                 "(create it first: setup-netns.sh)", name);
+                 "(create it first: tap-bridge.sh)", name);
         errno = ENODEV;
         return -1;
     }
@@ -61,7 +61,7 @@ int tapdev_open(struct tapdev *tap, const char *name, const unsigned char mac[6]
     if (ioctl(tap->fd, TUNSETIFF, &ifr) < 0) {
         int e = errno;
         snprintf(err, errlen, "attach to tap %s (TUNSETIFF): %s; create it "
-                 "first (setup-netns.sh) in this network namespace",
+                 "first (tap-bridge.sh) in this network namespace",
                  name, strerror(e));
         close(tap->fd);
         tap->fd = -1;

@@ -7,7 +7,7 @@
  * sending copies the (possibly chained) pbuf into one buffer and writes it
  * with one write(2), so each frame is one tap packet.
  *
- * The tap device must exist (created by setup-netns.sh, persistent, no
+ * The tap device must exist (created by tap-bridge.sh, persistent, no
  * packet information header); the driver attaches to it by name, never
  * creates or configures an interface (the equivalent of tapif's
  * PRECONFIGURED_TAPIF: no ifconfig is run). */

@@ -1,36 +1,39 @@
 #!/bin/sh
-# Put the lwIP target's link into an existing lab target namespace, or take
-# it out again.
+# Give a user-space stack (lwIP, PyTCP) the lab's link: bridge the lab's veth
+# end with a tap in an existing lab target namespace, or take it out again.
 #
-#   setup-netns.sh TARGET_NS            set up
-#   setup-netns.sh --teardown TARGET_NS take down (also: TARGET_NS down)
+#   tap-bridge.sh TARGET_NS            set up
+#   tap-bridge.sh --teardown TARGET_NS take down (also: TARGET_NS down)
+#
+# TCPCONF_TAP names the tap (default lwip0); TCPCONF_BRIDGE and TCPCONF_VETH
+# the bridge (br0) and the veth end (target0).
 #
 # Before:  target0 (veth end, lab MAC 02:00:c6:12:00:02, NO kernel address)
-# After:   br0 (bridge, no address) with ports target0 and lwip0 (a
-#          persistent tap that lwip-agent attaches to), all up.  lwIP owns
-#          the lab MAC and addresses on lwip0; the kernel owns none:
+# After:   br0 (bridge, no address) with ports target0 and the tap (a
+#          persistent tap that the stack's agent attaches to), all up.  The
+#          stack owns the lab MAC and addresses on the tap; the kernel owns none:
 #            - target0 gets another MAC while bridged (a bridge delivers
 #              frames for its ports' own MACs to the kernel, not to the
-#              other ports: with target0 keeping the lab MAC, lwIP would
+#              other ports: with target0 keeping the lab MAC, the stack would
 #              never see a frame addressed to it);
-#            - br0, lwip0 and target0 have IPv6 disabled and no IPv4
+#            - br0, the tap and target0 have IPv6 disabled and no IPv4
 #              address, so the kernel answers neither ARP nor neighbour
 #              solicitations nor TCP for the lab addresses.
 # Everything happens inside TARGET_NS; nothing is created or changed
 # outside it.  Teardown restores target0's MAC and IPv6 setting (saved in
-# br0's alias) and deletes br0 and lwip0.
+# br0's alias) and deletes br0 and the tap.
 set -eu
 
-TAP=${LWIP_TAP:-lwip0}
-BRIDGE=${LWIP_BRIDGE:-br0}
-VETH=${LWIP_VETH:-target0}
+TAP=${TCPCONF_TAP:-lwip0}
+BRIDGE=${TCPCONF_BRIDGE:-br0}
+VETH=${TCPCONF_VETH:-target0}
 # Locally administered MACs of the lab's 02:00:c6:12:00:xx block, distinct
 # from the tester's (:01) and lwIP's (:02).
 VETH_BRIDGED_MAC=02:00:c6:12:00:fe
 BRIDGE_MAC=02:00:c6:12:00:fd
 TAP_KERNEL_MAC=02:00:c6:12:00:fc
 
-die() { echo "setup-netns.sh: $*" >&2; exit 1; }
+die() { echo "tap-bridge.sh: $*" >&2; exit 1; }
 
 usage() {
     echo "usage: $0 TARGET_NS | $0 --teardown TARGET_NS | $0 TARGET_NS down" >&2
@@ -65,7 +68,7 @@ sysctl_set() { nsexec sysctl -qw "$1=$2"; }
 teardown() {
     saved=""
     if have_link "$BRIDGE"; then
-        saved=$(nsip -o link show dev "$BRIDGE" | sed -n 's/.*alias \(tcpconf-lwip.*\)$/\1/p')
+        saved=$(nsip -o link show dev "$BRIDGE" | sed -n 's/.*alias \(tcpconf-tap.*\)$/\1/p')
         nsip link set "$BRIDGE" down 2>/dev/null || true
     fi
     if have_link "$VETH"; then
@@ -110,7 +113,7 @@ setup() {
 
     nsip link add name "$BRIDGE" address "$BRIDGE_MAC" type bridge \
         stp_state 0 forward_delay 0 mcast_snooping 0
-    nsip link set "$BRIDGE" alias "tcpconf-lwip mac=$orig_mac disable_ipv6=$orig_v6"
+    nsip link set "$BRIDGE" alias "tcpconf-tap mac=$orig_mac disable_ipv6=$orig_v6"
     nsip tuntap add dev "$TAP" mode tap
     nsip link set "$TAP" address "$TAP_KERNEL_MAC"
     for dev in "$BRIDGE" "$TAP" "$VETH"; do
