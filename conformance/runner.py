@@ -16,7 +16,7 @@ from .case import Case
 from .engine import Engine
 from .lab import LabError
 from .targets import Target, make_target
-from .verdict import ERROR, Verdict
+from .verdict import ERROR, FAIL, PASS, Verdict
 from .tcp import IPV4
 from .wire import Wire, WireError
 
@@ -76,10 +76,11 @@ class Runner:
         if not self.target.alive():
             # The stack itself died (a netstack panic takes its sandbox down):
             # whatever the case saw after that is not the target's answer.
-            verdict.outcome = ERROR
+            last_words = self.target.post_mortem()
             verdict.reason = (f"the target {self.target.name} died during this case"
-                              + (f": {self.target.post_mortem()}" if self.target.post_mortem()
-                                 else "") + "; it was restarted for the next case")
+                              + (f": {last_words}" if last_words else "")
+                              + _before_death(verdict) + "; it was restarted for the next case")
+            verdict.outcome = ERROR
             try:
                 self.target.recover()
             except LabError as exc:
@@ -107,3 +108,13 @@ class Runner:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _before_death(verdict: Verdict) -> str:
+    """What the case had found when the target died (it may die in the cleanup)."""
+    if verdict.outcome == PASS:
+        return " (every check of the case had passed before)"
+    if verdict.outcome == FAIL:
+        return (f" (before, the case had failed at line {verdict.line}: expected "
+                f"{verdict.expected}; actual {verdict.actual})")
+    return ""
