@@ -8,7 +8,8 @@ next to a raw-socket floor measured in the same lab and the same run: a
 pre-serialised SYN written to the packet socket and its SYN-ACK read back, with
 no Scapy, no engine and no case language in between.
 
-Usage (as root, from the repository root):  .venv/bin/python benchmarks/sweep.py [--repeat N]
+Usage (as root, from the repository root):
+    .venv/bin/python benchmarks/sweep.py [--repeat N] [--grid] [--target linux|lwip|gvisor|pytcp]
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from conformance.case import load_case_file  # noqa: E402
 from conformance.runner import Runner  # noqa: E402
+from conformance.targets import TARGETS  # noqa: E402
 from conformance.wire import build_frame  # noqa: E402
 from conformance import tcp  # noqa: E402
 
@@ -65,6 +67,8 @@ def main() -> int:
     parser.add_argument("--floor-count", type=int, default=200)
     parser.add_argument("--grid", action="store_true",
                         help="also the state-event grid's 360 cells (written cases only by default)")
+    parser.add_argument("--target", default="linux", choices=sorted(TARGETS),
+                        help="the stack to sweep (default linux)")
     args = parser.parse_args()
 
     # The fast cases over IPv4, one process: where the time of one case goes.
@@ -74,7 +78,7 @@ def main() -> int:
              if "slow" not in case.marks and "ipv4" in case.families
              and (args.grid or "grid" not in case.marks)]
     started = time.perf_counter()
-    with Runner.for_target("linux") as runner:
+    with Runner.for_target(args.target) as runner:
         lab_up = time.perf_counter() - started
         results: dict[str, list] = {case.id: [] for case in cases}
         sweep_times = []
@@ -87,7 +91,7 @@ def main() -> int:
     total = time.perf_counter() - started
 
     print(f"TCP conformance sweep benchmark: {len(cases)} cases x {args.repeat} sweeps, "
-          f"Linux lab\n")
+          f"{args.target} in the lab\n")
     print(f"{'case':44} {'verdict':7} {'wall ms':>8} {'waits ms':>8} {'own ms':>8} "
           f"{'exch':>4} {'rtt ms':>8}")
     all_exchanges = []
@@ -102,7 +106,7 @@ def main() -> int:
         print(f"{case.id:44} {outcome:7} {ms(wall)} {ms(waits)} {ms(wall - waits)} "
               f"{len(exchanges) // len(verdicts):4} {rtt}")
     print()
-    print(f"lab start (namespaces, veth, agent):  {ms(lab_up)} ms")
+    print(f"lab start (namespaces, veth, stack):  {ms(lab_up)} ms")
     print(f"sweep wall time, median of {args.repeat}:       {ms(statistics.median(sweep_times))} ms")
     print(f"whole benchmark:                      {ms(total)} ms")
 
