@@ -246,6 +246,8 @@ class Send(Step):
     win: int = 65535
     urg: int = 0
     payload: bytes = b""
+    # A payload length known only when the segment is sent (len: snd_wnd).
+    length: SeqExpr | None = None
     options: list = field(default_factory=list)
     raw_options: bytes = b""
     bad_checksum: bool = False
@@ -454,7 +456,9 @@ class _Builder:
             raise self.error(path + ("flags",), "optional flags (with ?) only make sense in expect")
         if "data" in value and "len" in value:
             raise self.error(path + ("len",), "give either data or len, not both")
-        payload = value["data"].encode() if "data" in value else _pattern(value.get("len", 0))
+        length = value.get("len", 0)
+        payload = value["data"].encode() if "data" in value else \
+            pattern(length) if isinstance(length, int) else b""
         options = []
         if "mss" in value:
             options.append(("mss", value["mss"]))
@@ -474,7 +478,8 @@ class _Builder:
         return Send(flags=flags, seq=self.seqexpr(value.get("seq"), path + ("seq",)),
                     ack=self.seqexpr(value.get("ack"), path + ("ack",)),
                     win=value.get("win", 65535), urg=value.get("urg", 0), payload=payload,
-                    options=options, raw_options=raw,
+                    length=self.seqexpr(length, path + ("len",)) if isinstance(length, str)
+                    else None, options=options, raw_options=raw,
                     bad_checksum=value.get("bad_checksum", False), **common)
 
     def expect(self, value, path, common) -> Expect:
@@ -519,7 +524,7 @@ class _Builder:
         return App(op=op, argument=argument, **common)
 
 
-def _pattern(length: int) -> bytes:
+def pattern(length: int) -> bytes:
     """A recognisable payload of the given length."""
     alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789"
     return (alphabet * (length // len(alphabet) + 1))[:length]

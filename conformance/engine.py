@@ -26,7 +26,8 @@ from pathlib import Path
 
 from . import tcp
 from .agent_client import AgentError, AgentFailure
-from .case import App, Case, Expect, OneOf, Send, Silence, StateCheck, Wait, fmt_duration, is_errno
+from .case import (App, Case, Expect, OneOf, Send, Silence, StateCheck, Wait, fmt_duration,
+                   is_errno, pattern)
 from .seq import MOD, relative, seq_add, seq_diff, seq_gt, seq_le
 from .targets import ALL
 from .verdict import ERROR, FAIL, NOT_APPLICABLE, PASS, LadderEntry, Verdict
@@ -325,8 +326,11 @@ class _CaseRun:
             ack = conn.rcv_nxt if conn.rcv_nxt is not None else 0
         else:
             ack = 0
+        payload = step.payload
+        if step.length is not None:
+            payload = pattern(self._one_segment(step.length.evaluate(v), step.length.text))
         frame = build_frame(self.link, self.tester_port, self.target_port, seq, ack, step.flags,
-                            step.win, step.payload, step.options, step.urg, step.bad_checksum,
+                            step.win, payload, step.options, step.urg, step.bad_checksum,
                             step.raw_options)
         self.sent_at = time.perf_counter()
         self.wire.send(frame)
@@ -336,16 +340,25 @@ class _CaseRun:
             conn.synchronized = False  # we abort: our next SYN opens anew
         elif step.flags & tcp.SYN and not conn.synchronized:
             conn.snd_nxt = conn.snd_una = seq
-            conn.snd_nxt = seq_add(seq, 1 + len(step.payload) + bool(step.flags & tcp.FIN))
+            conn.snd_nxt = seq_add(seq, 1 + len(payload) + bool(step.flags & tcp.FIN))
             conn.our_wscale = dict(step.options).get("wscale")
         elif not step.flags & tcp.SYN:
             # SND.NXT only moves forward, and only for a segment that starts
             # within what we have sent: a retransmitted FIN leaves it where it
             # is, a probe beyond the window does not move it at all.
-            end = seq_add(seq, len(step.payload) + bool(step.flags & tcp.FIN))
+            end = seq_add(seq, len(payload) + bool(step.flags & tcp.FIN))
             if seq_le(seq, conn.snd_nxt) and seq_gt(end, conn.snd_nxt):
                 conn.snd_nxt = end
         self.ref_time = time.time()
+
+    def _one_segment(self, length: int, text: str) -> int:
+        """A computed payload length, if one segment on the lab's link can carry it."""
+        limit = 1500 - (40 if self.family == IPV6 else 20) - 20   # MTU - IP - TCP headers
+        if not 0 <= length <= limit:
+            raise NotApplicable(f"not applicable to {self.engine.target.name}: the case sends "
+                                f"len {text} = {length} octets in one segment, and one segment "
+                                f"carries 0 to {limit} here")
+        return length
 
     def _is_retransmission(self, seg: tcp.Segment, flow: Flow | None = None) -> bool:
         """True when the segment only repeats sequence space already sent.
@@ -522,7 +535,11 @@ class _CaseRun:
         v, ref, start = self.conn.variables(), self.ref_time, time.time()
         windows = [ref + a.steps[0].within if isinstance(a.steps[0], Expect)
                    else start + a.steps[0].duration for a in step.alternatives]
-        seg = self._next_segment(max(windows))
+        # An alternative may be a retransmission (a SYN-ACK sent again), which
+        # is otherwise not an answer.
+        retransmission = any(isinstance(a.steps[0], Expect) and a.steps[0].retransmission
+                             for a in step.alternatives)
+        seg = self._next_segment(max(windows), want_retransmission=retransmission)
         candidates = []
         for alt in step.alternatives:
             first = alt.steps[0]
