@@ -308,7 +308,10 @@ class App(Step):
     op: str                      # listen, accept, connect, close, shutdown, abort, send, recv, setsockopt
     argument: Any = None         # text for send/recv, options for setsockopt
     timeout: float = 2.0
-    expect_error: str | None = None  # errno name a call must fail with
+    expect_error: str | None = None  # errno name(s) a call must fail with ("A or B")
+
+    def fails_as_expected(self, error: str) -> bool:
+        return self.expect_error is not None and error in self.expect_error.split(" or ")
 
     def describe(self) -> str:
         if self.op == "send":
@@ -516,9 +519,13 @@ class _Builder:
                                                f"ECONNRESET; {argument!r} is no errno name")
         if op in ("accept", "connect"):
             expect_error = argument.get("expect")
-            if expect_error and not is_errno(expect_error):
-                raise self.error(path + (op, "expect"), f"expected an errno name such as "
-                                                        f"ECONNREFUSED; got {expect_error!r}")
+            names = expect_error if isinstance(expect_error, list) else [expect_error]
+            for name in names:
+                if name and not is_errno(name):
+                    raise self.error(path + (op, "expect"), f"expected an errno name such as "
+                                                            f"ECONNREFUSED; got {name!r}")
+            if expect_error:
+                expect_error = " or ".join(names)
             return App(op=op, timeout=parse_duration(argument.get("timeout", 2.0)),
                        expect_error=expect_error, **common)
         return App(op=op, argument=argument, **common)

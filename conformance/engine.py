@@ -649,14 +649,15 @@ class _CaseRun:
                 result = self._recv(step, sock)
         except AgentError as exc:
             self.ladder.append(LadderEntry(time.time(), "app", f"{text} -> {exc.error}"))
-            if step.expect_error == exc.error:
+            if step.fails_as_expected(exc.error):
                 self.ref_time = time.time()
                 return
             if op == "accept" and exc.error == "timeout":
                 raise StepFailed(step, "a connection to accept",
                                  f"none completed within {fmt_duration(step.timeout)}") from None
-            raise StepFailed(step, f"{op} succeeds", f"{op} failed: {exc.error} "
-                                                     f"({exc.message})") from None
+            wanted = f"{op} fails with {step.expect_error}" if step.expect_error else \
+                f"{op} succeeds"
+            raise StepFailed(step, wanted, f"{op} failed: {exc.error} ({exc.message})") from None
         if step.expect_error:
             self.ladder.append(LadderEntry(time.time(), "app", f"{text} -> {result}"))
             raise StepFailed(step, f"{op} fails with {step.expect_error}", f"{op} succeeded")
