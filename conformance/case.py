@@ -266,6 +266,10 @@ class Expect(Step):
     within: float = DEFAULT_WITHIN
     after: float = 0.0
     retransmission: bool = False
+    # An option the RFCs leave optional (timestamp, sack_ok, wscale): when the
+    # answer comes without it, the target does not implement it, and the case,
+    # which checks how it is used, does not apply.
+    requires_option: str | None = None
 
     def describe(self) -> str:
         parts = []
@@ -499,6 +503,11 @@ class _Builder:
         if after > within:
             raise self.error(path + ("after",), f"expected a time not later than within "
                                                 f"({fmt_duration(within)})")
+        required = value.get("requires")
+        if required and value.get(required, "absent") == "absent":
+            raise self.error(path + ("requires",), f"expected the name of an option this "
+                                                   f"step checks for, such as {required}: "
+                                                   f"present; {required} is not checked here")
         return Expect(
             flags=flags, optional_flags=optional or 0,
             seq=self.seqexpr(value.get("seq"), path + ("seq",)),
@@ -507,7 +516,7 @@ class _Builder:
             data=value["data"].encode() if "data" in value else None,
             options={k: value[k] for k in tcp.OPTION_NAMES if k in value},
             within=within, after=after, retransmission=value.get("retransmission", False),
-            **common)
+            requires_option=value.get("requires"), **common)
 
     def app(self, value, path, common) -> App:
         if isinstance(value, str):

@@ -504,6 +504,12 @@ class _CaseRun:
                              f"no segment within {fmt_duration(step.within)}")
         problems = self._mismatches(step, seg, ref, v)
         self._consume(seg)
+        if problems and problems == [f"no {step.requires_option} option"]:
+            # An optional feature (RFC 7323 timestamps, say) the target does not
+            # implement: the case checks how it is used, so it does not apply.
+            raise NotApplicable(f"not applicable to {self.engine.target.name}: it does not "
+                                f"negotiate the {step.requires_option} option (line {step.line}: "
+                                f"{self._describe(seg)})")
         if problems:
             raise StepFailed(step, step.describe(), f"{self._describe(seg)}: {'; '.join(problems)}")
         self._answered(seg)
