@@ -140,6 +140,7 @@ class _CaseRun:
         self.waits = 0.0
         self.alternatives: list[str] = []
         self.phase = "setup"
+        self.skipped: tcp.Segment | None = None   # the last retransmission passed over
         # Checks of the case's own steps that were decided, and state checks
         # the target could not show (see Target.state_view).
         self.decided = 0
@@ -401,6 +402,7 @@ class _CaseRun:
             if self._is_retransmission(seg, flow):
                 entry.mark = "retransmission"
                 if not want_retransmission or flow is not self.flow:
+                    self.skipped = seg
                     continue
             if self.phase == "setup" and not entry.mark:
                 entry.mark = "setup"
@@ -500,8 +502,12 @@ class _CaseRun:
         v, ref = self.conn.variables(), self.ref_time
         seg = self._next_segment(ref + step.within, step.retransmission)
         if seg is None:
-            raise StepFailed(step, step.describe(),
-                             f"no segment within {fmt_duration(step.within)}")
+            actual = f"no segment within {fmt_duration(step.within)}"
+            if self.skipped is not None and self.skipped.time >= ref:
+                # Say so: the answer may have been a retransmission the step did
+                # not ask for (retransmission: true).
+                actual += f" (only a retransmission: {self._describe(self.skipped)})"
+            raise StepFailed(step, step.describe(), actual)
         problems = self._mismatches(step, seg, ref, v)
         self._consume(seg)
         if problems and problems == [f"no {step.requires_option} option"]:
