@@ -229,7 +229,7 @@ class _CaseRun:
                     entry.mark = "unexamined"
         try:
             self._agent("cleanup")
-        except (CannotDecide, AgentFailure):
+        except (CannotDecide, NotApplicable, AgentFailure):
             pass
         self._restore_sysctls(verdict)
         verdict.ladder, verdict.exchanges, verdict.protocol_waits = \
