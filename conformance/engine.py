@@ -561,6 +561,7 @@ class _CaseRun:
             elif seg is None or seg.time - start > first.duration:
                 candidates.append(alt)
         chosen = candidates[0] if candidates else None
+        label = chosen.label if chosen else ""
         if len(candidates) > 1:
             # The same answer on the wire (say, silence after a RST in
             # TIME-WAIT): the state that follows tells the alternatives apart.
@@ -573,9 +574,13 @@ class _CaseRun:
                                 f" apart, and the state that would is not observable on "
                                 f"{self.engine.target.name} "
                                 f"({self.engine.target.state_view_reason})")
+                        # Equally conforming: the verdict stands, but which one
+                        # the target followed is not known.
+                        label = (" or ".join(a.label for a in candidates)
+                                 + " (the state that tells them apart is not observable)")
                         break
                     if self._observed_state(alt.steps[1].state) == alt.steps[1].state:
-                        chosen = alt
+                        chosen, label = alt, alt.label
                         break
         if chosen is not None and isinstance(chosen.steps[0], Silence):
             self.waits += chosen.steps[0].duration
@@ -585,8 +590,8 @@ class _CaseRun:
             if seg is not None:
                 self._consume(seg)
             raise StepFailed(step, described, f"{actual}, which matches none of them")
-        self._note(f"the target followed: {chosen.label}")
-        self.alternatives.append(chosen.label)
+        self._note(f"the target followed: {label}")
+        self.alternatives.append(label)
         if seg is not None and isinstance(chosen.steps[0], Silence):
             self.held.append(seg)  # it came after the silence window: an answer for later
         elif seg is not None:
@@ -599,7 +604,7 @@ class _CaseRun:
             self.alternatives.pop()
             conforming = [a.label for a in step.alternatives if a.conforms]
             raise StepFailed(step, " or ".join(conforming),
-                             f"the target followed: {chosen.label}", alternative=chosen.label)
+                             f"the target followed: {label}", alternative=label)
 
     # -- the application and the target's states ------------------------------
 

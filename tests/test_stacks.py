@@ -125,6 +125,20 @@ steps:
   - send:   {flags: SYN, seq: 0, mss: 1460}
   - expect: {flags: SYN+ACK, ack: 1}
   - state:  SYN-RECEIVED
+---
+id: t.alternatives-by-state
+title: two conforming alternatives that only the state tells apart
+requirements: [{id: X-1, rfc: 9293, section: "3.6", level: MUST, text: t}]
+families: [ipv4]
+target: {role: listener, start: ESTABLISHED}
+steps:
+  - app:    close
+  - expect: {flags: FIN+ACK}
+  - one_of:
+      - label: A
+        steps: [{silence: 100ms}, {state: FIN-WAIT-1}]
+      - label: B
+        steps: [{silence: 100ms}, {state: CLOSING}]
 """
 
 
@@ -135,7 +149,7 @@ def test_unobservable_states_are_not_decided(runners, tmp_path):
     says what it could not see."""
     path = tmp_path / "cases.yaml"
     path.write_text(STATE_ONLY)
-    state_only, wire_and_state = load_case_file(path)
+    state_only, wire_and_state, by_state = load_case_file(path)
     runner = runners("gvisor")
     verdict = runner.run(state_only, "ipv4")
     assert verdict.outcome == ERROR, verdict_text(verdict)
@@ -144,6 +158,11 @@ def test_unobservable_states_are_not_decided(runners, tmp_path):
     assert verdict.outcome == PASS, verdict_text(verdict)
     assert verdict.unobserved == ["state SYN-RECEIVED (line 18)"]
     assert "SYN-RECEIVED? not observable" in "\n".join(e.text for e in verdict.ladder)
+    # Alternatives the wire cannot tell apart: the verdict stands on the wire,
+    # but which one the target followed is not claimed.
+    verdict = runner.run(by_state, "ipv4")
+    assert verdict.outcome == PASS, verdict_text(verdict)
+    assert verdict.alternative == "A or B (the state that tells them apart is not observable)"
 
 
 def test_a_sandbox_crash_is_an_error_and_the_next_case_runs(runners):

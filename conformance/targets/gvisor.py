@@ -311,24 +311,23 @@ class GvisorSandbox:
             if started is not None:
                 self._known.setdefault(pid, started)
 
-    def log_tail(self, lines: int = 20) -> str:
+    def _log(self, name: str) -> str:
+        """One of runsc's log files, or "" when there is none (yet, or any more)."""
         if self.tmpdir is None:
             return ""
         try:
-            text = (self.log_dir / "runsc.log").read_text(errors="replace")
+            return (self.log_dir / name).read_text(errors="replace")
         except OSError:
             return ""
-        return "\n".join(text.splitlines()[-lines:])
+
+    def log_tail(self, lines: int = 20) -> str:
+        return "\n".join(self._log("runsc.log").splitlines()[-lines:])
 
     def panic_message(self) -> str:
-        if self.tmpdir is None:
-            return ""
-        try:
-            text = (self.log_dir / "panic.log").read_text(errors="replace")
-        except OSError:
-            return ""
-        return next((line.strip() for line in text.splitlines() if line.startswith("panic")),
-                    text.strip().splitlines()[0] if text.strip() else "")
+        """The sentry's panic ("panic: ..."), from the log --panic-log names."""
+        lines = self._log("panic.log").strip().splitlines()
+        return next((line.strip() for line in lines if line.startswith("panic")),
+                    lines[0] if lines else "")
 
     # ------------------------------------------------------------ stop
 
@@ -487,11 +486,8 @@ class GvisorLab(Target):
         self.lab = Lab(**kwargs)
         self.sandbox = GvisorSandbox(self.lab.target_ns, python=python)
         self.agent = None
-        if sysctls:
-            # Asked for on the command line for every target; netstack has none of them.
-            self.ignored_sysctls = dict(sysctls)
-        else:
-            self.ignored_sysctls = {}
+        # Asked for on the command line for every target; netstack has none of them.
+        self.ignored_sysctls = dict(sysctls or {})
 
     @property
     def links(self):
