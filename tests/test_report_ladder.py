@@ -1,0 +1,391 @@
+"""The ladder drawn to time as SVG (conformance.report.ladder)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conformance.report.ladder import (
+    CHAR_PX,
+    GAP_CAP_MS,
+    MIN_SPACING_PX,
+    PX_PER_MS,
+    StateSpan,
+    gap_label,
+    ladder_svg,
+    state_timeline,
+    time_label,
+)
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def seg(t, direction, text="ACK seq=1 ack=1 win=502", mark=""):
+    return {"t": t, "kind": "segment", "text": text, "direction": direction, "mark": mark}
+
+
+def app(t, text):
+    return {"t": t, "kind": "app", "text": text, "direction": "", "mark": ""}
+
+
+def state(t, text, mark=""):
+    return {"t": t, "kind": "state", "text": text, "direction": "", "mark": mark}
+
+
+def note(t, text):
+    return {"t": t, "kind": "note", "text": text, "direction": "", "mark": ""}
+
+
+HANDSHAKE = [
+    seg(0.0, "out", "SYN seq=0 win=64240 <mss 1460,sackOK,TS val=1 ecr=0,nop,wscale 7>", "setup"),
+    seg(0.000412, "in", "SYN+ACK seq=0 ack=1 win=65160 <mss 1460,sackOK,TS,nop,wscale 7>", "setup"),
+    seg(0.00052, "out", "ACK seq=1 ack=1 win=502", "setup"),
+    app(0.0012, "accept -> ok"),
+    state(0.0013, "ESTABLISHED"),
+    seg(0.0021, "out", "PSH+ACK seq=1 ack=1 win=502 len=5"),
+    seg(0.2025, "in", "ACK seq=1 ack=6 win=509"),
+]
+
+
+def parse(svg: str) -> ET.Element:
+    return ET.fromstring(svg)
+
+
+def classes(element: ET.Element) -> set[str]:
+    return set(element.get("class", "").split())
+
+
+def groups(root: ET.Element, *wanted: str) -> list[ET.Element]:
+    """The <g> elements carrying all the `wanted` classes, in document order."""
+    return [g for g in root.iter(f"{SVG}g") if set(wanted) <= classes(g)]
+
+
+def text_of(element: ET.Element) -> str:
+    return "".join(element.itertext())
+
+
+def ys(root: ET.Element) -> list[tuple[float, float]]:
+    """(t, y) of every event, in document order."""
+    return [(float(g.get("data-t")), float(g.get("data-y")))
+            for g in root.iter(f"{SVG}g") if g.get("data-y") is not None]
+
+
+def y_of(root: ET.Element, t: float) -> float:
+    return next(y for when, y in ys(root) if when == t)
+
+
+# --- the SVG element ---------------------------------------------------------------
+
+def test_parses_by_itself():
+    """The SVG is well-formed XML by itself, with no declaration before it."""
+    svg = ladder_svg(HANDSHAKE)
+    assert svg.startswith("<svg ")
+    assert parse(svg).tag == f"{SVG}svg"
+
+
+def test_scales_and_is_labelled():
+    """viewBox, width and height, a <title>, role="img" and an aria-label."""
+    root = parse(ladder_svg(HANDSHAKE, tester="scapy", target="linux"))
+    width, height = float(root.get("width")), float(root.get("height"))
+    assert root.get("viewBox") == f"0 0 {root.get('width')} {root.get('height')}"
+    assert width > 0 and height > 0
+    assert root.get("role") == "img"
+    assert "scapy" in root.get("aria-label") and "linux" in root.get("aria-label")
+    assert "linux" in root.find(f"{SVG}title").text
+
+
+def test_lifelines_are_named():
+    """The tester's name at the top of the left lifeline, the target's at the right."""
+    root = parse(ladder_svg(HANDSHAKE, tester="scapy", target="freebsd"))
+    names = {text_of(t): float(t.get("x")) for t in root.iter(f"{SVG}text")
+             if "name" in classes(t)}
+    assert names["scapy"] < names["freebsd"]
+
+
+def test_legend_states_the_scale():
+    """A one-line legend under the diagram gives px per ms and the gap cap."""
+    root = parse(ladder_svg(HANDSHAKE))
+    legend = next(t for t in root.iter(f"{SVG}text") if "legend" in classes(t))
+    assert f"{PX_PER_MS:g} px per ms" in text_of(legend)
+    assert f"gaps over {GAP_CAP_MS} ms cut" in text_of(legend)
+
+
+def test_empty_ladder():
+    """No entries: a small SVG that says nothing happened."""
+    svg = ladder_svg([])
+    root = parse(svg)
+    assert "nothing happened" in text_of(root)
+    assert float(root.get("height")) < 100
+    assert not groups(root, "seg")
+
+
+# --- segments ------------------------------------------------------------------
+
+def test_one_arrow_per_segment():
+    """N segment entries give N arrows, out and in told apart by class."""
+    root = parse(ladder_svg(HANDSHAKE))
+    assert len(groups(root, "seg")) == 5
+    assert len(groups(root, "seg", "out")) == 3
+    assert len(groups(root, "seg", "in")) == 2
+
+
+@pytest.mark.parametrize("direction", ["out", "in"])
+def test_arrow_points_the_right_way(direction):
+    """out goes tester -> target (head on the right), in the other way; both slant down."""
+    root = parse(ladder_svg([seg(0, direction)]))
+    (arrow,) = groups(root, "seg", direction)
+    line = arrow.find(f"{SVG}line")
+    x1, x2 = float(line.get("x1")), float(line.get("x2"))
+    y1, y2 = float(line.get("y1")), float(line.get("y2"))
+    assert (x2 > x1) if direction == "out" else (x2 < x1)
+    assert y2 > y1
+    tip = arrow.find(f"{SVG}polygon").get("points").split()[0]
+    assert float(tip.split(",")[0]) == x2
+
+
+def test_label_above_arrow():
+    """The segment's text is written above its arrow."""
+    root = parse(ladder_svg([seg(0, "out", "FIN+ACK seq=1 ack=1 win=502")]))
+    (arrow,) = groups(root, "seg")
+    label = arrow.find(f"{SVG}text")
+    assert text_of(label) == "FIN+ACK seq=1 ack=1 win=502"
+    assert float(label.get("y")) < float(arrow.find(f"{SVG}line").get("y1"))
+
+
+def test_lifelines_far_enough_apart_for_the_longest_label():
+    """A 90-character label fits between the lifelines."""
+    text = "c2: " + "SYN+ACK seq=0 ack=1 win=65160 <mss 1460,sackOK,TS val=4242 ecr=1,nop,wscale 7>"
+    text = text.ljust(90, "x")
+    root = parse(ladder_svg([seg(0, "out", text)]))
+    line = groups(root, "seg")[0].find(f"{SVG}line")
+    assert float(line.get("x2")) - float(line.get("x1")) >= 90 * CHAR_PX
+
+
+def test_retransmission_is_dashed():
+    """A retransmission's arrow is dashed and tagged; a plain one is solid."""
+    root = parse(ladder_svg([seg(0, "in", mark="retransmission"), seg(1, "in")]))
+    resent, plain = groups(root, "seg")
+    assert "retransmission" in classes(resent)
+    assert resent.find(f"{SVG}line").get("stroke-dasharray")
+    assert "[retransmission]" in text_of(resent)
+    assert plain.find(f"{SVG}line").get("stroke-dasharray") is None
+
+
+@pytest.mark.parametrize("mark, cls, tag", [
+    ("bad checksum", "bad-checksum", "bad checksum"),
+    ("setup", "setup", "setup"),
+    ("unexamined", "unexamined", "unexamined"),
+])
+def test_marks_have_their_class_colour_and_tag(mark, cls, tag):
+    """Each mark has its class, a colour of its own and a tag in the label."""
+    root = parse(ladder_svg([seg(0, "out", mark=mark), seg(0.001, "out")]))
+    marked, plain = groups(root, "seg")
+    assert cls in classes(marked)
+    assert tag in text_of(marked.find(f"{SVG}text"))
+    colour = marked.find(f"{SVG}line").get("stroke")
+    assert colour != plain.find(f"{SVG}line").get("stroke")
+
+
+# --- the time scale ----------------------------------------------------------------
+
+def test_y_never_decreases_with_time():
+    """Events are drawn in time order, even when given out of order."""
+    entries = [seg(0.5, "in"), seg(0.0, "out"), state(0.2, "ESTABLISHED"), app(0.2, "accept -> ok"),
+               note(0.0001, "a note"), seg(61.0, "out"), seg(0.3, "in")]
+    placed = sorted(ys(parse(ladder_svg(entries))))
+    assert len(placed) == len(entries)
+    assert all(a[1] <= b[1] for a, b in zip(placed, placed[1:]))
+
+
+def test_close_events_keep_the_minimum_spacing():
+    """Two events 0.01 ms apart are still MIN_SPACING_PX apart."""
+    root = parse(ladder_svg([seg(0.0, "out"), seg(0.00001, "in")]))
+    assert y_of(root, 0.00001) - y_of(root, 0.0) >= MIN_SPACING_PX
+
+
+def test_spacing_is_proportional_to_time():
+    """An event 100 ms after another is further below than one 10 ms after."""
+    ten = parse(ladder_svg([seg(0.0, "out"), seg(0.010, "in")]))
+    hundred = parse(ladder_svg([seg(0.0, "out"), seg(0.100, "in")]))
+    assert y_of(hundred, 0.1) - y_of(hundred, 0.0) > y_of(ten, 0.01) - y_of(ten, 0.0)
+    assert y_of(hundred, 0.1) - y_of(hundred, 0.0) == pytest.approx(100 * PX_PER_MS)
+
+
+def test_long_gap_is_cut_and_labelled():
+    """A 60 s gap is drawn short, with a break mark saying +60 s."""
+    entries = [seg(0.0, "out"), state(0.001, "TIME-WAIT"), state(60.001, "CLOSED")]
+    root = parse(ladder_svg(entries))
+    (cut,) = groups(root, "break")
+    assert "+60 s" in text_of(cut)
+    assert cut.findall(f"{SVG}polyline")            # the zig-zag on the lifelines
+    assert float(root.get("height")) < 400
+    assert y_of(root, 60.001) - y_of(root, 0.001) < GAP_CAP_MS * PX_PER_MS
+
+
+def test_gap_at_the_cap_is_not_cut():
+    """A gap of exactly GAP_CAP_MS is drawn to scale, with no break."""
+    root = parse(ladder_svg([seg(0.0, "out"), seg(GAP_CAP_MS / 1000, "in")]))
+    assert not groups(root, "break")
+
+
+def test_time_axis_labels():
+    """Each event's time in ms appears on the axis."""
+    root = parse(ladder_svg([seg(0.0, "out"), seg(0.001204, "in"), seg(0.2005, "out")]))
+    times = [text_of(t) for t in root.iter(f"{SVG}text") if "time" in classes(t)]
+    assert times == ["0.000", "1.204", "200.5"]
+
+
+def test_time_axis_tells_close_times_apart():
+    """Two different times that would read the same get more decimals."""
+    root = parse(ladder_svg([seg(1.0400, "out"), seg(1.0402, "in")]))
+    times = [text_of(t) for t in root.iter(f"{SVG}text") if "time" in classes(t)]
+    assert times == ["1 040", "1 040.2"]
+
+
+@pytest.mark.parametrize("seconds, label", [
+    (0.0, "0.000"), (0.001204, "1.204"), (0.01234, "12.34"), (0.2005, "200.5"),
+    (3.012, "3 012"), (60.0123, "60 012"),
+])
+def test_time_label(seconds, label):
+    """About four significant digits of ms, thousands set apart by a space."""
+    assert time_label(seconds) == label
+
+
+@pytest.mark.parametrize("seconds, label", [(0.45, "+450 ms"), (1.0, "+1.0 s"), (60.0, "+60 s")])
+def test_gap_label(seconds, label):
+    """A cut gap in ms below a second, in seconds above."""
+    assert gap_label(seconds) == label
+
+
+# --- app events, notes, the state band -------------------------------------------------
+
+def test_app_event_is_a_box_beside_the_target():
+    """A socket call is a box to the right of the target's lifeline."""
+    root = parse(ladder_svg([seg(0, "out"), app(0.001, "accept -> ok")]))
+    (box,) = groups(root, "app")
+    assert text_of(box) == "app: accept -> ok"
+    target_x = float(groups(root, "seg")[0].find(f"{SVG}line").get("x2"))
+    assert float(box.find(f"{SVG}rect").get("x")) > target_x
+
+
+def test_note_is_italic():
+    """A note is italic text."""
+    root = parse(ladder_svg([note(0, "the target delays its ACK")]))
+    (text,) = groups(root, "note")[0].iter(f"{SVG}text")
+    assert text.get("font-style") == "italic"
+    assert text_of(text) == "the target delays its ACK"
+
+
+def test_state_band_runs_until_the_next_state():
+    """Each state's band reaches down to where the next state starts."""
+    entries = [state(0.0, "ESTABLISHED"), seg(0.001, "in"), state(0.002, "CLOSE-WAIT")]
+    root = parse(ladder_svg(entries))
+    first, second = groups(root, "state")
+    band = first.find(f"{SVG}rect")
+    assert float(band.get("y")) + float(band.get("height")) == pytest.approx(
+        float(second.find(f"{SVG}rect").get("y")))
+    assert text_of(first) == "ESTABLISHED"
+
+
+def test_state_mismatch_is_red_and_says_what_was_expected():
+    """An observed state that is not the expected one is drawn red with "expected X"."""
+    root = parse(ladder_svg([state(0.0, "SYN-RECEIVED", "expected ESTABLISHED")]))
+    (span,) = groups(root, "state", "mismatch")
+    assert "expected ESTABLISHED" in text_of(span)
+    assert "SYN-RECEIVED" in text_of(span)
+
+
+def test_state_not_observable_is_hatched():
+    """A state that could not be seen is hatched, with its reason."""
+    root = parse(ladder_svg([state(0.0, "SYN-RECEIVED? not observable", "no state view")]))
+    (span,) = groups(root, "state", "unobservable")
+    assert "no state view" in text_of(span)
+    fill = span.find(f"{SVG}rect").get("fill")
+    pattern_ids = {p.get("id") for p in root.iter(f"{SVG}pattern")}
+    assert fill.startswith("url(#") and fill[5:-1] in pattern_ids
+
+
+def test_two_ladders_have_their_own_pattern_ids():
+    """Ids are page-wide: two ladders on one page do not share one."""
+    a = parse(ladder_svg([state(0, "X? not observable")]))
+    b = parse(ladder_svg([state(0, "Y? not observable")]))
+    assert {p.get("id") for p in a.iter(f"{SVG}pattern")}.isdisjoint(
+        {p.get("id") for p in b.iter(f"{SVG}pattern")})
+
+
+# --- escaping ------------------------------------------------------------------------
+
+def test_text_is_escaped():
+    """<, &, and quotes in any text are escaped; the SVG still parses and reads back."""
+    nasty = """c1: ACK <mss 1460> & "quoted" 'single'"""
+    entries = [seg(0, "out", nasty, mark="odd <mark>"), app(0.001, "recv 5 -> '<&>'"),
+               state(0.002, "X? not observable", 'reason "<here>"'), note(0.003, "a & b < c")]
+    svg = ladder_svg(entries, tester='te"st<er>', target="tar&get")
+    root = parse(svg)
+    assert text_of(groups(root, "seg")[0].find(f"{SVG}text")).startswith(nasty)
+    assert text_of(groups(root, "app")[0]) == "app: recv 5 -> '<&>'"
+    assert text_of(groups(root, "note")[0]) == "a & b < c"
+    assert 'te"st<er>' in root.get("aria-label")
+
+
+def test_control_characters_do_not_break_the_xml():
+    """Characters XML cannot hold at all are replaced, not passed through."""
+    parse(ladder_svg([note(0, "payload \x00\x01\x1b end")]))
+
+
+# --- bad input ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("entry, words", [
+    ({"kind": "note", "text": "x"}, "'t'"),
+    ({"t": -1, "kind": "note", "text": "x"}, "'t'"),
+    ({"t": float("nan"), "kind": "note", "text": "x"}, "'t'"),
+    ({"t": 0, "kind": "packet", "text": "x"}, "'kind'"),
+    ({"t": 0, "kind": "segment", "text": "x", "direction": "up"}, "'direction'"),
+])
+def test_bad_entry_is_named(entry, words):
+    """A bad entry is rejected with ValueError naming its index and the field."""
+    with pytest.raises(ValueError, match=rf"ladder entry 1: {words}"):
+        ladder_svg([note(0, "fine"), entry])
+
+
+# --- state_timeline -------------------------------------------------------------------
+
+def test_state_timeline_spans():
+    """Consecutive states give consecutive spans; the last one is open-ended."""
+    entries = [seg(0.0, "out"), state(0.001, "ESTABLISHED"), seg(0.002, "in"),
+               state(0.003, "CLOSE-WAIT"), state(0.005, "LAST-ACK")]
+    assert state_timeline(entries) == [
+        StateSpan(0.001, 0.003, "ESTABLISHED", ""),
+        StateSpan(0.003, 0.005, "CLOSE-WAIT", ""),
+        StateSpan(0.005, None, "LAST-ACK", ""),
+    ]
+
+
+def test_state_timeline_keeps_the_mismatch():
+    """An observed state other than the expected one keeps "expected X" in its mark."""
+    (span,) = state_timeline([state(0.0, "SYN-RECEIVED", "expected ESTABLISHED")])
+    assert span.mark == "expected ESTABLISHED"
+    assert span.expected == "ESTABLISHED"
+    assert span.observable
+
+
+def test_state_timeline_keeps_not_observable():
+    """A "not observable" entry stays, with its reason, and is not taken for a mismatch."""
+    (span,) = state_timeline([state(0.0, "SYN-RECEIVED? not observable",
+                                    "expected to be hidden by the stack")])
+    assert span.state == "SYN-RECEIVED? not observable"
+    assert span.mark == "expected to be hidden by the stack"
+    assert not span.observable
+    assert span.expected is None
+
+
+def test_state_timeline_sorts_by_time():
+    """Entries given out of order are put in time order."""
+    spans = state_timeline([state(0.2, "CLOSED"), state(0.1, "ESTABLISHED")])
+    assert [(s.state, s.end) for s in spans] == [("ESTABLISHED", 0.2), ("CLOSED", None)]
+
+
+def test_state_timeline_without_states():
+    """No state entries, no spans."""
+    assert state_timeline(HANDSHAKE[:3]) == []
