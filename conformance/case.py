@@ -253,6 +253,28 @@ class Send(Step):
     bad_checksum: bool = False
 
 
+    def describe(self) -> str:
+        parts = [tcp.format_flags(self.flags)]
+        parts += [f"{name}={value}" for name in ("seq", "ack")
+                  if (value := getattr(self, name)) is not None]
+        if self.win != 65535:
+            parts.append(f"win={self.win}")
+        if self.length is not None:
+            parts.append(f"len={self.length}")
+        elif self.payload:
+            parts.append(f"len={len(self.payload)}")
+        if self.urg:
+            parts.append(f"urg={self.urg}")
+        if self.options:
+            parts.append("<" + ",".join(f"{name} {value}" if value not in (None, True) else name
+                                        for name, value in self.options) + ">")
+        if self.raw_options:
+            parts.append(f"raw options {self.raw_options.hex()}")
+        if self.bad_checksum:
+            parts.append("(bad checksum)")
+        return " ".join(parts)
+
+
 @dataclass
 class Expect(Step):
     flags: int | None = None
@@ -639,3 +661,35 @@ def load_setups() -> dict[tuple[str, str], list]:
             steps = builder.steps(entry.get("steps", []), ("setups", i, "steps"))
             setups[(entry["role"], entry["name"])] = prefix + steps
     return setups
+
+
+def script(case: Case) -> list[str]:
+    """The case's steps as the arrows an engineer draws: what the case expects,
+    shown beside what the wire showed on the report's case pages."""
+    several = len(case.connections) > 1
+    lines = [f"target: {case.role}, starting in {case.start}"]
+
+    def walk(steps, indent: str) -> None:
+        for step in steps:
+            conn = f"{step.conn}: " if several else ""
+            if isinstance(step, Send):
+                lines.append(f"{indent}--> {conn}{step.describe()}")
+            elif isinstance(step, Expect):
+                lines.append(f"{indent}<-- {conn}{step.describe()}")
+            elif isinstance(step, Silence):
+                lines.append(f"{indent}<-- {conn}nothing for {fmt_duration(step.duration)}")
+            elif isinstance(step, Wait):
+                lines.append(f"{indent}    wait {fmt_duration(step.duration)}")
+            elif isinstance(step, App):
+                lines.append(f"{indent}    {conn}app: {step.describe()}")
+            elif isinstance(step, StateCheck):
+                lines.append(f"{indent}    {conn}state {step.state}")
+            elif isinstance(step, OneOf):
+                lines.append(f"{indent}    one of:")
+                for alternative in step.alternatives:
+                    verdict = "conforms" if alternative.conforms else "does not conform"
+                    lines.append(f"{indent}      {alternative.label} ({verdict}):")
+                    walk(alternative.steps, indent + "        ")
+
+    walk(case.steps, "")
+    return lines

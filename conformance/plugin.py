@@ -22,8 +22,9 @@
 
 from __future__ import annotations
 
-import base64
 import html
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,8 @@ from .case import Case, CaseError, load_case_file
 from .lab import LabError, preflight
 from .verdict import (ERROR, FAIL, FIXED, INFO, KNOWN, NOT_APPLICABLE, WARN, Verdict, judge,
                       render_ladder)
-from .report import write_matrix
+from . import results, summary
+from .report import page_name, write_report
 from .targets import TARGETS
 from .tcp import FAMILIES
 
@@ -66,11 +68,14 @@ def pytest_addoption(parser):
                          "on change")
     group.addoption("--slow", action="store_true",
                     help="also run the slow cases (timers of many seconds); so does -m slow")
-    group.addoption("--matrix", metavar="PATH",
-                    help="write a matrix page (cases x targets, each cell linking to the "
-                         "case's evidence), e.g. reports/matrix.html")
-    group.addoption("--pcap-dir", default="reports/pcap",
-                    help="where each case's capture is written (default: reports/pcap)")
+    group.addoption("--report", metavar="DIR",
+                    help="write the compliance report into DIR: index.html (summary, "
+                         "matrix, requirement index), a page per case and target with its "
+                         "ladder and capture, and results.json (compare two with "
+                         "'python -m conformance compare')")
+    group.addoption("--pcap-dir", default=None,
+                    help="where each case's capture is written (default: DIR/pcap with "
+                         "--report DIR, else reports/pcap)")
 
 
 def pytest_configure(config):
@@ -98,8 +103,11 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: cases that wait on timers of many seconds")
     if config.pluginmanager.hasplugin("html"):
         config.pluginmanager.register(HtmlReport(), "tcp-conformance-html")
-    if config.option.matrix and not hasattr(config, "workerinput"):
-        config.pluginmanager.register(MatrixReport(config.option.matrix), "tcp-conformance-matrix")
+    if config.option.pcap_dir is None:
+        config.option.pcap_dir = str(Path(config.option.report or "reports") / "pcap")
+    if not hasattr(config, "workerinput"):
+        # The controller (or the only process): it sees every item's report.
+        config.pluginmanager.register(SweepSummary(config), "tcp-conformance-summary")
 
 
 def _load_baselines(option: str | None, targets: tuple) -> dict:
@@ -295,7 +303,8 @@ def pytest_collection_finish(session):
         # in a lab namespace too).
         problems = preflight()
         if problems:
-            pytest.exit("cannot build the lab: " + "; ".join(problems), returncode=4)
+            pytest.exit("cannot build the lab: " + "; ".join(problems),
+                        returncode=summary.COULD_NOT_RUN)
         runner_module.install_signal_handlers()
 
 
@@ -335,10 +344,16 @@ def pytest_terminal_summary(terminalreporter, config):
               KNOWN: "known deviations (listed in the baseline)"}
     for status, title in titles.items():
         reports = [r for r in terminalreporter.stats.get(_STATUS_WORDS[status][0], [])]
-        if reports:
-            terminalreporter.section(f"TCP conformance: {title}")
-            for report in reports:
-                terminalreporter.write_line(report.tcpconf["summary"])
+        if not reports:
+            continue
+        terminalreporter.section(f"TCP conformance: {title}")
+        if status == KNOWN and config.option.verbose <= 0 and len(reports) > 20:
+            # A baseline of hundreds of entries would bury the summary.
+            terminalreporter.write_line(f"{len(reports)} known deviations: listed with -v, "
+                                        f"and each with its reason in the report")
+            continue
+        for report in reports:
+            terminalreporter.write_line(report.tcpconf["summary"])
     for target, settings in config.stash.get(_SETTINGS_KEY, {}).items():
         terminalreporter.section(f"TCP conformance: target {target}")
         for key, value in settings.items():
@@ -349,26 +364,43 @@ def pytest_terminal_summary(terminalreporter, config):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    if isinstance(item, CaseItem):
-        verdict = item.stash.get(_VERDICT_KEY, None)
-        if report.skipped and isinstance(report.longrepr, tuple):
-            # Point at the case, not at the plugin line that skipped it.
-            report.longrepr = (str(item.path), item.case.line, report.longrepr[2])
-        report.tcpconf = _report_fields(item, verdict, call.when)
-        decided = call.when == "call" or (call.when == "setup" and not report.passed)
-        html_report = getattr(item.config.option, "htmlpath", None)   # pytest-html's --html
-        if decided and (item.config.option.matrix or html_report):
-            # The evidence reads the capture; built only when a report shows it.
-            evidence = _evidence(verdict) if verdict is not None else \
-                f"<pre>{html.escape(str(report.longrepr))}</pre>"
-            if item.config.option.matrix:
-                report.tcpconf.update(case=item.case.id, family=item.family,
-                                      title=item.case.title, evidence=evidence,
-                                      status=report.tcpconf["status"] or
-                                      ("error" if report.failed else "pass"))
-            if verdict is not None and html_report:
-                import pytest_html
-                report.extras = getattr(report, "extras", []) + [pytest_html.extras.html(evidence)]
+    if isinstance(item, InvalidCase):
+        if call.when == "setup":
+            report.tcpconf = {"status": "error", "record": results.undecided_record(
+                case=item.path.name, target=",".join(item.config.stash[_TARGETS_KEY]),
+                family="", nodeid=item.nodeid, reason=f"invalid case file: {item.error}")}
+        return
+    if not isinstance(item, CaseItem):
+        return
+    verdict = item.stash.get(_VERDICT_KEY, None)
+    if report.skipped and isinstance(report.longrepr, tuple):
+        # Point at the case, not at the plugin line that skipped it.
+        report.longrepr = (str(item.path), item.case.line, report.longrepr[2])
+    report.tcpconf = fields = _report_fields(item, verdict, call.when)
+    if not (call.when == "call" or (call.when == "setup" and not report.passed)):
+        return
+    # The item is decided: its record goes to the controller (plain JSON, so
+    # it crosses from an xdist worker as it is), and the status to JUnit.
+    status = fields["status"] or ("error" if report.failed else "pass")
+    fields["status"] = status
+    if verdict is not None:
+        fields["record"] = results.record(verdict, status, target=item.target,
+                                          nodeid=item.nodeid, deviation=item.deviation())
+    else:
+        fields["record"] = results.undecided_record(
+            case=item.case.id, target=item.target, family=item.family, nodeid=item.nodeid,
+            reason=str(report.longrepr), requirement=item.case.primary.id,
+            level=item.case.primary.level)
+    fields["case_info"] = results.case_info(item.case)
+    report.user_properties += [("status", status), ("target", item.target),
+                               ("family", item.family), ("requirement", fields["requirement"]),
+                               ("level", fields["level"])]
+    if fields["follows"]:
+        report.user_properties.append(("follows", fields["follows"]))
+    if verdict is not None and getattr(item.config.option, "htmlpath", None):
+        import pytest_html    # pytest-html's --html: its row carries the evidence too
+        report.extras = getattr(report, "extras", []) + [
+            pytest_html.extras.html(_evidence(verdict, item.config))]
 
 
 def _report_fields(item: "CaseItem", verdict: Verdict | None, when: str) -> dict:
@@ -393,25 +425,65 @@ def _report_fields(item: "CaseItem", verdict: Verdict | None, when: str) -> dict
     return fields
 
 
-class MatrixReport:
-    """Gathers each case's decisive report (in the controller, also under xdist)
-    and writes the matrix page at the end."""
+class SweepSummary:
+    """In the controller (or the only process): gathers every decided item's
+    record, writes results.json and the report (--report), closes the terminal
+    output with a summary per stack, and sets the exit status (summary.py)."""
 
-    def __init__(self, path: str):
-        self.path, self.records = Path(path), []
+    def __init__(self, config):
+        self.config = config
+        self.records: list[dict] = []
+        self.cases: dict[str, dict] = {}
+        self.started, self.clock = results.now(), time.monotonic()
+        self.report_dir = Path(config.option.report) if config.option.report else None
 
     def pytest_runtest_logreport(self, report):
         fields = getattr(report, "tcpconf", None)
-        if fields and "evidence" in fields:
-            self.records.append(fields)
+        if fields and "record" in fields:
+            self.records.append(fields["record"])
+            if "case_info" in fields:
+                self.cases.setdefault(fields["record"]["case"], fields["case_info"])
 
-    def pytest_sessionfinish(self, session):
-        if self.records:
-            write_matrix(self.path, self.records)
+    def results(self) -> results.Results:
+        config = self.config
+        baselines = {t: str(b.path) for t, b in config.stash[_BASELINES_KEY].items()}
+        run = results.run_info(
+            command=["pytest", *config.invocation_params.args],
+            targets=config.stash.get(_SETTINGS_KEY, {}),
+            families=list(config.stash[_FAMILIES_KEY]), baselines=baselines,
+            strict=_strict(config), started=self.started,
+            duration=time.monotonic() - self.clock)
+        for target in config.stash[_TARGETS_KEY]:
+            run["targets"].setdefault(target, {})
+        return results.Results(run, self.cases, self.records)
 
-    def pytest_terminal_summary(self, terminalreporter):
-        if self.records:
-            terminalreporter.write_sep("-", f"Matrix: {self.path.resolve().as_uri()}")
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session, exitstatus):
+        if not self.records:
+            return
+        if self.report_dir is not None:
+            swept = self.results()
+            results.write_results(self.report_dir / "results.json", swept)
+            write_report(self.report_dir, swept)
+        if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            session.exitstatus = summary.exit_status(self.records)
+
+    @pytest.hookimpl(trylast=True)     # last before pytest's closing line
+    def pytest_terminal_summary(self, terminalreporter, exitstatus):
+        if not self.records:
+            return
+        terminalreporter.section("TCP conformance summary")
+        for line in summary.closing_summary(self.records, self.cases):
+            terminalreporter.write_line(line)
+        if self.report_dir is not None:
+            terminalreporter.write_line("")
+            index = (self.report_dir / "index.html").resolve()
+            terminalreporter.write_line(f"Report:  {index.as_uri()}")
+            terminalreporter.write_line(f"Results: {self.report_dir / 'results.json'} "
+                                        f"(compare two: python -m conformance compare OLD NEW)")
+        status = summary.exit_status(self.records)
+        if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            terminalreporter.write_line(f"Exit status {status}: {summary.EXIT_MEANINGS[status]}")
 
 
 class HtmlReport:
@@ -438,9 +510,12 @@ class HtmlReport:
         cells.insert(6, f"<td>{html.escape(fields.get('follows', ''))}</td>")
 
 
-def _evidence(verdict: Verdict) -> str:
-    """The verdict's evidence as an HTML block: requirement, expected/actual, ladder, pcap."""
+def _evidence(verdict: Verdict, config) -> str:
+    """The verdict's evidence for pytest-html's row: requirement, expected/actual,
+    the text ladder, and links to the capture and to the case's page of --report.
+    Links, not embedded data: thousands of rows stay light."""
     case = verdict.case
+    here = Path(config.option.htmlpath).resolve().parent
     rows = []
     for req in case.requirements:
         rows.append(f"<li><b>{html.escape(req.id)}</b> ({req.level}, {html.escape(req.citation)}): "
@@ -463,11 +538,18 @@ def _evidence(verdict: Verdict) -> str:
     if verdict.alternative:
         parts.append(f"<p><b>The target followed:</b> {html.escape(verdict.alternative)}</p>")
     parts.append("<pre>" + html.escape("\n".join(render_ladder(verdict.ladder))) + "</pre>")
+    links = []
+    if config.option.report:
+        page = Path(config.option.report).resolve() / page_name(
+            verdict.target, verdict.case.id, verdict.family)
+        links.append(f"<a href='{html.escape(os.path.relpath(page, here))}'>case page "
+                     f"with the ladder diagram</a>")
     if verdict.pcap and Path(verdict.pcap).exists():
-        data = base64.b64encode(Path(verdict.pcap).read_bytes()).decode()
         name = Path(verdict.pcap).name
-        parts.append(f"<p><a download='{html.escape(name)}' "
-                     f"href='data:application/vnd.tcpdump.pcap;base64,{data}'>"
-                     f"Download the capture ({html.escape(name)})</a></p>")
+        links.append(f"<a download='{html.escape(name)}' href='"
+                     f"{html.escape(os.path.relpath(Path(verdict.pcap).resolve(), here))}'>"
+                     f"the capture ({html.escape(name)})</a>")
+    if links:
+        parts.append("<p>" + " &middot; ".join(links) + "</p>")
     parts.append("</div>")
     return "".join(parts)

@@ -1,97 +1,141 @@
-"""The matrix report: cases as rows, stacks as columns (Autobahn|Testsuite's
-layout), each cell a coloured verdict linking to that case's evidence for that
-stack.
+"""The compliance report: a directory an engineer opens, a vendor hands over,
+and a browser loads quickly with thousands of cases.
 
-It is written from plain result records (one per case, family and target:
-status, requirement, the alternative followed, the evidence HTML), so it does
-not care whether the sweep ran in one process or in xdist workers.
+    DIR/index.html                   what was tested; compliance per stack by RFC,
+                                     section and level; the case x stack matrix
+                                     (Autobahn|Testsuite's layout) with filters;
+                                     the requirement index, uncovered ones too
+    DIR/cases/<target>/<case>-<family>.html
+                                     one page per record: requirement, expected
+                                     and actual side by side, the alternative the
+                                     target followed, the ladder drawn to time
+                                     as SVG, the state timeline, the capture
+    DIR/pcap/...                     the captures (Wireshark opens them)
+    DIR/results.json                 the same results as data (conformance.results)
+    DIR/report.css, DIR/report.js    shared by every page
+
+Everything is drawn from a results.Results, so a report can be drawn again
+from a results file alone (python -m conformance report results.json DIR).
+The pages are static HTML with one small script for the filters: no
+framework, no data embedded twice, so 5,000 rows load in well under a second
+(benchmarks/report.py measures it).
 """
 
 from __future__ import annotations
 
-import html
-from collections import Counter
+import os
+from importlib import resources
 from pathlib import Path
 
-# Colour of each status, and its order in a target's totals.
+import jinja2
+
+from ..requirements import load_catalogue
+from ..results import STATUSES, Results
+from ..summary import count_line, stack_verdict
+from . import model
+from .ladder import ladder_svg, state_timeline
+from .model import page_name
+
+__all__ = ["write_report", "page_name"]
+
+# Colour of each status (the matrix, badges and the summary bars).
 COLOURS = {
     "pass": "#2e7d32", "fail": "#c62828", "warn": "#ef6c00", "info": "#1565c0",
     "known": "#757575", "fixed": "#6a1b9a", "error": "#212121", "n/a": "#9e9e9e",
 }
 
-_STYLE = """
-body { font-family: sans-serif; margin: 1.5em; }
-table { border-collapse: collapse; font-size: 13px; }
-th, td { border: 1px solid #ccc; padding: 2px 6px; }
-th { background: #f4f4f4; position: sticky; top: 0; }
-td.cell { text-align: center; }
-td.cell a { color: white; text-decoration: none; display: block; }
-td.id { font-family: monospace; white-space: nowrap; }
-pre { font-size: 12px; background: #fafafa; padding: 0.5em; overflow-x: auto; }
-"""
+STATUS_MEANINGS = {
+    "pass": "the target met the requirement",
+    "fail": "the target violated a MUST (or a SHOULD with --strict)",
+    "warn": "the target deviated from a SHOULD",
+    "info": "the target took a different MAY",
+    "known": "a deviation listed in the target's baseline",
+    "fixed": "listed in the baseline, but the target now conforms",
+    "error": "the suite could not decide (lab, target or case file)",
+    "n/a": "the case needs something this target does not have",
+}
 
 
-def page_name(record: dict) -> str:
-    return f"cases/{record['target']}/{record['case']}-{record['family']}.html"
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("conformance.report", "templates"),
+        autoescape=True, trim_blocks=True, lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined)
+    env.filters["css"] = lambda status: "s-" + status.replace("/", "")
+    env.filters["ms"] = lambda seconds: f"{seconds * 1000:.3f}"
+    return env
 
 
-def write_matrix(path: Path, records: list[dict]) -> None:
-    """matrix.html at `path`, and one evidence page per record beside it."""
-    path = Path(path)
-    root = path.parent
-    columns = sorted({(r["target"], r["family"]) for r in records},
-                     key=lambda c: (_order(records, c[0]), c[1]))
-    by_case: dict[str, dict] = {}
-    titles: dict[str, str] = {}
-    for record in records:
-        by_case.setdefault(record["case"], {})[(record["target"], record["family"])] = record
-        titles[record["case"]] = record.get("title", "")
-        _write_case_page(root / page_name(record), record)
+def write_report(directory: Path, results: Results) -> Path:
+    """Write the report into `directory`; returns the index page's path."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    env = _environment()
+    for name in ("report.css", "report.js"):
+        text = resources.files("conformance.report").joinpath("templates", name).read_text()
+        (directory / name).write_text(text, encoding="utf-8")
 
-    targets = list(dict.fromkeys(t for t, _ in columns))
-    totals = {t: Counter(r["status"] for r in records if r["target"] == t) for t in targets}
-    out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>TCP conformance "
-           f"matrix</title><style>{_STYLE}</style></head><body>",
-           "<h1>TCP conformance matrix</h1>", "<p>"]
-    for target in targets:
-        parts = ", ".join(f"{totals[target][s]} {s}" for s in COLOURS if totals[target][s])
-        out.append(f"<b>{html.escape(target)}</b>: {parts}<br>")
-    out.append("</p><table><tr><th>case</th><th>title</th>")
-    out += [f"<th>{html.escape(t)}<br>{f}</th>" for t, f in columns]
-    out.append("</tr>")
-    for case in sorted(by_case, key=lambda c: (c.startswith("grid."), c)):
-        out.append(f"<tr><td class='id'>{html.escape(case)}</td>"
-                   f"<td>{html.escape(titles[case])}</td>")
-        for column in columns:
-            record = by_case[case].get(column)
-            if record is None:
-                out.append("<td></td>")
-                continue
-            status = record["status"]
-            tip = html.escape(f"{record.get('requirement', '')} {record.get('follows', '')}")
-            out.append(f"<td class='cell' style='background:{COLOURS.get(status, '#999')}' "
-                       f"title='{tip}'><a href='{html.escape(page_name(record))}'>"
-                       f"{html.escape(status.upper())}</a></td>")
-        out.append("</tr>")
-    out.append("</table></body></html>")
-    root.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(out), encoding="utf-8")
+    cols = model.columns(results)
+    rows = model.matrix_rows(results, cols)
+    requirements = model.requirement_rows(results, load_catalogue())
+    targets = results.targets
+    totals = model.totals(results)
+    index = env.get_template("index.html.j2").render(
+        run=results.run, targets=targets, columns=cols, rows=rows, totals=totals,
+        verdicts={t: stack_verdict(totals[t]) for t in targets},
+        count_lines={t: count_line(totals[t]) for t in targets},
+        summary=model.compliance_summary(requirements, targets),
+        requirements=requirements, statuses=STATUSES, meanings=STATUS_MEANINGS,
+        colours=COLOURS, page_name=page_name,
+        rfcs=sorted({rfc for row in rows for rfc in row.rfcs}, key=int),
+        states=sorted({state for row in rows for state in row.states}))
+    (directory / "index.html").write_text(index, encoding="utf-8")
 
-
-def _order(records: list[dict], target: str) -> int:
-    """Targets in the order the sweep named them (first seen)."""
-    return next(i for i, r in enumerate(records) if r["target"] == target)
+    case_page = env.get_template("case.html.j2")
+    base = results.path.parent if results.path else directory   # captures are relative to it
+    siblings: dict[str, list[dict]] = {}
+    for rec in results.records:
+        siblings.setdefault(rec["case"], []).append(rec)
+    for rec in results.records:
+        path = directory / page_name(rec["target"], rec["case"], rec["family"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        root = os.path.relpath(directory, path.parent)
+        info = results.cases.get(rec["case"], {})
+        path.write_text(case_page.render(
+            rec=rec, case=info, root=root, page_name=page_name,
+            siblings=siblings[rec["case"]], meanings=STATUS_MEANINGS,
+            requirements=_requirements_first_deciding(info, rec),
+            svg=ladder_svg(rec["ladder"], tester="tester", target=rec["target"]),
+            timeline=state_timeline(rec["ladder"]),
+            wire=_wire_lines(rec["ladder"]),
+            pcap=_pcap_link(rec, base, path.parent)), encoding="utf-8")
+    return directory / "index.html"
 
 
-def _write_case_page(path: Path, record: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    status = record["status"]
-    back = "../" * (len(Path(page_name(record)).parts) - 1) + "matrix.html"
-    path.write_text(
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>"
-        f"{html.escape(record['case'])} on {html.escape(record['target'])}</title>"
-        f"<style>{_STYLE}</style></head><body><p><a href='{back}'>matrix</a></p>"
-        f"<h2>{html.escape(record['case'])} [{html.escape(record['family'])}] on "
-        f"{html.escape(record['target'])}: <span style='color:{COLOURS.get(status, '#999')}'>"
-        f"{html.escape(status.upper())}</span></h2>"
-        f"{record.get('evidence', '')}</body></html>", encoding="utf-8")
+def _requirements_first_deciding(info: dict, rec: dict) -> list[dict]:
+    reqs = list(info.get("requirements", []))
+    reqs.sort(key=lambda r: r["id"] != rec["requirement"])
+    return reqs
+
+
+def _wire_lines(ladder: list[dict]) -> list[str]:
+    """The ladder as text, beside the case's expected script."""
+    lines = []
+    for entry in ladder:
+        mark = f"  [{entry['mark']}]" if entry["mark"] else ""
+        if entry["kind"] == "segment":
+            arrow = "-->" if entry["direction"] == "out" else "<--"
+            lines.append(f"{entry['t'] * 1000:9.3f}  {arrow} {entry['text']}{mark}")
+        else:
+            lines.append(f"{entry['t'] * 1000:9.3f}      {entry['kind']}: {entry['text']}{mark}")
+    return lines
+
+
+def _pcap_link(rec: dict, base: Path, page_dir: Path) -> str:
+    """The capture, relative to the page; empty when there is none to link."""
+    if not rec.get("pcap"):
+        return ""
+    pcap = Path(rec["pcap"])
+    if not pcap.is_absolute():
+        pcap = base / pcap
+    return os.path.relpath(pcap, page_dir) if pcap.exists() else ""

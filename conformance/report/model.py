@@ -1,0 +1,191 @@
+"""What the report's pages show, computed from a results file: the columns
+of the matrix, its rows, the compliance summary by RFC, section and level,
+and the requirement index.  Pure functions over plain data, so the pages'
+templates only lay it out.
+
+A requirement's standing on a stack comes from the records of the cases that
+cite it:
+
+* *deviates* when a case deviated on it (the requirement that decided the
+  verdict: fail, warn, info, or known when the baseline lists it);
+* *met* when at least one case citing it passed and none deviated on it;
+* *undecided* when its cases ended in errors or were not applicable, or
+  deviated on another requirement before this one was reached;
+* *unchecked* when no case cites it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from ..requirements import Catalogue
+from ..results import DEVIATING, Results
+
+# Worst first: the one a cell shows when its records disagree.
+STANDINGS = ("deviates", "known", "undecided", "met", "unchecked")
+
+
+def page_name(target: str, case: str, family: str) -> str:
+    """A record's page, relative to the report directory."""
+    return f"cases/{target}/{case}-{family or 'all'}.html"
+
+
+@dataclass
+class Column:
+    target: str
+    family: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.target, self.family
+
+
+@dataclass
+class Row:
+    """One case in the matrix: a cell per (target, family) column."""
+    case: str
+    title: str
+    cells: list[dict | None]
+    rfcs: list[str]
+    levels: list[str]
+    states: list[str]
+
+    @property
+    def statuses(self) -> list[str]:
+        return sorted({cell["status"] for cell in self.cells if cell})
+
+
+def columns(results: Results) -> list[Column]:
+    order = {target: i for i, target in enumerate(results.targets)}
+    families = results.run.get("families") or ["ipv4", "ipv6"]
+    keys = {(r["target"], r["family"]) for r in results.records}
+    return [Column(t, f) for t, f in sorted(
+        keys, key=lambda k: (order.get(k[0], 99), families.index(k[1]) if k[1] in families else 9))]
+
+
+def matrix_rows(results: Results, cols: list[Column]) -> list[Row]:
+    """Written cases first, in id order, then the grid's cells."""
+    by_case: dict[str, dict] = defaultdict(dict)
+    states: dict[str, set] = defaultdict(set)
+    for rec in results.records:
+        by_case[rec["case"]][(rec["target"], rec["family"])] = rec
+        states[rec["case"]].update(rec.get("states", []))
+    rows = []
+    for case in sorted(by_case, key=lambda c: (c.startswith("grid."), c)):
+        info = results.cases.get(case, {})
+        reqs = info.get("requirements", [])
+        rows.append(Row(
+            case=case, title=info.get("title", ""),
+            cells=[by_case[case].get(col.key) for col in cols],
+            rfcs=sorted({str(r["rfc"]) for r in reqs}, key=int),
+            levels=sorted({r["level"] for r in reqs}, key=("MUST", "SHOULD", "MAY").index),
+            states=sorted(states[case] | ({info["start"]} if info.get("start") else set()))))
+    return rows
+
+
+def totals(results: Results) -> dict[str, Counter]:
+    counts = {target: Counter() for target in results.targets}
+    for rec in results.records:
+        counts[rec["target"]][rec["status"]] += 1
+    return counts
+
+
+# -- requirements ----------------------------------------------------------------------
+
+@dataclass
+class RequirementRow:
+    id: str
+    rfc: int
+    section: str
+    level: str
+    text: str
+    in_scope: bool = True
+    why: str = ""
+    catalogued: bool = True
+    cases: list[str] = field(default_factory=list)
+    standing: dict[str, str] = field(default_factory=dict)   # target -> standing
+
+    @property
+    def citation(self) -> str:
+        return f"RFC {self.rfc} section {self.section}"
+
+
+def requirement_rows(results: Results, catalogue: Catalogue) -> list[RequirementRow]:
+    """Every catalogued requirement, then any a case cites that the catalogue
+    lacks, each with its cases and its standing on every stack."""
+    rows: dict[str, RequirementRow] = {}
+    for entry in catalogue:
+        rows[entry.id] = RequirementRow(entry.id, entry.rfc, entry.section, entry.level,
+                                        entry.text, entry.in_scope, entry.why)
+    for case_id, info in sorted(results.cases.items()):
+        for req in info.get("requirements", []):
+            row = rows.get(req["id"])
+            if row is None:
+                row = rows[req["id"]] = RequirementRow(
+                    req["id"], req["rfc"], req["section"], req["level"], req["text"],
+                    catalogued=False)
+            row.cases.append(case_id)
+    for row in rows.values():
+        row.standing = {target: "unchecked" for target in results.targets}
+    evidence: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    for rec in results.records:
+        cited = [r["id"] for r in results.cases.get(rec["case"], {}).get("requirements", [])]
+        for req_id in cited:
+            evidence[(req_id, rec["target"])][_bearing(rec, req_id)] += 1
+    for (req_id, target), seen in evidence.items():
+        if req_id in rows:
+            rows[req_id].standing[target] = _standing(seen)
+    return list(rows.values())
+
+
+def _bearing(rec: dict, req_id: str) -> str:
+    """What one record says about one requirement its case cites."""
+    if rec["status"] in ("pass", "fixed"):
+        return "met"
+    if rec["status"] in DEVIATING and rec["requirement"] == req_id:
+        return "known" if rec["status"] == "known" else "deviates"
+    return "undecided"
+
+
+def _standing(seen: Counter) -> str:
+    for standing in ("deviates", "known", "met"):
+        if seen[standing]:
+            return standing
+    return "undecided"
+
+
+@dataclass
+class SummaryRow:
+    """Requirements of one RFC (and section, unless it is the RFC's total) at one level."""
+    rfc: int
+    section: str          # "" for the RFC's total
+    level: str
+    count: int
+    by_target: dict[str, Counter]      # target -> Counter of standings
+
+    @property
+    def is_total(self) -> bool:
+        return not self.section
+
+
+def compliance_summary(rows: list[RequirementRow], targets: list[str]) -> list[SummaryRow]:
+    """Per RFC, then per section, per level: how many requirements each stack
+    meets, deviates from, or leaves undecided.  Only requirements some case
+    checks count: the requirement index lists the others."""
+    groups: dict[tuple, list[RequirementRow]] = defaultdict(list)
+    for row in rows:
+        if row.cases:
+            groups[(row.rfc, "", row.level)].append(row)
+            groups[(row.rfc, row.section, row.level)].append(row)
+    out = []
+    for (rfc, section, level), members in sorted(groups.items(), key=_summary_order):
+        by_target = {t: Counter(m.standing[t] for m in members) for t in targets}
+        out.append(SummaryRow(rfc, section, level, len(members), by_target))
+    return out
+
+
+def _summary_order(item) -> tuple:
+    (rfc, section, level), _ = item
+    numbers = tuple(int(p) if p.isdigit() else 0 for p in section.split(".")) if section else ()
+    return rfc != 9293, rfc, numbers, ("MUST", "SHOULD", "MAY").index(level)

@@ -1,0 +1,186 @@
+"""A sweep's results as data: the JSON file that CI reads, that two releases
+are compared by (conformance.compare), and that the HTML report is drawn from.
+
+One file holds the run (what was tested: stacks and their settings, families,
+baselines, suite version, date, command), each case once (title,
+requirements, the steps it expects), and one record per case, target and
+address family: the status in the run, the verdict behind it (expected,
+actual, the alternative the target followed), the ladder, the capture and the
+timing.  Everything in it is plain JSON, so it also travels between
+pytest-xdist workers and the controller as it is.
+
+    {"schema": 1, "run": {...}, "cases": {"<case id>": {...}}, "records": [{...}, ...]}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from .case import Case, script
+from .verdict import Verdict
+
+SCHEMA = 1
+
+# Statuses of a record, in the order reports count them.  pass, fail, error
+# and n/a are a verdict; warn, info, known and fixed are a verdict weighed by
+# the requirement's level and the target's baseline (verdict.judge).
+STATUSES = ("pass", "fail", "warn", "info", "known", "fixed", "error", "n/a")
+# Statuses that say the target deviates from the requirement that decided.
+DEVIATING = ("fail", "warn", "info", "known")
+
+
+class ResultsError(Exception):
+    """A results file that cannot be read: the message names the file and what is wrong."""
+
+
+def suite_version() -> str:
+    try:
+        return metadata.version("tcp-conformance")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def run_info(*, command: list[str], targets: dict[str, dict], families: list[str],
+             baselines: dict[str, str], strict: bool, started: str, duration: float) -> dict:
+    """What was tested, for the report's first section."""
+    return {"suite": "tcp-conformance", "version": suite_version(), "started": started,
+            "duration": round(duration, 3), "command": command, "host": platform.node(),
+            "kernel": platform.release(), "targets": targets, "families": families,
+            "baselines": baselines, "strict": strict}
+
+
+def case_info(case: Case) -> dict:
+    """A case as the report shows it, once per case whatever the number of records."""
+    return {"title": case.title, "file": _shown_path(case.path), "line": case.line,
+            "role": case.role, "start": case.start, "marks": list(case.marks),
+            "description": case.description.strip(),
+            "requirements": [{"id": r.id, "rfc": r.rfc, "section": r.section,
+                              "level": r.level, "text": " ".join(r.text.split())}
+                             for r in case.requirements],
+            "script": script(case)}
+
+
+def _shown_path(path: Path) -> str:
+    """A case file as the engineer typed it: relative to where the sweep ran."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def record(verdict: Verdict, status: str, *, target: str, nodeid: str, deviation=None) -> dict:
+    """One case's result on one target (its name in --target) and family."""
+    req = verdict.requirement or verdict.case.primary
+    return {
+        "case": verdict.case.id, "target": target, "family": verdict.family,
+        "nodeid": nodeid, "status": status, "outcome": verdict.outcome,
+        "requirement": req.id, "level": req.level,
+        "expected": verdict.expected, "actual": verdict.actual, "reason": verdict.reason,
+        "at": verdict.line, "follows": verdict.alternative or "",
+        "unobserved": list(verdict.unobserved),
+        "baseline": ({"where": deviation.where, "reason": deviation.reason}
+                     if deviation is not None else None),
+        "states": _states(verdict),
+        "ladder": _ladder(verdict),
+        "pcap": verdict.pcap or "",
+        "duration": round(verdict.wall_time, 4), "waits": round(verdict.protocol_waits, 4),
+    }
+
+
+def undecided_record(*, case: str, target: str, family: str, nodeid: str,
+                     reason: str, requirement: str = "", level: str = "") -> dict:
+    """A record for an item that ended before there was a verdict (the target
+    could not start, the case file is invalid): an error with the reason."""
+    return {"case": case, "target": target, "family": family, "nodeid": nodeid,
+            "status": "error", "outcome": "error", "requirement": requirement,
+            "level": level, "expected": "", "actual": "", "reason": reason, "at": None,
+            "follows": "", "unobserved": [], "baseline": None, "states": [], "ladder": [],
+            "pcap": "", "duration": 0.0, "waits": 0.0}
+
+
+def _ladder(verdict: Verdict) -> list[dict]:
+    entries = sorted(verdict.ladder, key=lambda e: e.time)
+    t0 = entries[0].time if entries else 0.0
+    return [{"t": round(e.time - t0, 6), "kind": e.kind, "text": e.text,
+             "direction": e.direction, "mark": e.mark} for e in entries]
+
+
+def _states(verdict: Verdict) -> list[str]:
+    """The states the case is about: where it starts and every state it checked
+    (for the report's filter by state)."""
+    states = [verdict.case.start]
+    for entry in verdict.ladder:
+        if entry.kind == "state":
+            states.append(entry.text.split("?")[0].strip())
+    return list(dict.fromkeys(states))
+
+
+@dataclass
+class Results:
+    run: dict
+    cases: dict[str, dict] = field(default_factory=dict)
+    records: list[dict] = field(default_factory=list)
+    path: Path | None = None
+
+    @property
+    def targets(self) -> list[str]:
+        """The targets in the order the sweep named them."""
+        named = list(self.run.get("targets", {}))
+        seen = dict.fromkeys(named + [r["target"] for r in self.records])
+        return list(seen)
+
+    def to_json(self) -> dict:
+        return {"schema": SCHEMA, "run": self.run, "cases": self.cases, "records": self.records}
+
+
+def write_results(path: Path, results: Results) -> None:
+    """Write the file; capture paths become relative to it, so the report
+    directory can be moved or handed over whole."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for rec in results.records:
+        if rec["pcap"] and os.path.isabs(rec["pcap"]):
+            rec["pcap"] = os.path.relpath(rec["pcap"], path.parent)
+    path.write_text(json.dumps(results.to_json(), indent=1), encoding="utf-8")
+    results.path = path
+
+
+_RECORD_KEYS = {"case": str, "target": str, "family": str, "status": str}
+
+
+def load_results(path: Path) -> Results:
+    """Read a results file written by write_results, or say clearly why not."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: cannot read it ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict) or "records" not in data:
+        raise ResultsError(f"{path}: not a results file of this suite (expected an object "
+                           f"with schema, run, cases and records)")
+    if data.get("schema") != SCHEMA:
+        raise ResultsError(f"{path}: results schema {data.get('schema')!r}; this suite reads "
+                           f"schema {SCHEMA}")
+    for index, rec in enumerate(data["records"]):
+        for key, kind in _RECORD_KEYS.items():
+            if not isinstance(rec, dict) or not isinstance(rec.get(key), kind):
+                raise ResultsError(f"{path}: records[{index}].{key}: expected a string")
+        if rec["status"] not in STATUSES:
+            raise ResultsError(f"{path}: records[{index}].status: expected one of "
+                               f"{', '.join(STATUSES)}; got {rec['status']!r}")
+    return Results(run=data.get("run", {}), cases=data.get("cases", {}),
+                   records=data["records"], path=path)
