@@ -1,0 +1,287 @@
+"""The HTML report as an engineer sees it: opened in a real browser.
+
+One real sweep against the Linux stack (the passive open, which passes, and a
+made-up MUST that Linux violates) writes a report; headless Chromium, driven
+by Selenium through Debian's chromedriver, then loads its pages, works the
+filters, follows a matrix cell to its case page and collects every script
+error on the way.  The JUnit file of the same sweep is read too.
+
+Needs `apt-get install chromium chromium-driver` (./run test installs them).
+A missing browser fails the test rather than skipping it, so that a green CI
+proves the report was checked in a browser.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+from conformance.case import load_case_file
+
+from .conftest import CASES, REPO
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+# Exactly these, so that the browser neither reaches out (there is no
+# network here) nor needs a sandbox root cannot have.
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync")
+WINDOW = (1400, 1000)
+
+# Every script error of every page: the collector is installed before any
+# page's own script runs, so an error while the page loads is caught too.
+ERROR_COLLECTOR = ("window.__errors=[];"
+                   "addEventListener('error',e=>__errors.push(String(e.message)));"
+                   "addEventListener('unhandledrejection',e=>__errors.push(String(e.reason)))")
+
+PASSIVE_OPEN = "handshake/passive-open.yaml"
+
+# A made-up MUST that Linux violates (it answers an in-window RST with a
+# challenge ACK, as RFC 5961 wants): a failure the sweep finds every time.
+PRETEND_MUST = """\
+id: t.must-fails
+title: pretends Linux must not send challenge ACKs
+requirements: [{id: X-MUST, rfc: 9293, section: "3.10.7.4", level: MUST, text: pretend}]
+families: [ipv4]
+target: {role: listener, start: ESTABLISHED}
+steps:
+  - send: {flags: RST, seq: snd_nxt + 100}
+  - silence: 200ms
+"""
+
+# The four ways a pcap file can begin: microsecond or nanosecond timestamps,
+# in either byte order.
+PCAP_MAGICS = {bytes.fromhex(m) for m in ("d4c3b2a1", "a1b2c3d4", "4d3cb2a1", "a1b23c4d")}
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """One real sweep of the passive open and the pretend MUST, with --report and --junitxml."""
+    root = tmp_path_factory.mktemp("browser")
+    cases = root / "cases"
+    (cases / "handshake").mkdir(parents=True)
+    shutil.copy(CASES / PASSIVE_OPEN, cases / PASSIVE_OPEN)
+    (cases / "pretend.yaml").write_text(PRETEND_MUST)
+    report = root / "report"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "conformance.plugin",
+         "-q", str(cases), f"--report={report}", f"--junitxml={report / 'junit.xml'}",
+         "-n", "0"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, (f"expected exit status 1 (non-conformant), got "
+                                    f"{result.returncode}\n{result.stdout}\n{result.stderr}")
+    assert (report / "index.html").exists(), result.stdout
+    # What the sweep held: the passive-open file's cases (all passing) and the pretend MUST.
+    passing = load_case_file(cases / PASSIVE_OPEN)
+    return {"root": root, "report": report, "stdout": result.stdout,
+            "passing": passing,
+            "items": sum(len(c.families) for c in passing) + 1}
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Headless Chromium with the script-error collector installed."""
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} missing: the report is checked in a real browser; "
+                    f"apt-get install chromium chromium-driver (./run test does)", pytrace=False)
+    try:
+        from selenium import webdriver
+    except ImportError:
+        pytest.fail("selenium missing: .venv/bin/pip install selenium "
+                    "(it is in the project's test extra)", pytrace=False)
+    options = webdriver.ChromeOptions()
+    # Both paths explicit: Selenium Manager must not try to download a browser.
+    options.binary_location = str(CHROMIUM)
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    options.add_argument(f"--window-size={WINDOW[0]},{WINDOW[1]}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=str(CHROMEDRIVER)),
+                              options=options)
+    try:
+        driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": ERROR_COLLECTOR})
+        yield driver
+    finally:
+        driver.quit()
+
+
+def script_errors(driver) -> list[str]:
+    """The page's script errors and the console's SEVERE messages since the last call.
+
+    Nothing is ignored: on file:// Chromium requests no favicon, and the
+    report loads nothing from the network, so any SEVERE entry is a fault."""
+    errors = list(driver.execute_script("return window.__errors || []"))
+    errors += [f"console: {e['message']}" for e in driver.get_log("browser")
+               if e["level"] == "SEVERE"]
+    return errors
+
+
+def broken_links(driver) -> list[str]:
+    """Links of the current page to a file that does not exist, or to an
+    anchor the page does not have."""
+    broken = []
+    here = urlparse(driver.current_url).path
+    for href in driver.execute_script("return Array.from(document.links, a => a.href)"):
+        url = urlparse(href)
+        if url.scheme != "file":
+            broken.append(f"{href} (not a file of the report)")
+        elif not Path(unquote(url.path)).exists():
+            broken.append(f"{href} (no such file)")
+        elif url.fragment and url.path == here and not driver.execute_script(
+                "return document.getElementById(arguments[0]) !== null", unquote(url.fragment)):
+            broken.append(f"{href} (no element with that id)")
+    return broken
+
+
+def screenshot(driver, path: Path, below=None) -> Path:
+    """The whole page, or down to the bottom of the element `below`, as PNG."""
+    import base64
+    driver.execute_script("window.scrollTo(0, 0)")   # else the sticky nav is drawn mid-page
+    metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
+    size = metrics["cssContentSize"]
+    height = size["height"]
+    if below is not None:
+        height = min(height, driver.execute_script(
+            "const r = arguments[0].getBoundingClientRect(); return r.bottom + scrollY + 16",
+            below))
+    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
+        "format": "png", "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": 0, "width": size["width"], "height": height, "scale": 1}})
+    path.write_bytes(base64.b64decode(shot["data"]))
+    return path
+
+
+def load(driver, path: Path) -> None:
+    driver.get(path.as_uri())
+    assert driver.execute_script("return document.readyState") == "complete"
+
+
+def test_report_in_browser_filters_and_leads_to_the_failure(swept, browser, tmp_path):
+    """The index loads without script errors, names the stack, shows a PASS row and a
+    FAIL row; its filters hide and count rows; the FAIL cell leads to a case page with
+    expected and actual, the ladder, the state timeline and a real capture."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.select import Select
+
+    report, driver = swept["report"], browser
+    n_cases = len(swept["passing"]) + 1
+    load(driver, report / "index.html")
+    assert script_errors(driver) == []
+    assert "TCP conformance report" in driver.title
+    assert "linux" in driver.find_element(By.ID, "stacks").text
+    assert broken_links(driver) == []
+
+    # The matrix: the passive open passes over both families, the pretend MUST fails.
+    def cells(case):
+        row = driver.find_element(By.CSS_SELECTOR, f'#matrix tr[id="case-{case}"]')
+        return {Path(a.get_attribute("href")).name: a.find_element(By.XPATH, "..")
+                for a in row.find_elements(By.CSS_SELECTOR, "td.cell a")}
+
+    passing = cells("handshake.passive-open")
+    assert {name: td.get_attribute("data-status") for name, td in passing.items()} == {
+        "handshake.passive-open-ipv4.html": "pass", "handshake.passive-open-ipv6.html": "pass"}
+    assert all(td.text == "PASS" for td in passing.values())
+    failing = cells("t.must-fails")
+    assert [td.get_attribute("data-status") for td in failing.values()] == ["fail"]
+    count = driver.find_element(By.ID, "matrix-count")
+    assert count.text == f"{n_cases} of {n_cases} cases shown"
+
+    # Filters: unchecking PASS leaves the failure alone; a state only the
+    # passive open reaches leaves nothing once PASS is hidden.
+    form = driver.find_element(By.ID, "filters")
+    pass_box = form.find_element(By.CSS_SELECTOR, 'input[name=verdict][value="pass"]')
+    pass_box.click()
+    shown = [r.get_attribute("id") for r in driver.find_elements(By.CSS_SELECTOR, "#matrix tbody tr")
+             if r.is_displayed()]
+    assert shown == ["case-t.must-fails"]
+    assert count.text == f"1 of {n_cases} cases shown"
+    state = form.find_element(By.NAME, "state")
+    # Only the states the cases are about are offered.
+    assert "TIME-WAIT" not in [o.text for o in Select(state).options]
+    # Chosen by typing, as a user does with the keyboard: the browser then fires
+    # input and change as for a mouse choice (Selenium's Select fires change only).
+    state.send_keys("SYN-RECEIVED")
+    assert not any(r.is_displayed() for r in driver.find_elements(By.CSS_SELECTOR, "#matrix tbody tr"))
+    assert count.text == f"0 of {n_cases} cases shown"
+    pass_box.click()
+    assert count.text == f"1 of {n_cases} cases shown"     # the passive open reaches SYN-RECEIVED
+    state.send_keys("all")
+    assert count.text == f"{n_cases} of {n_cases} cases shown"
+    search = form.find_element(By.NAME, "text")
+    search.send_keys("challenge")
+    assert count.text == f"1 of {n_cases} cases shown"
+    search.clear()
+    driver.execute_script("arguments[0].dispatchEvent(new Event('input', {bubbles: true}))", search)
+    assert count.text == f"{n_cases} of {n_cases} cases shown"
+
+    # The requirement index: "not checked yet" shows only the unchecked ones.
+    req_rows = driver.find_elements(By.CSS_SELECTOR, "#requirements tbody tr")
+    unchecked = [r for r in req_rows if r.get_attribute("data-coverage") == "unchecked"]
+    assert unchecked and len(unchecked) < len(req_rows)
+    req_count = driver.find_element(By.ID, "req-count")
+    assert req_count.text == f"{len(req_rows)} of {len(req_rows)} requirements shown"
+    driver.find_element(By.CSS_SELECTOR, '#req-filters input[name=which][value="unchecked"]').click()
+    visible = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#requirements tbody tr'))"
+        ".filter(r => !r.hidden).map(r => r.dataset.coverage)")
+    assert visible and set(visible) == {"unchecked"} and len(visible) == len(unchecked)
+    assert req_count.text == f"{len(unchecked)} of {len(req_rows)} requirements shown"
+    driver.find_element(By.CSS_SELECTOR, '#req-filters input[name=which][value="all"]').click()
+    assert script_errors(driver) == []
+    index_png = screenshot(driver, tmp_path / "report-index.png",
+                           below=driver.find_element(By.ID, "matrix"))
+
+    # The FAIL cell leads to the case page.
+    next(iter(failing.values())).find_element(By.TAG_NAME, "a").click()
+    assert driver.execute_script("return document.readyState") == "complete"
+    assert Path(urlparse(driver.current_url).path) == report / "cases/linux/t.must-fails-ipv4.html"
+    assert script_errors(driver) == []
+    assert driver.find_element(By.ID, "status").text == "FAIL"
+    assert driver.find_element(By.ID, "expected").text.strip()
+    assert driver.find_element(By.ID, "actual").text.strip()
+    ladder = driver.find_element(By.CSS_SELECTOR, "#ladder svg.ladder")
+    arrows = ladder.find_elements(By.CSS_SELECTOR, "g.seg")
+    assert len(arrows) >= 3
+    out_texts = [g.text for g in ladder.find_elements(By.CSS_SELECTOR, "g.seg.out")]
+    in_texts = [g.text for g in ladder.find_elements(By.CSS_SELECTOR, "g.seg.in")]
+    assert any(t.startswith("RST") for t in out_texts), out_texts          # the tester's RST
+    assert any(t.startswith("ACK") for t in in_texts), in_texts            # Linux's challenge ACK
+    assert driver.find_element(By.ID, "timeline").is_displayed()
+    pcap = Path(unquote(urlparse(driver.find_element(By.ID, "pcap").get_attribute("href")).path))
+    assert pcap.is_file(), pcap
+    assert pcap.read_bytes()[:4] in PCAP_MAGICS, pcap.read_bytes()[:4].hex()
+    assert broken_links(driver) == []
+    case_png = screenshot(driver, tmp_path / "report-case-fail.png")
+
+    shots = os.environ.get("TCPCONF_SCREENSHOTS")
+    if shots:
+        Path(shots).mkdir(parents=True, exist_ok=True)
+        for png in (index_png, case_png):
+            shutil.copy(png, Path(shots) / png.name)
+
+
+def test_junit_carries_status_target_and_requirement(swept):
+    """A CI system reading the JUnit file of the same sweep sees every item, its status,
+    target and requirement as properties, and the failure as a <failure>."""
+    junit = ET.parse(swept["report"] / "junit.xml").getroot()
+    testcases = {tc.get("name"): tc for tc in junit.iter("testcase")}
+    assert len(testcases) == swept["items"], sorted(testcases)
+    for name, tc in testcases.items():
+        props = {p.get("name"): p.get("value") for p in tc.iter("property")}
+        assert {"status", "target", "requirement"} <= set(props), (name, props)
+        assert props["target"] == "linux"
+        failed = tc.find("failure") is not None
+        assert failed == name.startswith("t.must-fails"), name
+        assert props["status"] == ("fail" if failed else "pass"), (name, props)
+    assert {p.get("value") for p in testcases["t.must-fails[ipv4]"].iter("property")
+            if p.get("name") == "requirement"} == {"X-MUST"}
