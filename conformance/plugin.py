@@ -366,9 +366,10 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if isinstance(item, InvalidCase):
         if call.when == "setup":
+            # Not a case on a target: a file the suite could not read at all.
             report.tcpconf = {"status": "error", "record": results.undecided_record(
-                case=item.path.name, target=",".join(item.config.stash[_TARGETS_KEY]),
-                family="", nodeid=item.nodeid, reason=f"invalid case file: {item.error}")}
+                case=str(item.path.name), target="", family="", nodeid=item.nodeid,
+                reason=f"invalid case file: {item.error}")}
         return
     if not isinstance(item, CaseItem):
         return
@@ -392,11 +393,12 @@ def pytest_runtest_makereport(item, call):
             reason=str(report.longrepr), requirement=item.case.primary.id,
             level=item.case.primary.level)
     fields["case_info"] = results.case_info(item.case)
-    report.user_properties += [("status", status), ("target", item.target),
-                               ("family", item.family), ("requirement", fields["requirement"]),
-                               ("level", fields["level"])]
+    # JUnit XML takes an item's properties from its teardown report, made from these.
+    item.user_properties += [("status", status), ("target", item.target),
+                             ("family", item.family), ("requirement", fields["requirement"]),
+                             ("level", fields["level"])]
     if fields["follows"]:
-        report.user_properties.append(("follows", fields["follows"]))
+        item.user_properties.append(("follows", fields["follows"]))
     if verdict is not None and getattr(item.config.option, "htmlpath", None):
         import pytest_html    # pytest-html's --html: its row carries the evidence too
         report.extras = getattr(report, "extras", []) + [

@@ -100,7 +100,8 @@ def record(verdict: Verdict, status: str, *, target: str, nodeid: str, deviation
 def undecided_record(*, case: str, target: str, family: str, nodeid: str,
                      reason: str, requirement: str = "", level: str = "") -> dict:
     """A record for an item that ended before there was a verdict (the target
-    could not start, the case file is invalid): an error with the reason."""
+    could not start; or the case file is invalid, a record with no target and
+    no family): an error with the reason."""
     return {"case": case, "target": target, "family": family, "nodeid": nodeid,
             "status": "error", "outcome": "error", "requirement": requirement,
             "level": level, "expected": "", "actual": "", "reason": reason, "at": None,
@@ -136,8 +137,13 @@ class Results:
     def targets(self) -> list[str]:
         """The targets in the order the sweep named them."""
         named = list(self.run.get("targets", {}))
-        seen = dict.fromkeys(named + [r["target"] for r in self.records])
+        seen = dict.fromkeys(named + [r["target"] for r in self.records if r["target"]])
         return list(seen)
+
+    @property
+    def unreadable(self) -> list[dict]:
+        """Records of case files the suite could not read (no target, no family)."""
+        return [r for r in self.records if not r["target"]]
 
     def to_json(self) -> dict:
         return {"schema": SCHEMA, "run": self.run, "cases": self.cases, "records": self.records}

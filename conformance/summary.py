@@ -38,6 +38,8 @@ def tally(records: list[dict]) -> dict[str, Counter]:
     """Statuses per target, targets in the order first seen."""
     counts: dict[str, Counter] = {}
     for rec in records:
+        if not rec["target"]:
+            continue     # a case file that could not be read belongs to no stack
         counts.setdefault(rec["target"], Counter())[rec["status"]] += 1
     return counts
 
@@ -89,8 +91,9 @@ def closing_summary(records: list[dict], cases: dict[str, dict] | None = None) -
         lines += ["", "Failures and errors:"]
         for rec in problems:
             title = cases.get(rec["case"], {}).get("title", "")
-            lines.append(f"  {rec['status'].upper()} [{rec['target']}] {rec['case']} "
-                         f"[{rec['family']}]" + (f": {title}" if title else ""))
+            where = (f"[{rec['target']}] {rec['case']} [{rec['family']}]" if rec["target"]
+                     else rec["case"])
+            lines.append(f"  {rec['status'].upper()} {where}" + (f": {title}" if title else ""))
             if rec["status"] == "error":
                 lines.append(f"      {_first_line(rec['reason'])}")
                 continue

@@ -85,7 +85,7 @@ def write_report(directory: Path, results: Results) -> Path:
         verdicts={t: stack_verdict(totals[t]) for t in targets},
         count_lines={t: count_line(totals[t]) for t in targets},
         summary=model.compliance_summary(requirements, targets),
-        requirements=requirements, statuses=STATUSES, meanings=STATUS_MEANINGS,
+        requirements=requirements, statuses=STATUSES, unreadable=results.unreadable, meanings=STATUS_MEANINGS,
         colours=COLOURS, page_name=page_name,
         rfcs=sorted({rfc for row in rows for rfc in row.rfcs}, key=int),
         states=sorted({state for row in rows for state in row.states}))

@@ -59,7 +59,7 @@ class Row:
 def columns(results: Results) -> list[Column]:
     order = {target: i for i, target in enumerate(results.targets)}
     families = results.run.get("families") or ["ipv4", "ipv6"]
-    keys = {(r["target"], r["family"]) for r in results.records}
+    keys = {(r["target"], r["family"]) for r in results.records if r["target"]}
     return [Column(t, f) for t, f in sorted(
         keys, key=lambda k: (order.get(k[0], 99), families.index(k[1]) if k[1] in families else 9))]
 
@@ -69,6 +69,8 @@ def matrix_rows(results: Results, cols: list[Column]) -> list[Row]:
     by_case: dict[str, dict] = defaultdict(dict)
     states: dict[str, set] = defaultdict(set)
     for rec in results.records:
+        if not rec["target"]:
+            continue     # an unreadable case file: listed apart, above the matrix
         by_case[rec["case"]][(rec["target"], rec["family"])] = rec
         states[rec["case"]].update(rec.get("states", []))
     rows = []
@@ -87,7 +89,8 @@ def matrix_rows(results: Results, cols: list[Column]) -> list[Row]:
 def totals(results: Results) -> dict[str, Counter]:
     counts = {target: Counter() for target in results.targets}
     for rec in results.records:
-        counts[rec["target"]][rec["status"]] += 1
+        if rec["target"]:
+            counts[rec["target"]][rec["status"]] += 1
     return counts
 
 
@@ -130,6 +133,8 @@ def requirement_rows(results: Results, catalogue: Catalogue) -> list[Requirement
         row.standing = {target: "unchecked" for target in results.targets}
     evidence: dict[tuple[str, str], Counter] = defaultdict(Counter)
     for rec in results.records:
+        if not rec["target"]:
+            continue
         cited = [r["id"] for r in results.cases.get(rec["case"], {}).get("requirements", [])]
         for req_id in cited:
             evidence[(req_id, rec["target"])][_bearing(rec, req_id)] += 1
