@@ -402,7 +402,7 @@ def pytest_runtest_makereport(item, call):
     if verdict is not None and getattr(item.config.option, "htmlpath", None):
         import pytest_html    # pytest-html's --html: its row carries the evidence too
         report.extras = getattr(report, "extras", []) + [
-            pytest_html.extras.html(_evidence(verdict, item.config))]
+            pytest_html.extras.html(_evidence(verdict, item.target, item.config))]
 
 
 def _report_fields(item: "CaseItem", verdict: Verdict | None, when: str) -> dict:
@@ -438,6 +438,30 @@ class SweepSummary:
         self.cases: dict[str, dict] = {}
         self.started, self.clock = results.now(), time.monotonic()
         self.report_dir = Path(config.option.report) if config.option.report else None
+        self.announced = False
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session):
+        if any(isinstance(item, CaseItem) for item in session.items):
+            self._announce(len(session.items))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        """xdist: the controller collects nothing itself; every worker collects all."""
+        if not self.announced and any(".yaml::" in nodeid for nodeid in ids):
+            self._announce(len(ids))
+
+    def _announce(self, items: int) -> None:
+        """Say what is about to be tested before the first packet (also with -q)."""
+        config, self.announced = self.config, True
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None or config.option.collectonly:
+            return
+        report = f"{self.report_dir}/index.html" if self.report_dir else "none (--report DIR)"
+        reporter.write_line(
+            f"TCP conformance: {items} items on {', '.join(config.stash[_TARGETS_KEY])} over "
+            f"{', '.join(config.stash[_FAMILIES_KEY])}; baseline: "
+            f"{config.option.baseline or 'none'}; report: {report}")
 
     def pytest_runtest_logreport(self, report):
         fields = getattr(report, "tcpconf", None)
@@ -512,7 +536,7 @@ class HtmlReport:
         cells.insert(6, f"<td>{html.escape(fields.get('follows', ''))}</td>")
 
 
-def _evidence(verdict: Verdict, config) -> str:
+def _evidence(verdict: Verdict, target: str, config) -> str:
     """The verdict's evidence for pytest-html's row: requirement, expected/actual,
     the text ladder, and links to the capture and to the case's page of --report.
     Links, not embedded data: thousands of rows stay light."""
@@ -543,7 +567,7 @@ def _evidence(verdict: Verdict, config) -> str:
     links = []
     if config.option.report:
         page = Path(config.option.report).resolve() / page_name(
-            verdict.target, verdict.case.id, verdict.family)
+            target, verdict.case.id, verdict.family)
         links.append(f"<a href='{html.escape(os.path.relpath(page, here))}'>case page "
                      f"with the ladder diagram</a>")
     if verdict.pcap and Path(verdict.pcap).exists():

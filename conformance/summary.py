@@ -74,7 +74,7 @@ def stack_verdict(counts: Counter) -> str:
 def count_line(counts: Counter) -> str:
     total = sum(counts.values())
     parts = [f"{counts[s]} {_WORDS[s]}" for s in STATUSES if counts[s]]
-    return f"{total} checks, " + ", ".join(parts)
+    return f"{total} {'check' if total == 1 else 'checks'}, " + ", ".join(parts)
 
 
 def closing_summary(records: list[dict], cases: dict[str, dict] | None = None) -> list[str]:

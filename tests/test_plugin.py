@@ -72,19 +72,22 @@ def test_failure_prints_requirement_expected_actual_and_ladder(cases_dir):
     assert "--> SYN seq=0 win=65535 <mss 1460>" in out
 
 
-def test_report_shows_requirement_ladder_and_pcap(cases_dir, tmp_path):
-    """The self-contained HTML report carries each case's requirement, ladder and capture."""
-    report = tmp_path / "report.html"
+def test_pytest_html_rows_carry_the_evidence_and_link_the_capture(cases_dir, tmp_path):
+    """pytest-html's report keeps each case's requirement and ladder, and links (not
+    embeds) the capture and the case's page of --report, so big sweeps stay light."""
+    report = tmp_path / "pytest.html"
     result = run_pytest("-q", str(cases_dir), f"--html={report}", "--self-contained-html",
-                        f"--pcap-dir={tmp_path / 'pcap'}")
+                        f"--report={tmp_path / 'report'}")
     assert result.returncode == 0, result.stdout
     page = report.read_text()
     assert "RFC9293-3.10.7.2-listen-syn" in page
     assert "SYN+ACK seq=0 ack=1" in page
-    assert "data:application/vnd.tcpdump.pcap;base64," in page
+    assert "report/pcap/handshake.passive-open-ipv4.pcap" in page
+    assert "report/cases/linux/handshake.passive-open-ipv4.html" in page
+    assert "data:application/vnd.tcpdump.pcap" not in page
     assert "tcp_invalid_ratelimit" in page
     for family in ("ipv4", "ipv6"):
-        packets = rdpcap(str(tmp_path / "pcap" / f"handshake.passive-open-{family}.pcap"))
+        packets = rdpcap(str(tmp_path / "report" / "pcap" / f"handshake.passive-open-{family}.pcap"))
         assert len(packets) >= 3   # a capture Scapy (and so Wireshark) can read
 
 
@@ -103,8 +106,7 @@ def test_sweep_with_the_baseline_passes_and_leaves_nothing(tmp_path):
     (CI sweeps the whole catalogue the same way)."""
     child = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "cases/handshake",
-         "cases/rst", "--baseline", "baselines", f"--html={tmp_path / 'r.html'}",
-         "--self-contained-html", f"--pcap-dir={tmp_path / 'pcap'}"],
+         "cases/rst", "--baseline", "baselines", f"--report={tmp_path / 'report'}"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output, _ = child.communicate(timeout=300)
     assert child.returncode == 0, output
@@ -239,20 +241,22 @@ def test_several_targets_sweep_side_by_side(tmp_path):
     root.mkdir()
     (root / "conftest.py").write_text(TWO_TARGETS_CONFTEST)
     (root / "rfc1337.yaml").write_text(RFC1337_CASE)
-    matrix = tmp_path / "report" / "matrix.html"
-    result = run_pytest("-rA", "-q", "--target", "linux,linux-rfc1337", f"--matrix={matrix}",
+    result = run_pytest("-rA", "-q", "--target", "linux,linux-rfc1337", "--report=report",
                         "-n", "2", str(root), cwd=tmp_path)
     out = result.stdout
     assert counts(out) == {"failed": 1, "passed": 1}, out
     assert "PASSED cases/rfc1337.yaml::t.rfc1337[linux-rfc1337-ipv4]" in out
     assert "FAILED cases/rfc1337.yaml::t.rfc1337[linux-ipv4]" in out
     assert "TCP conformance: target linux-rfc1337" in out and "net.ipv4.tcp_rfc1337: 1" in out
+    assert "linux-rfc1337  CONFORMANT" in out and "linux          NON-CONFORMANT" in out
     # The matrix: a column per target and family, each cell linking to its evidence.
-    page = matrix.read_text()
+    page = (tmp_path / "report" / "index.html").read_text()
     assert "<th>linux<br>ipv4</th>" in page and "<th>linux-rfc1337<br>ipv4</th>" in page
     assert ">FAIL</a>" in page and ">PASS</a>" in page
-    evidence = (matrix.parent / "cases" / "linux" / "t.rfc1337-ipv4.html").read_text()
-    assert "RFC1337-F1" in evidence and "Actual:" in evidence
+    evidence = (tmp_path / "report" / "cases" / "linux" / "t.rfc1337-ipv4.html").read_text()
+    assert "RFC1337-F1" in evidence and 'id="actual"' in evidence
+    # Each target's captures apart.
+    assert (tmp_path / "report" / "pcap" / "linux-rfc1337" / "t.rfc1337-ipv4.pcap").exists()
 
 
 def test_unknown_target_is_one_clear_error():
