@@ -37,7 +37,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from conformance import results as results_mod  # noqa: E402
-from conformance import report as report_pkg  # noqa: E402
 from conformance.report import page_name, write_report  # noqa: E402
 from conformance.requirements import load_catalogue  # noqa: E402
 from conformance.results import Results  # noqa: E402
@@ -138,40 +137,6 @@ def _ladder(rnd, start: str) -> list[dict]:
     add("segment", "ACK seq=1 ack=2 win=64240", "in")
     add("state", start if start != "LISTEN" else "CLOSE-WAIT")
     return entries
-
-
-class _IndexWritten(Exception):
-    pass
-
-
-def write_index_only(directory: Path, results: Results) -> Path:
-    """write_report, stopped once it has written the index: the case template
-    is asked for only after index.html is on disk, and asking for it ends the
-    call here.  (write_report has no option to skip the case pages; if its
-    order changes, this says so rather than measuring something else.)"""
-    real = report_pkg._environment
-
-    def environment():
-        env = real()
-        get_template = env.get_template
-
-        def stop_at_case_pages(name, *args, **kwargs):
-            if name == "case.html.j2":
-                raise _IndexWritten
-            return get_template(name, *args, **kwargs)
-        env.get_template = stop_at_case_pages
-        return env
-
-    report_pkg._environment = environment
-    try:
-        write_report(directory, results)
-    except _IndexWritten:
-        if (Path(directory) / "index.html").exists():
-            return Path(directory) / "index.html"
-    finally:
-        report_pkg._environment = real
-    raise RuntimeError("write_report no longer writes the index before asking for the case "
-                       "page template: benchmarks/report.py cannot time the index alone")
 
 
 # --- the browser ------------------------------------------------------------------------
@@ -347,7 +312,7 @@ def main() -> int:
         renders = []
         for i in range(args.repeat):
             t0 = time.perf_counter()
-            write_index_only(tmp / f"alone{i}", big)
+            write_report(tmp / f"alone{i}", big, case_pages=False)
             renders.append(time.perf_counter() - t0)
         alone = tmp / "alone0"
         index = (alone / "index.html").as_uri()
@@ -389,8 +354,8 @@ def main() -> int:
               f"{load['fcp']:7.0f} {f(load.get('rows'), '7.0f'):>7} "
               f"{f(change and change[0], '7.1f'):>7} {f(change and change[1], '7.1f'):>7}")
     print()
-    print("write: write_report (index, case pages, css, js); for the index alone write_report")
-    print("       stopped once index.html is written (no case pages);")
+    print("write: write_report (index, case pages, css, js); for the index alone")
+    print("       write_report(..., case_pages=False);")
     print("       for pytest-html the run's wall time with --html minus without it")
     print("DCL, load: Navigation Timing domContentLoadedEventEnd, loadEventEnd; FCP: first")
     print("       contentful paint; rows: pytest-html's table holds every row (built by script)")

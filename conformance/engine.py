@@ -531,7 +531,8 @@ class _CaseRun:
     def _silence(self, step: Silence) -> None:
         start = time.time()
         seg = self._next_segment(start + step.duration)
-        self.waits += step.duration
+        # A silence that a segment breaks waited only until that segment.
+        self.waits += step.duration if seg is None else min(step.duration, time.time() - start)
         if seg is not None:
             self._consume(seg)
             raise StepFailed(step, f"no answer for {fmt_duration(step.duration)} "

@@ -42,12 +42,15 @@ function filterRequirements() {
 document.addEventListener("DOMContentLoaded", () => {
   const filters = document.getElementById("filters");
   if (filters) {
+    // "change" too: scripted choices of a select fire only that.
     filters.addEventListener("input", filterMatrix);
+    filters.addEventListener("change", filterMatrix);
     filterMatrix();
   }
   const reqFilters = document.getElementById("req-filters");
   if (reqFilters) {
     reqFilters.addEventListener("input", filterRequirements);
+    reqFilters.addEventListener("change", filterRequirements);
     filterRequirements();
   }
 });
