@@ -6,6 +6,9 @@ one costs about a second); tests that alter the target undo their alterations.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,3 +59,45 @@ def line_of(case, marker: str) -> int:
         if marker in lines[number - 1]:
             return number
     raise AssertionError(f"{marker!r} not found in {case.path} after line {case.line}")
+
+
+# A made-up MUST that Linux violates (it answers an in-window RST with a
+# challenge ACK, as RFC 5961 wants): a failure a sweep finds every time.
+PRETEND_MUST = """\
+id: t.must-fails
+title: pretends Linux must not send challenge ACKs
+requirements: [{id: X-MUST, rfc: 9293, section: "3.10.7.4", level: MUST, text: pretend}]
+families: [ipv4]
+target: {role: listener, start: ESTABLISHED}
+steps:
+  - send: {flags: RST, seq: snd_nxt + 100}
+  - silence: 200ms
+"""
+
+PASSIVE_OPEN = "handshake/passive-open.yaml"
+
+
+def sweep(cases: Path, report: Path, *options: str) -> subprocess.CompletedProcess:
+    """A real sweep of `cases` against the Linux lab, writing its report into `report`."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "conformance.plugin",
+         "-q", "-n", "0", str(cases), f"--report={report}", *options],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def report_sweep(tmp_path_factory) -> dict:
+    """One real sweep for the report's tests: the passive-open file's cases (they pass
+    on Linux) and the pretend MUST (it fails), with --report and --junitxml."""
+    root = tmp_path_factory.mktemp("report-sweep")
+    cases = root / "cases"
+    (cases / "handshake").mkdir(parents=True)
+    shutil.copy(CASES / PASSIVE_OPEN, cases / PASSIVE_OPEN)
+    (cases / "pretend.yaml").write_text(PRETEND_MUST)
+    report = root / "report"
+    result = sweep(cases, report, f"--junitxml={report / 'junit.xml'}")
+    assert (report / "index.html").exists(), result.stdout + result.stderr
+    passing = load_case_file(cases / PASSIVE_OPEN)
+    return {"root": root, "cases": cases, "report": report, "result": result,
+            "stdout": result.stdout, "passing": passing,
+            "items": sum(len(c.families) for c in passing) + 1}

@@ -8,9 +8,6 @@ standing, the exit status) get fast tests over plain records.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
 
@@ -23,56 +20,23 @@ from conformance.report import model
 from conformance.requirements import load_catalogue
 from conformance.results import Results, ResultsError, load_results
 
-from .conftest import CASES, REPO
-
-# A made-up MUST that Linux violates (it answers an in-window RST with a
-# challenge ACK, as RFC 5961 wants): a failure the sweep finds every time.
-PRETEND_MUST = """\
-id: t.must-fails
-title: pretends Linux must not send challenge ACKs
-requirements: [{id: X-MUST, rfc: 9293, section: "3.10.7.4", level: MUST, text: pretend}]
-families: [ipv4]
-target: {role: listener, start: ESTABLISHED}
-steps:
-  - send: {flags: RST, seq: snd_nxt + 100}
-  - silence: 200ms
-"""
+from .conftest import sweep
 
 DROP_SYNACK = "out:tcp flags & (syn|ack) == syn|ack drop"
 
 
-def sweep(cases, report, *options):
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "conformance.plugin",
-         "-q", "-n", "0", str(cases), f"--report={report}", *options],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
-
-
-@pytest.fixture(scope="module")
-def swept(tmp_path_factory):
-    """One real sweep: the passive-open file's cases (they pass) and the pretend MUST
-    (fails)."""
-    root = tmp_path_factory.mktemp("report")
-    cases = root / "cases"
-    (cases / "handshake").mkdir(parents=True)
-    shutil.copy(CASES / "handshake" / "passive-open.yaml", cases / "handshake")
-    (cases / "pretend.yaml").write_text(PRETEND_MUST)
-    result = sweep(cases, root / "before", f"--junitxml={root / 'before' / 'junit.xml'}")
-    return root, cases, result
-
-
-def test_sweep_writes_results_junit_and_pages(swept):
-    """A sweep with --report writes results.json with every verdict, JUnit XML with the
-    status and requirement of each item, the index and a page per record with its
-    SVG ladder and capture; it closes with the per-stack summary and exit status 1."""
-    root, _cases, result = swept
+def test_sweep_writes_results_and_pages(report_sweep):
+    """A sweep with --report writes results.json with every verdict, the index and a
+    page per record with its SVG ladder and capture; it closes with the per-stack
+    summary and exit status 1."""
+    report, result = report_sweep["report"], report_sweep["result"]
     out = result.stdout
     assert result.returncode == summary.NON_CONFORMANT, out
     assert "TCP conformance summary" in out
     assert "NON-CONFORMANT: 1 failed" in out and "5 checks, 4 passed, 1 failed" in out, out
     assert "Expected: no answer for 200ms" in out and "Exit status 1: non-conformant" in out
 
-    results = load_results(root / "before" / "results.json")
+    results = load_results(report / "results.json")
     assert results.run["targets"]["linux"]["net.ipv4.tcp_invalid_ratelimit"] == "0"
     assert results.run["families"] == ["ipv4", "ipv6"] and results.run["version"]
     by_name = {(r["case"], r["family"]): r for r in results.records}
@@ -86,35 +50,41 @@ def test_sweep_writes_results_junit_and_pages(swept):
     segments = [e for e in passed["ladder"] if e["kind"] == "segment"]
     assert segments[0]["direction"] == "out" and segments[0]["text"].startswith("SYN ")
     assert segments[1]["text"].startswith("SYN+ACK seq=0 ack=1")
-    assert (root / "before" / passed["pcap"]).read_bytes()[:4] in (
+    assert (report / passed["pcap"]).read_bytes()[:4] in (
         b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
     assert results.cases["handshake.passive-open"]["script"][1].startswith("--> SYN")
 
-    junit = ET.parse(root / "before" / "junit.xml").getroot()
-    testcases = junit.findall(".//testcase")
-    assert len(testcases) == 5
-    props = {tc.get("name"): {p.get("name"): p.get("value") for p in tc.iter("property")}
-             for tc in testcases}
-    assert props["t.must-fails[ipv4]"]["status"] == "fail"
-    assert props["handshake.passive-open[ipv4]"]["requirement"].startswith("RFC9293")
-    assert [tc.get("name") for tc in testcases if tc.find("failure") is not None] == \
-        ["t.must-fails[ipv4]"]
-
-    index = (root / "before" / "index.html").read_text()
+    index = (report / "index.html").read_text()
     assert 'id="case-t.must-fails"' in index and 'data-status="fail"' in index
     assert "not checked by any case yet" in index
-    page = (root / "before" / "cases" / "linux" / "t.must-fails-ipv4.html").read_text()
+    page = (report / "cases" / "linux" / "t.must-fails-ipv4.html").read_text()
     assert "<svg" in page and 'class="seg out' in page and 'class="seg in' in page
     assert 'id="pcap" href="../../pcap/t.must-fails-ipv4.pcap"' in page
 
 
-def test_compare_lists_a_deliberately_introduced_failure(swept, capsys):
+def test_junit_carries_status_target_and_requirement(report_sweep):
+    """A CI system reading the JUnit file of the same sweep sees every item, its status,
+    target and requirement as properties, and the failure as a <failure>."""
+    junit = ET.parse(report_sweep["report"] / "junit.xml").getroot()
+    testcases = {tc.get("name"): tc for tc in junit.iter("testcase")}
+    assert len(testcases) == report_sweep["items"], sorted(testcases)
+    for name, tc in testcases.items():
+        props = {p.get("name"): p.get("value") for p in tc.iter("property")}
+        assert {"status", "target", "requirement"} <= set(props), (name, props)
+        assert props["target"] == "linux"
+        failed = tc.find("failure") is not None
+        assert failed == name.startswith("t.must-fails"), name
+        assert props["status"] == ("fail" if failed else "pass"), (name, props)
+    assert {p.get("value") for p in testcases["t.must-fails[ipv4]"].iter("property")
+            if p.get("name") == "requirement"} == {"X-MUST"}
+
+
+def test_compare_lists_a_deliberately_introduced_failure(report_sweep, tmp_path, capsys):
     """Sweep again with the target altered to drop its SYN-ACKs: the comparison names the
     passive open as a new failure and exits 1; a run compared with itself exits 0."""
-    root, cases, _result = swept
-    again = sweep(cases, root / "after", "--target-nft", DROP_SYNACK)
+    again = sweep(report_sweep["cases"], tmp_path / "after", "--target-nft", DROP_SYNACK)
     assert again.returncode == summary.NON_CONFORMANT, again.stdout
-    before, after = root / "before" / "results.json", root / "after" / "results.json"
+    before, after = report_sweep["report"] / "results.json", tmp_path / "after" / "results.json"
     assert cli(["compare", str(before), str(after)]) == 1
     text = capsys.readouterr().out
     assert "New failures (4):" in text, text
@@ -125,12 +95,12 @@ def test_compare_lists_a_deliberately_introduced_failure(swept, capsys):
     assert "5 unchanged" in capsys.readouterr().out
 
 
-def test_report_is_drawn_again_from_the_results_file(swept, tmp_path, capsys):
-    root, _cases, _result = swept
-    assert cli(["report", str(root / "before" / "results.json"), str(tmp_path / "again")]) == 0
+def test_report_is_drawn_again_from_the_results_file(report_sweep, tmp_path, capsys):
+    assert cli(["report", str(report_sweep["report"] / "results.json"),
+                str(tmp_path / "again")]) == 0
     page = (tmp_path / "again" / "cases" / "linux" / "t.must-fails-ipv4.html").read_text()
     # The capture stays where the sweep wrote it; the page links there.
-    assert 'id="pcap" href="../../../' in page
+    assert 'id="pcap" href="../../../' in page and "report/pcap/t.must-fails-ipv4.pcap" in page
 
 
 @pytest.mark.parametrize("content,words", [
@@ -231,10 +201,9 @@ def test_requirement_standing_and_coverage():
     assert total.count == 2 and total.by_target["b"] == Counter(deviates=1, undecided=1)
 
 
-def test_results_file_is_plain_json(swept):
+def test_results_file_is_plain_json(report_sweep):
     """CI reads it with any JSON parser: no Python-only values."""
-    root, _cases, _result = swept
-    data = json.loads((root / "before" / "results.json").read_text())
+    data = json.loads((report_sweep["report"] / "results.json").read_text())
     assert data["schema"] == 1 and {"run", "cases", "records"} <= set(data)
 
 
