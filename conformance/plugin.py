@@ -473,14 +473,15 @@ class SweepSummary:
     def results(self) -> results.Results:
         config = self.config
         baselines = {t: str(b.path) for t, b in config.stash[_BASELINES_KEY].items()}
+        settings = config.stash.get(_SETTINGS_KEY, {})
         run = results.run_info(
             command=["pytest", *config.invocation_params.args],
-            targets=config.stash.get(_SETTINGS_KEY, {}),
+            # In the order of --target (xdist workers report in any order); a
+            # target that never started has no settings.
+            targets={target: settings.get(target, {}) for target in config.stash[_TARGETS_KEY]},
             families=list(config.stash[_FAMILIES_KEY]), baselines=baselines,
             strict=_strict(config), started=self.started,
             duration=time.monotonic() - self.clock)
-        for target in config.stash[_TARGETS_KEY]:
-            run["targets"].setdefault(target, {})
         return results.Results(run, self.cases, self.records)
 
     @pytest.hookimpl(trylast=True)
@@ -499,7 +500,8 @@ class SweepSummary:
         if not self.records:
             return
         terminalreporter.section("TCP conformance summary")
-        for line in summary.closing_summary(self.records, self.cases):
+        for line in summary.closing_summary(self.records, self.cases,
+                                            list(self.config.stash[_TARGETS_KEY])):
             terminalreporter.write_line(line)
         if self.report_dir is not None:
             terminalreporter.write_line("")

@@ -34,9 +34,10 @@ _WORDS = {"pass": "passed", "fail": "failed", "warn": "warned", "info": "info",
           "known": "known", "fixed": "fixed", "error": "errors", "n/a": "not applicable"}
 
 
-def tally(records: list[dict]) -> dict[str, Counter]:
-    """Statuses per target, targets in the order first seen."""
-    counts: dict[str, Counter] = {}
+def tally(records: list[dict], targets: list[str] = ()) -> dict[str, Counter]:
+    """Statuses per target: `targets` first, in their order (the order of
+    --target), then any other in the order first seen."""
+    counts: dict[str, Counter] = {target: Counter() for target in targets}
     for rec in records:
         if not rec["target"]:
             continue     # a case file that could not be read belongs to no stack
@@ -67,7 +68,7 @@ def stack_verdict(counts: Counter) -> str:
     else:
         verdict = "CONFORMANT"
     if counts["warn"] and not counts["fail"]:
-        verdict += f" ({counts['warn']} SHOULD deviations)"
+        verdict += f" ({counts['warn']} SHOULD deviation{'s' if counts['warn'] > 1 else ''})"
     return verdict
 
 
@@ -77,10 +78,11 @@ def count_line(counts: Counter) -> str:
     return f"{total} {'check' if total == 1 else 'checks'}, " + ", ".join(parts)
 
 
-def closing_summary(records: list[dict], cases: dict[str, dict] | None = None) -> list[str]:
+def closing_summary(records: list[dict], cases: dict[str, dict] | None = None,
+                    targets: list[str] = ()) -> list[str]:
     """The per-stack summary, then every failure and error, h2spec-style."""
     cases = cases or {}
-    counts = tally(records)
+    counts = tally(records, targets)
     width = max((len(t) for t in counts), default=0)
     lines = []
     for target, counter in counts.items():

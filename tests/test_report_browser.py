@@ -187,6 +187,14 @@ def test_report_in_browser_filters_and_leads_to_the_failure(swept, browser, tmp_
     driver.execute_script("arguments[0].dispatchEvent(new Event('input', {bubbles: true}))", search)
     assert count.text == f"{n_cases} of {n_cases} cases shown"
 
+    # The compliance summary: the RFCs' totals, and their sections on request.
+    summary_rows = driver.find_elements(By.CSS_SELECTOR, "#compliance tbody tr")
+    totals = [r for r in summary_rows if "total" in r.get_attribute("class")]
+    assert totals and all(r.is_displayed() == (r in totals) for r in summary_rows)
+    assert "RFC 9293" in totals[0].text and "MUST" in totals[0].text
+    driver.find_element(By.CSS_SELECTOR, '#summary-filters input[name=sections]').click()
+    assert all(r.is_displayed() for r in summary_rows)
+
     # The requirement index: "not checked yet" shows only the unchecked ones.
     req_rows = driver.find_elements(By.CSS_SELECTOR, "#requirements tbody tr")
     unchecked = [r for r in req_rows if r.get_attribute("data-coverage") == "unchecked"]

@@ -39,7 +39,19 @@ function filterRequirements() {
   document.getElementById("req-count").textContent = `${shown} of ${rows.length} requirements shown`;
 }
 
+function showSections() {
+  const bySection = document.getElementById("summary-filters").elements.sections.checked;
+  for (const row of document.querySelectorAll("#compliance tbody tr:not(.total)")) {
+    row.hidden = !bySection;
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  const summary = document.getElementById("summary-filters");
+  if (summary) {
+    summary.addEventListener("change", showSections);
+    showSections();
+  }
   const filters = document.getElementById("filters");
   if (filters) {
     // "change" too: scripted choices of a select fire only that.
