@@ -92,7 +92,7 @@ def record(verdict: Verdict, status: str, *, target: str, nodeid: str, deviation
                      if deviation is not None else None),
         "states": _states(verdict),
         "ladder": _ladder(verdict),
-        "pcap": verdict.pcap or "",
+        "pcap": os.path.abspath(verdict.pcap) if verdict.pcap else "",   # made relative on writing
         "duration": round(verdict.wall_time, 4), "waits": round(verdict.protocol_waits, 4),
     }
 

@@ -255,6 +255,8 @@ def test_several_targets_sweep_side_by_side(tmp_path):
     assert ">FAIL</a>" in page and ">PASS</a>" in page
     evidence = (tmp_path / "report" / "cases" / "linux" / "t.rfc1337-ipv4.html").read_text()
     assert "RFC1337-F1" in evidence and 'id="actual"' in evidence
+    # A relative --report: the page still finds its capture.
+    assert 'id="pcap" href="../../pcap/linux/t.rfc1337-ipv4.pcap"' in evidence
     # Each target's captures apart.
     assert (tmp_path / "report" / "pcap" / "linux-rfc1337" / "t.rfc1337-ipv4.pcap").exists()
 
