@@ -40,12 +40,6 @@ from .model import page_name
 
 __all__ = ["write_report", "page_name"]
 
-# Colour of each status (the matrix, badges and the summary bars).
-COLOURS = {
-    "pass": "#2e7d32", "fail": "#c62828", "warn": "#ef6c00", "info": "#1565c0",
-    "known": "#757575", "fixed": "#6a1b9a", "error": "#212121", "n/a": "#9e9e9e",
-}
-
 STATUS_MEANINGS = {
     "pass": "the target met the requirement",
     "fail": "the target violated a MUST (or a SHOULD with --strict)",
@@ -88,8 +82,8 @@ def write_report(directory: Path, results: Results, case_pages: bool = True) -> 
         verdicts={t: stack_verdict(totals[t]) for t in targets},
         count_lines={t: count_line(totals[t]) for t in targets},
         summary=model.compliance_summary(requirements, targets),
-        requirements=requirements, statuses=STATUSES, unreadable=results.unreadable, meanings=STATUS_MEANINGS,
-        colours=COLOURS, page_name=page_name,
+        requirements=requirements, statuses=STATUSES, meanings=STATUS_MEANINGS,
+        unreadable=results.unreadable, page_name=page_name,
         rfcs=sorted({rfc for row in rows for rfc in row.rfcs}, key=int),
         states=sorted({state for row in rows for state in row.states}))
     (directory / "index.html").write_text(index, encoding="utf-8")
@@ -99,13 +93,15 @@ def write_report(directory: Path, results: Results, case_pages: bool = True) -> 
 
 
 def _write_case_pages(directory: Path, results: Results, env: jinja2.Environment) -> None:
-
+    """A page per record of a case on a target (an unreadable case file has none:
+    the index names it)."""
     case_page = env.get_template("case.html.j2")
     base = results.path.parent if results.path else directory   # captures are relative to it
+    records = [rec for rec in results.records if rec["target"]]
     siblings: dict[str, list[dict]] = {}
-    for rec in results.records:
+    for rec in records:
         siblings.setdefault(rec["case"], []).append(rec)
-    for rec in results.records:
+    for rec in records:
         path = directory / page_name(rec["target"], rec["case"], rec["family"])
         path.parent.mkdir(parents=True, exist_ok=True)
         root = os.path.relpath(directory, path.parent)
