@@ -47,6 +47,7 @@ _BASELINES_KEY = pytest.StashKey[dict]()    # target name -> Baseline (when --ba
 _FAMILIES_KEY = pytest.StashKey[tuple]()
 _VERDICT_KEY = pytest.StashKey[Verdict]()
 _STATUS_KEY = pytest.StashKey[str]()
+_CASES_SENT_KEY = pytest.StashKey[set]()   # case ids whose case_info this process sent
 
 
 def pytest_addoption(parser):
@@ -382,7 +383,9 @@ def pytest_runtest_makereport(item, call):
         return
     # The item is decided: its record goes to the controller (plain JSON, so
     # it crosses from an xdist worker as it is), and the status to JUnit.
-    status = fields["status"] or ("error" if report.failed else "pass")
+    # Without a status from the verdict, the item ended before the case ran: it
+    # failed (an error) or was skipped (not applicable); never a pass.
+    status = fields["status"] or ("n/a" if report.skipped else "error")
     fields["status"] = status
     if verdict is not None:
         fields["record"] = results.record(verdict, status, target=item.target,
@@ -390,9 +393,12 @@ def pytest_runtest_makereport(item, call):
     else:
         fields["record"] = results.undecided_record(
             case=item.case.id, target=item.target, family=item.family, nodeid=item.nodeid,
-            reason=str(report.longrepr), requirement=item.case.primary.id,
-            level=item.case.primary.level)
-    fields["case_info"] = results.case_info(item.case)
+            reason=_longrepr_text(report), requirement=item.case.primary.id,
+            level=item.case.primary.level, status=status)
+    sent = item.config.stash.setdefault(_CASES_SENT_KEY, set())
+    if item.case.id not in sent:     # once per process: the controller keeps the first
+        sent.add(item.case.id)
+        fields["case_info"] = results.case_info(item.case)
     # JUnit XML takes an item's properties from its teardown report, made from these.
     item.user_properties += [("status", status), ("target", item.target),
                              ("family", item.family), ("requirement", fields["requirement"]),
@@ -403,6 +409,13 @@ def pytest_runtest_makereport(item, call):
         import pytest_html    # pytest-html's --html: its row carries the evidence too
         report.extras = getattr(report, "extras", []) + [
             pytest_html.extras.html(_evidence(verdict, item.target, item.config))]
+
+
+def _longrepr_text(report) -> str:
+    """A skip's reason, or a failure's text."""
+    if isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2])
+    return str(report.longrepr)
 
 
 def _report_fields(item: "CaseItem", verdict: Verdict | None, when: str) -> dict:

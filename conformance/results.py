@@ -97,13 +97,14 @@ def record(verdict: Verdict, status: str, *, target: str, nodeid: str, deviation
     }
 
 
-def undecided_record(*, case: str, target: str, family: str, nodeid: str,
-                     reason: str, requirement: str = "", level: str = "") -> dict:
+def undecided_record(*, case: str, target: str, family: str, nodeid: str, reason: str,
+                     requirement: str = "", level: str = "", status: str = "error") -> dict:
     """A record for an item that ended before there was a verdict (the target
     could not start; or the case file is invalid, a record with no target and
-    no family): an error with the reason."""
+    no family): an error with the reason; or an item pytest skipped before the
+    case ran, not applicable with the reason."""
     return {"case": case, "target": target, "family": family, "nodeid": nodeid,
-            "status": "error", "outcome": "error", "requirement": requirement,
+            "status": status, "outcome": status, "requirement": requirement,
             "level": level, "expected": "", "actual": "", "reason": reason, "at": None,
             "follows": "", "unobserved": [], "baseline": None, "states": [], "ladder": [],
             "pcap": "", "duration": 0.0, "waits": 0.0}

@@ -33,7 +33,8 @@ import jinja2
 
 from ..requirements import load_catalogue
 from ..results import STATUSES, Results
-from ..summary import count_line, stack_verdict
+from ..verdict import LadderEntry, render_ladder
+from ..summary import count_line, stack_verdict, tally
 from . import model
 from .ladder import ladder_svg, state_timeline
 from .model import page_name
@@ -76,9 +77,9 @@ def write_report(directory: Path, results: Results, case_pages: bool = True) -> 
     rows = model.matrix_rows(results, cols)
     requirements = model.requirement_rows(results, load_catalogue())
     targets = results.targets
-    totals = model.totals(results)
+    totals = tally(results.records, targets)
     index = env.get_template("index.html.j2").render(
-        run=results.run, targets=targets, columns=cols, rows=rows, totals=totals,
+        run=results.run, targets=targets, columns=cols, rows=rows,
         verdicts={t: stack_verdict(totals[t]) for t in targets},
         count_lines={t: count_line(totals[t]) for t in targets},
         summary=model.compliance_summary(requirements, targets),
@@ -112,7 +113,8 @@ def _write_case_pages(directory: Path, results: Results, env: jinja2.Environment
             requirements=_requirements_first_deciding(info, rec),
             svg=ladder_svg(rec["ladder"], tester="tester", target=rec["target"]),
             timeline=state_timeline(rec["ladder"]),
-            wire=_wire_lines(rec["ladder"]),
+            wire=render_ladder([LadderEntry(e["t"], e["kind"], e["text"], e["direction"],
+                                            e["mark"]) for e in rec["ladder"]]),
             pcap=_pcap_link(rec, base, path.parent)), encoding="utf-8")
 
 
@@ -120,19 +122,6 @@ def _requirements_first_deciding(info: dict, rec: dict) -> list[dict]:
     reqs = list(info.get("requirements", []))
     reqs.sort(key=lambda r: r["id"] != rec["requirement"])
     return reqs
-
-
-def _wire_lines(ladder: list[dict]) -> list[str]:
-    """The ladder as text, beside the case's expected script."""
-    lines = []
-    for entry in ladder:
-        mark = f"  [{entry['mark']}]" if entry["mark"] else ""
-        if entry["kind"] == "segment":
-            arrow = "-->" if entry["direction"] == "out" else "<--"
-            lines.append(f"{entry['t'] * 1000:9.3f}  {arrow} {entry['text']}{mark}")
-        else:
-            lines.append(f"{entry['t'] * 1000:9.3f}      {entry['kind']}: {entry['text']}{mark}")
-    return lines
 
 
 def _pcap_link(rec: dict, base: Path, page_dir: Path) -> str:

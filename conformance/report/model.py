@@ -86,14 +86,6 @@ def matrix_rows(results: Results, cols: list[Column]) -> list[Row]:
     return rows
 
 
-def totals(results: Results) -> dict[str, Counter]:
-    counts = {target: Counter() for target in results.targets}
-    for rec in results.records:
-        if rec["target"]:
-            counts[rec["target"]][rec["status"]] += 1
-    return counts
-
-
 # -- requirements ----------------------------------------------------------------------
 
 @dataclass
