@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import tcp
+from . import blackbox, tcp
 from .agent_client import AgentError, AgentFailure
 from .case import (App, Case, Expect, OneOf, Send, Silence, StateCheck, Wait, fmt_duration,
                    is_errno, pattern)
@@ -32,8 +32,7 @@ from .seq import MOD, relative, seq_add, seq_diff, seq_gt, seq_le
 from .targets import ALL
 from .verdict import ERROR, FAIL, NOT_APPLICABLE, PASS, LadderEntry, Verdict
 from .tcp import IPV4, IPV6
-from .wire import (Wire, WireError, build_frame, decode, echo_request, is_echo_reply,
-                   write_pcap)
+from .wire import Wire, WireError, build_frame, decode, write_pcap
 
 # Agent errors that are the suite's fault or a broken target host, never the
 # target's TCP behaviour.
@@ -98,23 +97,48 @@ class Flow:
 class Engine:
     """Runs cases against one target over one wire."""
 
-    def __init__(self, target, wire: Wire, pcap_dir: Path | None = None):
+    def __init__(self, target, wire: Wire, pcap_dir: Path | None = None,
+                 share: tuple[int, int] = (0, 1)):
         self.target, self.wire, self.pcap_dir = target, wire, pcap_dir
         # Called with the case run once its setup is done, before its own
         # steps: the project's tests alter the target there, to show that a
         # case fails when the target answers differently.
         self.after_setup = None
-        # Each case gets its own 4-tuple, so that nothing a previous case left
-        # behind (TIME-WAIT, retransmissions) can meet it.
-        start = random.randrange(0, 10000)
-        self._ports = ((40000 + n % 20000, 10000 + n % 20000) for n in itertools.count(start))
+        self._ports = port_pairs(target.tester_ports, TARGET_PORTS, share)
 
     def run(self, case: Case, family: str = IPV4) -> Verdict:
         tester_port, target_port = next(self._ports)
         # Further connections of the case get tester ports of their own.
         tester_ports = [tester_port] + [next(self._ports)[0] for _ in case.connections[1:]]
+        if self.target.agent is None:
+            # Black-box mode: the case runs against the ports the user named,
+            # if it asks nothing of the application beyond them.
+            reason = blackbox.cannot_run(case, self.target.listen_port, self.target.closed_port)
+            if reason:
+                return Verdict(NOT_APPLICABLE, case, target=self.target.describe(),
+                               family=family, reason=f"not run in black-box mode (no agent on "
+                                                     f"the target): {reason}")
+            target_port = (self.target.listen_port if case.role == "listener"
+                           else self.target.closed_port)
         run = _CaseRun(self, case, family, tester_ports, target_port)
         return run.execute()
+
+
+# The target's ports for cases whose application the agent drives.
+TARGET_PORTS = range(10000, 30000)
+
+
+def port_pairs(tester_ports: range, target_ports: range, share: tuple[int, int] = (0, 1)):
+    """Endless (tester port, target port) pairs: each case gets its own
+    4-tuple, so that nothing a previous case left behind (TIME-WAIT,
+    retransmissions) can meet it.  `share` = (index, count) gives each of
+    `count` processes testing one target its own slice of both ranges, so
+    that parallel workers never share a 4-tuple."""
+    index, count = share
+    testers, targets = tester_ports[index::count], target_ports[index::count]
+    start = random.randrange(len(testers))
+    for n in itertools.count(start):
+        yield testers[n % len(testers)], targets[n % len(targets)]
 
 
 class _CaseRun:
@@ -122,6 +146,7 @@ class _CaseRun:
                  target_port: int):
         self.engine, self.case, self.family = engine, case, family
         self.wire, self.agent = engine.wire, engine.target.agent
+        self.blind = self.agent is None       # black-box mode (blackbox.py)
         self.link = engine.target.links.get(family)
         self.target_port = target_port
         self.flows: dict[str, Flow] = {}
@@ -168,7 +193,8 @@ class _CaseRun:
         verdict = Verdict(PASS, case, target=self.engine.target.describe(), family=self.family)
         try:
             if self.link is None:
-                raise CannotDecide(f"the target cannot be reached over {self.family}")
+                raise NotApplicable(f"the target has no {self.family} address (none was "
+                                    f"configured or found)")
             self.wire.watch(self.link, list(self._by_port))
             self._agent("cleanup")
             self._apply_sysctls()
@@ -231,6 +257,8 @@ class _CaseRun:
             self._agent("cleanup")
         except (CannotDecide, NotApplicable, AgentFailure):
             pass
+        if self.blind:
+            self._reset_flows()
         self._restore_sysctls(verdict)
         verdict.ladder, verdict.exchanges, verdict.protocol_waits = \
             self.ladder, self.exchanges, self.waits
@@ -240,26 +268,39 @@ class _CaseRun:
             write_pcap(path, self.segments)
             verdict.pcap = str(path)
 
+    def _reset_flows(self) -> None:
+        """Black-box mode: no agent closes what the case opened, so the
+        tester resets every connection it started, at the target's RCV.NXT
+        as it last acknowledged it (RFC 9293 3.10.7.4: a RST whose sequence
+        number is RCV.NXT is acceptable in every synchronized state and in
+        SYN-RECEIVED).  Otherwise each case would leave a connection behind
+        on the device, and a long sweep would fill its tables."""
+        for flow in self.flows.values():
+            conn = flow.conn
+            if conn.snd_nxt == conn.iss:
+                continue            # nothing was ever sent on it
+            frame = build_frame(self.link, flow.tester_port, self.target_port, conn.snd_nxt, 0,
+                                tcp.RST, 0)
+            try:
+                self.wire.send(frame)
+            except OSError:
+                return
+        self._note("after the case: RST to each connection of the case (black-box mode: "
+                   "no agent closes them)")
+
     def _sanity_probe(self) -> str | None:
         """After each case, prove the wire still works (tlsfuzzer's sanity
         conversation): the target's kernel must answer an ICMP echo.  A case
         whose answers could have been lost by a broken lab must not pass.
         ICMP keeps the probe independent of any TCP behaviour under test."""
-        ident = random.randrange(1, 65535)
         try:
-            self.wire.watch_icmp(self.link)
-            self.wire.send(echo_request(self.link, ident))
-            deadline = time.time() + 1.0
-            while True:
-                captured = self.wire.receive(deadline)
-                if captured is None:
-                    return ("the lab did not answer the sanity probe after the case (ICMP echo "
-                            "to the target): the link or the capture is broken, so this "
-                            "verdict cannot be trusted")
-                if is_echo_reply(captured, ident):
-                    return None
+            if self.wire.echo(self.link):
+                return None
         except OSError as exc:
             return f"the sanity probe after the case could not be sent: {exc}"
+        return ("the lab did not answer the sanity probe after the case (ICMP echo to the "
+                "target): the link or the capture is broken, so this verdict cannot be "
+                "trusted")
 
     def _apply_sysctls(self) -> None:
         """The case's own target settings (RFC 1337 on, syncookies off...)."""
@@ -610,6 +651,11 @@ class _CaseRun:
     # -- the application and the target's states ------------------------------
 
     def _agent(self, op: str, **args) -> dict:
+        if self.blind:
+            if op == "cleanup":
+                return {}
+            # blackbox.cannot_run keeps such cases from running at all.
+            raise NotApplicable(f"not run in black-box mode: the case needs the agent to {op}")
         try:
             return self.agent.call(op, **args)
         except AgentError as exc:
@@ -622,6 +668,13 @@ class _CaseRun:
 
     def _app(self, step: App) -> None:
         link, op = self.link, step.op
+        if self.blind and op == "listen":
+            self._note(f"the target's own service listens on port {self.target_port} "
+                       f"(black-box mode)")
+            return
+        if self.blind and op == "accept" and self.phase == "setup":
+            self._note("the target's service accepts the connection by itself (black-box mode)")
+            return
         sock = self.sock if self.sock is not None else self.listener
         text, result = step.describe(), "ok"
         try:
@@ -728,6 +781,8 @@ class _CaseRun:
 
     def _state_visible(self) -> bool:
         """Whether the target can show this connection's state now."""
+        if self.blind:
+            return False
         if self.engine.target.state_view == ALL:
             return True
         return self.sock is not None   # "held": only sockets the application holds

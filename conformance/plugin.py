@@ -37,7 +37,9 @@ from .verdict import (ERROR, FAIL, FIXED, INFO, KNOWN, NOT_APPLICABLE, WARN, Ver
                       render_ladder)
 from . import results, summary
 from .report import page_name, write_report
-from .targets import TARGETS
+from .targets import OUTSIDE_TARGETS, TARGETS
+from .targets.container import ContainerConfig
+from .targets.remote import HOST, ConfigError, RemoteConfig, check_address
 from .tcp import FAMILIES
 
 _TARGETS_KEY = pytest.StashKey[tuple]()     # the targets' names, in the order given
@@ -48,6 +50,7 @@ _FAMILIES_KEY = pytest.StashKey[tuple]()
 _VERDICT_KEY = pytest.StashKey[Verdict]()
 _STATUS_KEY = pytest.StashKey[str]()
 _CASES_SENT_KEY = pytest.StashKey[set]()   # case ids whose case_info this process sent
+_OUTSIDE_KEY = pytest.StashKey[dict]()     # "remote"/"container" -> its RemoteConfig/ContainerConfig
 
 
 def pytest_addoption(parser):
@@ -77,6 +80,56 @@ def pytest_addoption(parser):
     group.addoption("--pcap-dir", default=None,
                     help="where each case's capture is written (default: DIR/pcap with "
                          "--report DIR, else reports/pcap)")
+    outside = parser.getgroup("tcp-conformance-outside",
+                              "TCP conformance: a target the suite does not build "
+                              "(--target remote or --target container)")
+    outside.addoption("--remote-iface", metavar="IFACE",
+                      help="--target remote: the interface of this host facing the target "
+                           "(the target must be on its link: the suite never sends through a "
+                           "router)")
+    outside.addoption("--remote-address", metavar="ADDR[,ADDR6]",
+                      help="--target remote: the target's IPv4 and/or IPv6 address; the suite "
+                           "sends to these and to nothing else")
+    outside.addoption("--remote-port", type=_port, metavar="PORT",
+                      help="black-box mode: a port where the target's own service listens, "
+                           "accepts, and never sends or closes on its own (discard, 9, is "
+                           "ideal); listener cases run against it")
+    outside.addoption("--remote-closed-port", type=_port, metavar="PORT",
+                      help="black-box mode: a port where nothing listens on the target; "
+                           "closed-port cases run against it")
+    outside.addoption("--tester-address", default=HOST, metavar="host|ADDR[,ADDR6]",
+                      help="where the tester speaks from: 'host' (default), the interface's "
+                           "own address(es), with an nftables table that stops this host's "
+                           "kernel from resetting the test flows (removed afterwards); or "
+                           "address(es) no host owns, for which the suite answers ARP and "
+                           "neighbour discovery itself")
+    outside.addoption("--agent-command", metavar="'CMD'",
+                      help="a command that runs Python 3 on the target with stdin/stdout "
+                           "attached: 'ssh root@dut python3 -', 'docker exec -i NAME python3 "
+                           "-', 'ip netns exec NS python3 -'; the suite sends its agent through "
+                           "it.  Without one: black-box mode (cases that need a target action "
+                           "or a state reading are not run; the others are judged from the wire)")
+    outside.addoption("--black-box", action="store_true",
+                      help="--target container: run no agent in the container")
+    outside.addoption("--container", metavar="NAME",
+                      help="--target container: the docker or podman container to test; the "
+                           "suite finds its address, network namespace and bridge")
+    outside.addoption("--container-engine", choices=("docker", "podman"),
+                      help="--target container: the engine (default: whichever is installed)")
+    outside.addoption("--container-network", metavar="NAME",
+                      help="--target container: the network to test it on, when it has "
+                           "several")
+
+
+def _port(text: str) -> int:
+    import argparse
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port, 1 to 65535; got {text!r}")
+    return port
 
 
 def pytest_configure(config):
@@ -93,11 +146,13 @@ def pytest_configure(config):
                                 f"{config.option.family!r}")
     config.stash[_FAMILIES_KEY] = tuple(wanted)
     targets = tuple(dict.fromkeys(t.strip() for t in config.option.target.split(",") if t.strip()))
-    unknown = [t for t in targets if t not in TARGETS]
+    unknown = [t for t in targets if t not in TARGETS and t not in OUTSIDE_TARGETS]
     if unknown or not targets:
-        raise pytest.UsageError(f"--target: expected one or more of {', '.join(TARGETS)} "
-                                f"separated by commas; got {config.option.target!r}")
+        raise pytest.UsageError(f"--target: expected one or more of "
+                                f"{', '.join([*TARGETS, *OUTSIDE_TARGETS])} separated by "
+                                f"commas; got {config.option.target!r}")
     config.stash[_TARGETS_KEY] = targets
+    config.stash[_OUTSIDE_KEY] = _outside_targets(config.option, targets)
     config.stash[_RUNNERS_KEY] = {}
     config.stash[_SETTINGS_KEY] = {}
     config.stash[_BASELINES_KEY] = _load_baselines(config.option.baseline, targets)
@@ -109,6 +164,53 @@ def pytest_configure(config):
     if not hasattr(config, "workerinput"):
         # The controller (or the only process): it sees every item's report.
         config.pluginmanager.register(SweepSummary(config), "tcp-conformance-summary")
+
+
+def _outside_targets(opts, targets: tuple) -> dict:
+    """The descriptions of the targets the suite does not build, checked
+    before anything starts; a wrong option is a usage error (exit 4)."""
+    given = {name: getattr(opts, name.replace("-", "_")) for name in (
+        "remote-iface", "remote-address", "remote-port", "remote-closed-port",
+        "agent-command", "black-box", "container", "container-engine", "container-network")}
+    given["tester-address"] = opts.tester_address if opts.tester_address != HOST else None
+    applies = {"remote": ("remote-iface", "remote-address", "agent-command"),
+               "container": ("container", "container-engine", "container-network",
+                             "black-box")}
+    for target, names in applies.items():
+        for name in names:
+            if given[name] and target not in targets and not (
+                    name == "agent-command" and "container" in targets):
+                raise pytest.UsageError(f"--{name} applies to --target {target}, which is not "
+                                        f"among the targets ({', '.join(targets)})")
+    outside = {}
+    try:
+        tester = HOST if opts.tester_address == HOST else tuple(
+            check_address(a, "--tester-address") for a in opts.tester_address.split(","))
+        if "remote" in targets:
+            if not (opts.remote_iface and opts.remote_address):
+                raise ConfigError("--target remote needs --remote-iface IFACE (the interface "
+                                  "facing the target) and --remote-address ADDR[,ADDR6]")
+            outside["remote"] = RemoteConfig(
+                iface=opts.remote_iface, tester=tester, agent_command=opts.agent_command,
+                addresses=tuple(check_address(a, "--remote-address")
+                                for a in opts.remote_address.split(",")),
+                listen_port=opts.remote_port, closed_port=opts.remote_closed_port)
+        if "container" in targets:
+            if not opts.container:
+                raise ConfigError("--target container needs --container NAME")
+            if opts.black_box and opts.agent_command:
+                raise ConfigError("--black-box and --agent-command contradict each other")
+            outside["container"] = ContainerConfig(
+                container=opts.container, engine=opts.container_engine,
+                network=opts.container_network, agent_command=opts.agent_command,
+                black_box=opts.black_box, tester=tester, listen_port=opts.remote_port,
+                closed_port=opts.remote_closed_port)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if not outside and any(given.values()):
+        name = next(name for name, value in given.items() if value)
+        raise pytest.UsageError(f"--{name} applies to --target remote or --target container")
+    return outside
 
 
 def _load_baselines(option: str | None, targets: tuple) -> dict:
@@ -198,8 +300,12 @@ class CaseItem(pytest.Item):
             pcap_dir = Path(opts.pcap_dir)
             if len(self.config.stash[_TARGETS_KEY]) > 1:
                 pcap_dir = pcap_dir / self.target
+            workerinput = getattr(self.config, "workerinput", None)
+            share = ((int(workerinput["workerid"].lstrip("gw")), workerinput["workercount"])
+                     if workerinput else (0, 1))
             runners[self.target] = current = runner_module.Runner.for_target(
-                self.target, sysctls, pcap_dir)
+                self.target, sysctls, pcap_dir,
+                outside=self.config.stash[_OUTSIDE_KEY].get(self.target), share=share)
             current.start()
             if not current.failure:
                 _apply_nft(current, opts.target_nft)
@@ -475,6 +581,8 @@ class SweepSummary:
             f"TCP conformance: {items} items on {', '.join(config.stash[_TARGETS_KEY])} over "
             f"{', '.join(config.stash[_FAMILIES_KEY])}; baseline: "
             f"{config.option.baseline or 'none'}; report: {report}")
+        for name, outside in config.stash[_OUTSIDE_KEY].items():
+            reporter.write_line(f"TCP conformance: {name}: {outside.announce()}")
 
     def pytest_runtest_logreport(self, report):
         fields = getattr(report, "tcpconf", None)

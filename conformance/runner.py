@@ -15,6 +15,7 @@ from pathlib import Path
 from .case import Case
 from .engine import Engine
 from .lab import LabError
+from .safety import UnsafeTarget
 from .targets import Target, make_target
 from .verdict import ERROR, FAIL, PASS, Verdict
 from .tcp import IPV4
@@ -45,16 +46,20 @@ atexit.register(_stop_all)
 class Runner:
     """A started target with its wire and engine."""
 
-    def __init__(self, target: Target, pcap_dir: Path | None = None):
-        self.target, self.pcap_dir = target, pcap_dir
+    def __init__(self, target: Target, pcap_dir: Path | None = None,
+                 share: tuple[int, int] = (0, 1)):
+        self.target, self.pcap_dir, self.share = target, pcap_dir, share
         self.wire: Wire | None = None
         self.engine: Engine | None = None
         self.failure: str | None = None   # why the run cannot start, once known
 
     @classmethod
-    def for_target(cls, name: str, sysctls: dict | None = None,
-                   pcap_dir: Path | None = None) -> "Runner":
-        return cls(make_target(name, sysctls), pcap_dir)
+    def for_target(cls, name: str, sysctls: dict | None = None, pcap_dir: Path | None = None,
+                   outside=None, share: tuple[int, int] = (0, 1)) -> "Runner":
+        """`outside`: the description of a target the suite does not build
+        (targets.RemoteConfig, ContainerConfig); `share`: this process's
+        (index, count) among the processes testing the same target."""
+        return cls(make_target(name, sysctls, outside), pcap_dir, share)
 
     def start(self) -> None:
         if self.engine is not None or self.failure:
@@ -62,11 +67,25 @@ class Runner:
         _running.append(self)
         try:
             self.target.start()
-            self.wire = Wire(self.target.links)
-            self.engine = Engine(self.target, self.wire, self.pcap_dir)
-        except (LabError, WireError, OSError) as exc:
+            self.wire = Wire(self.target.links, self.target.allowed_targets,
+                             promiscuous=self.target.promiscuous)
+            if self.target.check_link_at_start:
+                self._check_link()
+            self.engine = Engine(self.target, self.wire, self.pcap_dir, self.share)
+        except (LabError, WireError, UnsafeTarget, OSError) as exc:
             self.failure = str(exc)
             self.stop()
+
+    def _check_link(self) -> None:
+        """The engine proves the link with an ICMP echo after every case; a
+        target that does not answer one at all is refused before the first."""
+        for family, link in self.target.links.items():
+            if not any(self.wire.echo(link) for _ in range(3)):
+                raise LabError(
+                    f"{link.target_ip} does not answer ICMP echo over {family} on {link.iface}: "
+                    f"the suite checks after every case that the link still works with an "
+                    f"echo, so it cannot decide anything without one (allow ping on the "
+                    f"target)")
 
     def run(self, case: Case, family: str = IPV4) -> Verdict:
         self.start()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import ipaddress
+import random
 import select
 import socket
 import struct
@@ -39,6 +40,7 @@ ETH_P_ALL = 0x0003
 ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
 SO_TIMESTAMPNS = 35          # <asm-generic/socket.h>; Python's socket module lacks it
 SO_ATTACH_FILTER = 26
+SOL_PACKET, PACKET_ADD_MEMBERSHIP, PACKET_MR_PROMISC = 263, 1, 1   # <linux/if_packet.h>
 PACKET_OUTGOING = 4          # sll_pkttype of a frame this host sent
 DLT_EN10MB = 1
 CAPTURE_BUFFER = 4 << 20     # room for a burst of retransmissions while a step runs
@@ -90,9 +92,15 @@ class Wire:
     """The tester's two packet sockets on one interface.
 
     One wire serves every address family of a target (its `links` share the
-    interface): each case watches the flow of the link it runs over."""
+    interface): each case watches the flow of the link it runs over.
 
-    def __init__(self, links, allowed_targets: tuple[str, ...] = ()):
+    `promiscuous`: the tester speaks from a MAC address of its own that the
+    interface does not have (a remote target tested from an address no host
+    owns), so the capture must take frames for other addresses too.  It is a
+    membership of the capture socket, not a setting of the interface: the
+    kernel drops it when the socket closes, however the run ends."""
+
+    def __init__(self, links, allowed_targets: tuple[str, ...] = (), promiscuous: bool = False):
         links = list(links.values()) if isinstance(links, dict) else list(links)
         link = links[0]
         if any((other.iface, other.netns) != (link.iface, link.netns) for other in links):
@@ -111,6 +119,10 @@ class Wire:
                 self._rx.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
                 self._rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, CAPTURE_BUFFER)
                 self._rx.bind((link.iface, ETH_P_ALL))
+                if promiscuous:
+                    membership = struct.pack("iHH8s", socket.if_nametoindex(link.iface),
+                                             PACKET_MR_PROMISC, 0, b"")
+                    self._rx.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, membership)
         except OSError as exc:
             raise WireError(f"cannot open packet sockets on {link.iface} "
                             f"in namespace {link.netns}: {exc}") from None
@@ -180,6 +192,18 @@ class Wire:
                 stamp = sec + nsec / 1e9
         return Frame(stamp, address[2] == PACKET_OUTGOING, data)
 
+    def echo(self, link: Link, timeout: float = 1.0) -> bool:
+        """Whether the target answers an ICMP echo within `timeout` (the
+        capture is left watching ICMP: the next case sets its own filter)."""
+        ident = random.randrange(1, 65535)
+        self.watch_icmp(link)
+        self.send(echo_request(link, ident))
+        deadline = time.time() + timeout
+        while (captured := self.receive(deadline)) is not None:
+            if is_echo_reply(captured, ident):
+                return True
+        return False
+
     # -- injection ----------------------------------------------------------
 
     def send(self, frame: bytes) -> float:
@@ -194,7 +218,9 @@ class Wire:
         else:
             destination = None
         if destination not in self._targets:
-            raise safety.UnsafeTarget("refusing a frame not addressed to a lab target")
+            raise safety.UnsafeTarget(
+                f"refusing to send a frame to {_address_text(destination)}: the wire sends only "
+                f"to the configured target(s) {', '.join(l.target_ip for l in self.links.values())}")
         self._tx.send(frame)
         return time.time()
 
@@ -202,6 +228,12 @@ class Wire:
         for sock in (getattr(self, "_tx", None), getattr(self, "_rx", None)):
             if sock is not None:
                 sock.close()
+
+
+def _address_text(packed: bytes | None) -> str:
+    if packed is None:
+        return "no IP address (not an IPv4 or IPv6 frame)"
+    return str(ipaddress.ip_address(packed))
 
 
 # -- crafting and dissecting segments -----------------------------------------

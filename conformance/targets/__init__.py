@@ -18,7 +18,8 @@ And it may say what it cannot do, so that verdicts stay honest:
   (gVisor's /proc/net/tcp): an embryonic connection in SYN-RECEIVED, or one
   the application has closed (FIN-WAIT-*, CLOSING, LAST-ACK, TIME-WAIT), is
   invisible, and a state check on it is reported as not observable rather
-  than decided.
+  than decided.  ``"none"``: no agent at all (black-box mode, blackbox.py):
+  every state check is unobserved, and the verdict rests on the wire.
 * ``set_sysctl(key, value)`` exists only on targets with Linux settings; a
   case that needs one is not applicable elsewhere.
 * ``alive()`` and ``recover()``: a target that can crash (a sandbox whose
@@ -31,16 +32,29 @@ from ..agent_client import AgentClient
 from ..lab import LabError
 from ..wire import Link
 
-ALL, HELD = "all", "held"
+ALL, HELD, NONE = "all", "held", "none"
 
 
 class Target:
     name = "target"
     links: dict[str, Link]
-    agent: AgentClient
+    agent: AgentClient | None         # None: black-box mode
     state_view = ALL
     # Why some states are invisible, for the ladder and the report.
     state_view_reason = ""
+    # The ports the tester may send from (each case takes fresh ones).
+    tester_ports = range(40000, 60000)
+    # Black-box mode: where the target's own service listens, and a port
+    # where nothing does (the cases' target port when there is no agent).
+    listen_port: int | None = None
+    closed_port: int | None = None
+    # Addresses outside the lab ranges that the user configured explicitly.
+    allowed_targets: tuple[str, ...] = ()
+    # The tester's MAC is not the interface's own: capture promiscuously.
+    promiscuous = False
+    # Prove the link with an ICMP echo before the first case (a target the
+    # suite did not build: its first case must not be the one to find out).
+    check_link_at_start = False
 
     def start(self) -> None:
         raise NotImplementedError
@@ -72,13 +86,25 @@ from .linux import LinuxLab  # noqa: E402
 from .lwip import LwipLab  # noqa: E402
 from .pytcp import PytcpLab  # noqa: E402
 
+from .remote import RemoteConfig, RemoteTarget  # noqa: E402
+from .container import ContainerConfig, ContainerTarget  # noqa: E402
+
 # The stacks the suite can build in its own lab, by the name --target takes.
 TARGETS = {"linux": LinuxLab, "lwip": LwipLab, "gvisor": GvisorLab, "pytcp": PytcpLab}
+# Targets the suite does not build: described by the --remote-* and
+# --container options instead.
+OUTSIDE_TARGETS = ("remote", "container")
 
 
-def make_target(name: str, sysctls: dict | None = None) -> Target:
+def make_target(name: str, sysctls: dict | None = None,
+                outside: RemoteConfig | ContainerConfig | None = None) -> Target:
+    if name == "remote" and isinstance(outside, RemoteConfig):
+        return RemoteTarget(outside)
+    if name == "container" and isinstance(outside, ContainerConfig):
+        return ContainerTarget(outside)
     try:
         factory = TARGETS[name]
     except KeyError:
-        raise LabError(f"unknown target {name!r}; known targets: {', '.join(TARGETS)}") from None
+        raise LabError(f"unknown target {name!r}; known targets: "
+                       f"{', '.join([*TARGETS, *OUTSIDE_TARGETS])}") from None
     return factory(sysctls=sysctls)
