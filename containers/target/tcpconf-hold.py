@@ -33,6 +33,7 @@ multiplexed with selectors, so a burst of connections costs no threads.
 
 import argparse
 import errno
+import resource
 import selectors
 import signal
 import socket
@@ -244,10 +245,22 @@ class Hold:
         self.wake_w.close()
 
 
+def raise_descriptor_limit():
+    """Every connection a sweep leaves open is held, not closed: allow as many
+    as the hard limit does, rather than a soft limit of 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass      # keep the soft limit; accept() reports EMFILE if it is reached
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.check:
         return check(args.port)
+    raise_descriptor_limit()
     listeners = []
     for port in args.port:
         try:
