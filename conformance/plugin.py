@@ -207,6 +207,12 @@ def _outside_targets(opts, targets: tuple) -> dict:
                 closed_port=opts.remote_closed_port)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+    altered = [name for name in ("target-sysctl", "target-nft")
+               if getattr(opts, name.replace("-", "_"))]
+    if altered and all(target in OUTSIDE_TARGETS for target in targets):
+        raise pytest.UsageError(f"--{altered[0]} alters a stack of the suite's own lab; the "
+                                f"suite does not change the settings of a target it did not "
+                                f"build")
     if not outside and any(given.values()):
         name = next(name for name, value in given.items() if value)
         raise pytest.UsageError(f"--{name} applies to --target remote or --target container")
@@ -225,7 +231,11 @@ def _load_baselines(option: str | None, targets: tuple) -> dict:
             baseline = load_baseline(resolve(option, target))
         except BaselineError as exc:
             raise pytest.UsageError(f"--baseline: {exc}") from None
-        if baseline.target != target:
+        # A target the suite did not build may be any stack: a file named
+        # explicitly (a Linux host's baseline for a remote Linux host, say) is
+        # taken as the user says.
+        explicit_file = target in OUTSIDE_TARGETS and not Path(option).is_dir()
+        if baseline.target != target and not explicit_file:
             raise pytest.UsageError(f"--baseline: {baseline.path} is the baseline of "
                                     f"{baseline.target!r}, not of the target {target!r}")
         baselines[target] = baseline

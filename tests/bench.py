@@ -63,7 +63,7 @@ class Bench:
         """The suite, run in the host namespace as a user would run it there."""
         return subprocess.run(
             ["ip", "netns", "exec", self.host, sys.executable, "-m", "pytest",
-             "-p", "no:cacheprovider", "-p", "conformance.plugin", "-q", "-n", "0",
+             "-p", "no:cacheprovider", "-p", "conformance.plugin", "-q", "-n", os.environ.get("BENCH_WORKERS", "0"),
              *map(str, cases if isinstance(cases, (list, tuple)) else [cases]),
              f"--report={report}", *options],
             cwd=REPO, capture_output=True, text=True, timeout=timeout,
