@@ -86,8 +86,11 @@ def preflight(tools=("ip", "ethtool")) -> list[str]:
     """What stops the lab from being built here, in words a user can act on."""
     problems = []
     if os.geteuid() != 0:
-        problems.append("the lab needs root to create network namespaces: run as root "
-                        "(for example with sudo)")
+        # Root of a user namespace will do: conformance/rootless.py runs pytest as that.
+        problems.append("the lab needs root's powers over network namespaces: run as root "
+                        "(for example with sudo), or without root through './run sweep' or "
+                        "'python -m conformance.rootless [pytest options]', which build the "
+                        "lab in a user namespace")
     missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing:
         packages = {"ip": "iproute2", "ethtool": "ethtool", "nft": "nftables"}
