@@ -15,9 +15,14 @@ a service does by itself:
 * any other application step (connect, close, send, recv, socket options, an
   accept whose outcome the case checks) needs an agent: the case is not run,
   and says so before its first segment;
-* a state check cannot be read: it is recorded as not observable and the
-  verdict rests on the wire; a case that checks nothing on the wire is not
-  run.
+* a state cannot be read, but whether a connection exists can be asked on
+  the wire (see the engine's _probe_state): a state check after the case's
+  last check on the wire is decided by such a *probe*, as far as a probe can
+  tell (a connection, or none).  A state check with wire checks after it is
+  not probed, because a probe could disturb what follows (RFC 5961 section
+  7 lets a stack rate-limit the ACKs a probe draws, and a case may be about
+  to expect one): it is recorded as not observable, and the verdict rests on
+  the wire.
 
 The case's starting state comes from its setup's segments: a setup that
 does not reach it fails on the wire and the case is an error, as anywhere.
@@ -42,10 +47,6 @@ def cannot_run(case: Case, listen_port: int | None, closed_port: int | None) -> 
         if isinstance(step, App):
             return (f"it needs the target's application to {step.describe()} "
                     f"({case.path.name}:{step.line})")
-    if not any(isinstance(step, (Expect, Silence, OneOf)) for step in case.steps):
-        checks = [step.state for step in case.steps if isinstance(step, StateCheck)]
-        return (f"it needs a reading of the target's state ({', '.join(checks)}): nothing it "
-                f"checks is on the wire")
     if case.role == "listener":
         if case.sockopts or case.backlog != DEFAULT_BACKLOG:
             return "it needs its listening socket set up (backlog, socket options)"
@@ -54,6 +55,23 @@ def cannot_run(case: Case, listen_port: int | None, closed_port: int | None) -> 
     elif closed_port is None:
         return "it needs a port where nothing listens on the target: give --remote-closed-port"
     return None
+
+
+def probe_points(steps) -> set[int]:
+    """The state checks (by id) that a wire probe decides: those after the
+    last check on the wire, at the top level or at the end of the
+    alternatives of a final one_of."""
+    points: set[int] = set()
+    for step in reversed(steps):
+        if isinstance(step, StateCheck):
+            points.add(id(step))
+        elif isinstance(step, OneOf):
+            for alternative in step.alternatives:
+                points |= probe_points(alternative.steps)
+            break
+        elif isinstance(step, (Expect, Silence)):
+            break
+    return points
 
 
 def _all_steps(steps):

@@ -147,6 +147,7 @@ class _CaseRun:
         self.engine, self.case, self.family = engine, case, family
         self.wire, self.agent = engine.wire, engine.target.agent
         self.blind = self.agent is None       # black-box mode (blackbox.py)
+        self.probed = blackbox.probe_points(case.steps) if self.blind else set()
         self.link = engine.target.links.get(family)
         self.target_port = target_port
         self.flows: dict[str, Flow] = {}
@@ -801,6 +802,9 @@ class _CaseRun:
         connection "returns to LISTEN": no connection block for the 4-tuple is
         left, and the listening socket is still there.  CLOSED means no
         connection block, whatever the listener does."""
+        if id(step) in self.probed and self.phase == "case":
+            self._probe_state(step)
+            return
         if not self._state_visible():
             self.unobserved.append(f"state {step.state} (line {step.line})")
             self.ladder.append(LadderEntry(time.time(), "state", f"{step.state}? not observable",
@@ -819,6 +823,59 @@ class _CaseRun:
         if state != step.state:
             raise StepFailed(step, f"state {step.state}", f"state {state}")
         self.ref_time = time.time()
+
+
+    def _probe_state(self, step: StateCheck) -> None:
+        """Black-box mode: ask the wire whether the connection exists.
+
+        The probe is an ACK far left of any receive window (windows are at
+        most 2^30 octets, RFC 7323 2.3), acknowledging what the target sent:
+        a connection in any synchronized state answers an unacceptable
+        segment with an ACK (RFC 9293 3.10.7.4, first check), and a 4-tuple
+        with no connection answers a segment with ACK set with a RST
+        (3.10.7.1, and LISTEN in 3.10.7.2).  The probe changes no state.  A
+        probe that is not answered (a stack may rate-limit such ACKs, RFC
+        5961 section 7) is tried once more after a rate-limit interval, and
+        then the state is recorded as not observable: silence decides
+        nothing."""
+        conn = self.conn
+        wanted = step.state not in (tcp.CLOSED, tcp.LISTEN)
+        self._note(f"wire probe for state {step.state}: is there a connection?", mark="probe")
+        answer = None
+        for attempt in range(PROBE_TRIES):
+            if attempt:
+                time.sleep(PROBE_RATE_LIMIT_GAP)
+            self.wire.send(build_frame(self.link, self.tester_port, self.target_port,
+                                       seq_add(conn.snd_nxt, -PROBE_OFFSET), conn.rcv_nxt or 0,
+                                       tcp.ACK, 65535))
+            answer = self._next_segment(time.time() + PROBE_WAIT, mark="probe")
+            if answer is not None:
+                break
+        if answer is None:
+            self.unobserved.append(f"state {step.state} (line {step.line}): the wire probe "
+                                   f"was not answered")
+            self.ladder.append(LadderEntry(time.time(), "state", f"{step.state}? no answer to "
+                                           f"the probe", mark="black-box mode"))
+            return
+        self.decided += 1
+        exists = not answer.has(tcp.RST)
+        found = ("a connection exists (the probe drew an ACK)" if exists else
+                 "no connection (the probe drew a RST)")
+        self.ladder.append(LadderEntry(time.time(), "state", found,
+                                       mark="" if exists == wanted else f"expected {step.state}"))
+        if exists != wanted:
+            raise StepFailed(step, f"state {step.state}", f"{found}, by a wire probe")
+        if wanted:
+            self.unobserved.append(f"state {step.state} (line {step.line}): a wire probe found "
+                                   f"a connection, not which state it is in")
+        self.ref_time = time.time()
+
+
+# Black-box state probes (see _CaseRun._probe_state).
+PROBE_OFFSET = 1 << 30
+PROBE_WAIT = 0.3
+PROBE_TRIES = 2
+PROBE_RATE_LIMIT_GAP = 0.6     # Linux's tcp_invalid_ratelimit is 500 ms
 
 
 def _decides(step) -> bool:
