@@ -265,3 +265,23 @@ def test_every_case_either_runs_blind_or_says_why():
                for reason in reasons.values())
     assert blackbox.cannot_run(all_cases()["rst.to-listen"], None, None) == (
         "it needs a port where the target listens: give --remote-port")
+
+
+def test_black_box_state_checks_are_decided_by_a_wire_probe(bench, tmp_path):
+    """Blind, a final state check becomes a probe on the wire, and it can fail:
+    Linux accepts a RST at RCV.NXT-1 in CLOSE-WAIT (a known deviation, in the
+    lab seen through the agent's state reading): the probe finds no
+    connection left.  In-window data in CLOSE-WAIT leaves the connection: the
+    probe finds it, and says it cannot tell which state it is in."""
+    result = bench.sweep([CASES / "grid" / "state-event.yaml"], tmp_path,
+                         *remote_options(bench, UNOWNED, False, "--family", "ipv4", "-k",
+                                         "CLOSE-WAIT and (rst.left-of-window or ack.in-window)"))
+    found, _ = records(tmp_path)
+    failed = found[("grid.CLOSE-WAIT.rst.left-of-window", "ipv4")]
+    assert failed["status"] == "fail", result.stdout
+    assert failed["actual"] == "no connection (the probe drew a RST), by a wire probe"
+    assert failed["expected"] == "state CLOSE-WAIT"
+    passed = found[("grid.CLOSE-WAIT.ack.in-window", "ipv4")]
+    assert passed["status"] == "pass", result.stdout
+    assert any("a wire probe found a connection, not which state it is in" in text
+               for text in passed["unobserved"])
