@@ -2,7 +2,7 @@
 container engine runs.
 
 The compose file, the Dockerfile and the example workflow are read as data and
-held to what docs/containers.md promises.  The hold service (the target's
+held to what README.md ("Testing a container") promises.  The hold service (the target's
 black-box service) runs for real: inside a network namespace this test creates,
 started as a container would start it, with clients whose sockets are created in
 that same namespace.  Every packet stays there, on its loopback; the root
@@ -37,7 +37,7 @@ COMPOSE = CONTAINERS / "compose.yaml"
 WORKFLOW = CONTAINERS / "github-actions-sweep.yml"
 DOCKERFILE = CONTAINERS / "target" / "Dockerfile"
 HOLD = CONTAINERS / "target" / "tcpconf-hold.py"
-DOCS = REPO / "docs" / "containers.md"
+README = REPO / "README.md"
 
 CONTAINER_NAME = "tcpconf-target"
 HOLD_PORT = 9
@@ -206,10 +206,9 @@ def test_workflow_explains_every_exit_status(workflow_steps):
 
 
 def test_docs_give_the_same_commands():
-    """The section "Testing a container" (docs/containers.md, or README.md once it
-    is merged there) shows the compose file's and the workflow's commands."""
-    docs = "\n".join(path.read_text() for path in (DOCS, REPO / "README.md")
-                     if path.is_file())
+    """The README's section "Testing a container" shows the compose file's and the
+    workflow's commands."""
+    docs = README.read_text()
     assert "docker compose -f containers/compose.yaml up -d --build --wait" in docs
     assert "./run sweep --target container --container tcpconf-target" in docs
     assert "containers/github-actions-sweep.yml" in docs
