@@ -34,8 +34,8 @@ import subprocess
 from dataclasses import dataclass
 
 from ..lab import LabError
-from .remote import (HOST, ConfigError, RemoteConfig, RemoteTarget, _agent_text,
-                     _tester_text)
+from .remote import (HOST, ConfigError, RemoteConfig, RemoteTarget, agent_text,
+                     tester_text)
 
 ENGINES = ("docker", "podman")
 # ethtool -k names and the -K keywords that set them.
@@ -62,8 +62,8 @@ class ContainerConfig:
             self.agent_command or f"{self.engine or '<engine>'} exec -i {self.container} "
                                   f"python3 -")
         return (f"the {self.engine or 'docker/podman'} container {self.container}, at the "
-                f"address(es) its engine reports, from {_tester_text(self.tester)}; "
-                f"{_agent_text(agent, self.listen_port, self.closed_port)}; nothing else will "
+                f"address(es) its engine reports, from {tester_text(self.tester)}; "
+                f"{agent_text(agent, self.listen_port, self.closed_port)}; nothing else will "
                 f"be sent to")
 
 

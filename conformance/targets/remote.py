@@ -95,18 +95,18 @@ class RemoteConfig:
 
     def announce(self) -> str:
         """What is about to be tested, said before the first packet."""
-        return (f"{', '.join(self.addresses)} on {self.iface}, from {_tester_text(self.tester)}; "
-                f"{_agent_text(self.agent_command, self.listen_port, self.closed_port)}; "
+        return (f"{', '.join(self.addresses)} on {self.iface}, from {tester_text(self.tester)}; "
+                f"{agent_text(self.agent_command, self.listen_port, self.closed_port)}; "
                 f"nothing else will be sent to")
 
 
-def _tester_text(tester) -> str:
+def tester_text(tester) -> str:
     if tester == HOST:
         return "the interface's own address (with the nftables host guard)"
     return f"{', '.join(tester)}, owned by no host (the suite answers ARP/ND for it)"
 
 
-def _agent_text(command, listen_port, closed_port) -> str:
+def agent_text(command, listen_port, closed_port) -> str:
     if command is not None:
         return f"agent through {command!r}"
     ports = [f"listening port {listen_port}" if listen_port else "no listening port",
