@@ -824,7 +824,6 @@ class _CaseRun:
             raise StepFailed(step, f"state {step.state}", f"state {state}")
         self.ref_time = time.time()
 
-
     def _probe_state(self, step: StateCheck) -> None:
         """Black-box mode: ask the wire whether the connection exists.
 
@@ -868,6 +867,9 @@ class _CaseRun:
         if wanted:
             self.unobserved.append(f"state {step.state} (line {step.line}): a wire probe found "
                                    f"a connection, not which state it is in")
+        elif step.state == tcp.LISTEN:
+            self.unobserved.append(f"state LISTEN (line {step.line}): a wire probe found no "
+                                   f"connection, not whether the listener remains")
         self.ref_time = time.time()
 
 

@@ -107,8 +107,9 @@ def pytest_addoption(parser):
                       help="a command that runs Python 3 on the target with stdin/stdout "
                            "attached: 'ssh root@dut python3 -', 'docker exec -i NAME python3 "
                            "-', 'ip netns exec NS python3 -'; the suite sends its agent through "
-                           "it.  Without one: black-box mode (cases that need a target action "
-                           "or a state reading are not run; the others are judged from the wire)")
+                           "it.  Without one: black-box mode (cases that need the target's "
+                           "application to act are not run; the others are judged from the "
+                           "wire, a final state check by a wire probe)")
     outside.addoption("--black-box", action="store_true",
                       help="--target container: run no agent in the container")
     outside.addoption("--container", metavar="NAME",

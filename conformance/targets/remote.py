@@ -272,8 +272,8 @@ class RemoteTarget(Target):
                                              f"({link.target_mac})")
         values["agent"] = (f"{config.agent_command!r}: {self.agent.hello.get('system', '?')}"
                            if self.agent is not None else
-                           "none: black-box mode (cases needing a target action or a state "
-                           "reading are not run)")
+                           "none: black-box mode (cases needing the application to act are "
+                           "not run; a final state check is a wire probe)")
         if config.listen_port:
             values["listening port (black-box)"] = str(config.listen_port)
         if config.closed_port:
