@@ -285,3 +285,42 @@ def test_black_box_state_checks_are_decided_by_a_wire_probe(bench, tmp_path):
     assert passed["status"] == "pass", result.stdout
     assert any("a wire probe found a connection, not which state it is in" in text
                for text in passed["unobserved"])
+
+
+def test_without_the_host_guard_the_hosts_kernel_resets_the_flow(bench):
+    """Why the guard exists, and that it works: from the host's own address,
+    the host's kernel answers the target's SYN-ACK with a RST of its own
+    (RFC 9293 3.10.7.1: it has no socket for the flow); with the guard
+    installed, that RST never leaves."""
+    from conformance import netns
+    from conformance.hostguard import HostGuard
+    from conformance.wire import decode
+    mac = bench.in_remote("cat", f"/sys/class/net/{bench.remote_iface}/address").strip()
+    own = bench.in_host("cat", f"/sys/class/net/{bench.host_iface}/address").strip()
+    link = Link(iface=bench.host_iface, tester_mac=own, target_mac=mac, tester_ip="198.18.5.1",
+                target_ip="198.18.5.2", netns=bench.host)
+    wire = Wire([link])
+
+    def kernel_resets(port: int) -> bool:
+        wire.watch(link, port)
+        wire.send(build_frame(link, port, 9, 1000, 0, 0x02, 65535))     # SYN to tcpconf-hold
+        deadline, flags = time.time() + 0.3, []
+        while (frame := wire.receive(deadline)) is not None:
+            segment = decode(frame)
+            if segment is not None:
+                flags.append((segment.direction, segment.flags))
+        assert ("in", 0x12) in flags, flags                               # the SYN-ACK came
+        return ("out", 0x04) in flags                                     # a RST went back
+    try:
+        assert kernel_resets(20001)
+        guard = HostGuard([("198.18.5.1", "198.18.5.2")], range(20000, 20100))
+        with netns.entered(bench.host):
+            guard.install()
+        try:
+            assert not kernel_resets(20002)
+        finally:
+            with netns.entered(bench.host):
+                guard.remove()
+    finally:
+        wire.close()
+    assert bench.guard_tables() == []
