@@ -27,13 +27,17 @@ of the host: discovery then finds no address and says so.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shlex
 import shutil
 import subprocess
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
-from ..lab import LabError
+from ..lab import LabError, pid_alive
 from .remote import (HOST, ConfigError, RemoteConfig, RemoteTarget, agent_text,
                      tester_text)
 
@@ -122,25 +126,60 @@ class ContainerTarget(RemoteTarget):
             raise
 
     def _offloads_off(self) -> None:
+        """Offloads off for the run, shared by every process testing the
+        container (pytest-xdist workers): the first turns them off and keeps
+        what they were, the last to stop puts them back."""
         found = self.found
-        current = _offload_values(in_netns(found.netns, "ethtool", "-k", found.container_iface))
-        changed = {OFFLOADS[name]: value for name, value in current.items()
-                   if value == "on"}
-        if changed:
-            in_netns(found.netns, "ethtool", "-K", found.container_iface,
-                     *[word for keyword in changed for word in (keyword, "off")])
-        self._offloads = changed
-        if changed:
+        with _offload_record(found.pid) as record:
+            if not record["users"]:
+                current = _offload_values(in_netns(found.netns, "ethtool", "-k",
+                                                   found.container_iface))
+                record["original"] = {OFFLOADS[name]: value for name, value in current.items()
+                                      if value == "on"}
+                if record["original"]:
+                    in_netns(found.netns, "ethtool", "-K", found.container_iface,
+                             *[word for keyword in record["original"]
+                               for word in (keyword, "off")])
+            record["users"].append(os.getpid())
+            self._offloads = record["original"]
+        if self._offloads:
             self.config.extra_settings["container interface offloads"] = (
-                f"turned off for the run: {', '.join(changed)}")
+                f"turned off for the run: {', '.join(self._offloads)}")
 
     def stop(self) -> None:
         super().stop()
-        if self._offloads and self.found is not None:
-            in_netns(self.found.netns, "ethtool", "-K", self.found.container_iface,
-                     *[word for keyword, value in self._offloads.items()
-                       for word in (keyword, value)], check=False)
-            self._offloads = {}
+        if self.found is None or not self._offloads:
+            return
+        found, self._offloads = self.found, {}
+        with _offload_record(found.pid) as record:
+            record["users"] = [pid for pid in record["users"] if pid != os.getpid()]
+            if not record["users"] and record["original"]:
+                in_netns(found.netns, "ethtool", "-K", found.container_iface,
+                         *[word for keyword, value in record["original"].items()
+                           for word in (keyword, value)], check=False)
+
+
+RECORDS = Path("/run/tcpconf")
+
+
+@contextmanager
+def _offload_record(container_pid: int):
+    """The container's original offloads and the processes using them, read
+    and written under a lock; processes that died are dropped."""
+    RECORDS.mkdir(parents=True, exist_ok=True)
+    path = RECORDS / f"offloads-{container_pid}.json"
+    with open(RECORDS / f"offloads-{container_pid}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            record = {"original": {}, "users": []}
+        record["users"] = [pid for pid in record["users"] if pid_alive(pid)]
+        yield record
+        if record["users"]:
+            path.write_text(json.dumps(record))
+        else:
+            path.unlink(missing_ok=True)
 
 
 def find_engine() -> str:
