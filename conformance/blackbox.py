@@ -30,9 +30,7 @@ does not reach it fails on the wire and the case is an error, as anywhere.
 
 from __future__ import annotations
 
-from .case import App, Case, Expect, OneOf, Silence, StateCheck
-
-DEFAULT_BACKLOG = 5     # case.py's default: a case that sets another needs the listen call
+from .case import DEFAULT_BACKLOG, App, Case, Expect, OneOf, Silence, StateCheck
 
 
 def cannot_run(case: Case, listen_port: int | None, closed_port: int | None) -> str | None:

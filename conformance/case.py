@@ -41,6 +41,7 @@ ACTION_KEYS = ("send", "expect", "silence", "app", "state", "wait", "one_of")
 EXPR_NAMES = ("snd_nxt", "snd_una", "rcv_nxt", "snd_wnd")
 DEFAULT_WITHIN = 1.0  # seconds an expected segment may take unless the case says otherwise
 DEFAULT_STATE_WITHIN = 0.2
+DEFAULT_BACKLOG = 5   # the listen() backlog unless the case says otherwise
 
 
 class CaseError(Exception):
@@ -381,7 +382,7 @@ class Case:
     line: int
     description: str = ""
     marks: list[str] = field(default_factory=list)
-    backlog: int = 5
+    backlog: int = DEFAULT_BACKLOG
     sockopts: dict = field(default_factory=dict)
     sysctls: dict = field(default_factory=dict)
     families: tuple = FAMILIES
@@ -616,7 +617,7 @@ def build_case(data: dict, marks: _Marks, path: Path) -> Case:
         id=data["id"], title=data["title"], requirements=requirements,
         role=target["role"], start=target["start"], steps=steps, path=path,
         line=marks.line(()) or 1, description=data.get("description", ""),
-        marks=list(data.get("marks", [])), backlog=target.get("backlog", 5),
+        marks=list(data.get("marks", [])), backlog=target.get("backlog", DEFAULT_BACKLOG),
         sockopts=dict(target.get("sockopts", {})),
         sysctls={k: str(v) for k, v in target.get("sysctls", {}).items()},
         families=tuple(f for f in FAMILIES if f in data.get("families", FAMILIES)),

@@ -74,6 +74,11 @@ RECORDED_SYSCTLS = (
     "net.ipv4.tcp_abort_on_overflow", "net.ipv4.tcp_ecn",
 )
 
+# The offloads that change what the capture shows (ethtool -k names, with the
+# ethtool -K keyword that sets each): off on every target link the suite uses.
+OFFLOADS = {"tx-checksumming": "tx", "tcp-segmentation-offload": "tso",
+            "generic-segmentation-offload": "gso"}
+
 _LAB_NAME = re.compile(rf"^{PREFIX}-(\d+)-\d+-(tester|target)$")
 _lab_numbers = itertools.count(1)
 
@@ -104,6 +109,16 @@ def run(*argv: str, check: bool = True) -> str:
     if check and result.returncode != 0:
         raise LabError(f"'{' '.join(argv)}' failed: {result.stderr.strip() or result.returncode}")
     return result.stdout
+
+
+def ethtool_features(text: str) -> dict[str, str]:
+    """`ethtool -k` output as feature name -> value ("on", "off [fixed]"...)."""
+    features = {}
+    for line in text.splitlines():
+        name, colon, value = line.partition(":")
+        if colon and value.strip():
+            features[name.strip()] = value.strip()
+    return features
 
 
 def list_namespaces() -> list[str]:
@@ -218,12 +233,10 @@ class Lab:
         values = {}
         for key in RECORDED_SYSCTLS:
             values[key] = self.in_target("sysctl", "-n", key, check=False).strip() or "?"
-        offloads = self.in_target("ethtool", "-k", TARGET_IFACE, check=False)
-        wanted = ("tx-checksumming", "tcp-segmentation-offload", "generic-segmentation-offload")
-        for line in offloads.splitlines():
-            name, _, value = line.partition(":")
-            if name.strip() in wanted:
-                values[f"{TARGET_IFACE} {name.strip()}"] = value.strip()
+        features = ethtool_features(self.in_target("ethtool", "-k", TARGET_IFACE, check=False))
+        for name in OFFLOADS:
+            if name in features:
+                values[f"{TARGET_IFACE} {name}"] = features[name]
         values["link"] = self.link_text
         return values
 

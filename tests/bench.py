@@ -31,15 +31,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance.lab import PREFIX, run
+from conformance.lab import PREFIX, TARGET_IPV6_SYSCTLS, run
 
 REPO = Path(__file__).resolve().parent.parent
 _numbers = itertools.count(9000)
 
 # The target side behaves like a device: checksums computed in software, no
-# segmentation offload, and no rate limit on challenge ACKs (lab notes).
-QUIET_IPV6 = {"addr_gen_mode": "1", "accept_ra": "0", "dad_transmits": "0",
-              "router_solicitations": "0"}
+# segmentation offload, and no rate limit on challenge ACKs (lab notes).  Both
+# sides keep IPv6 as quiet as the lab's target does (no link-local address,
+# router solicitations or DAD).
 
 
 @dataclass
@@ -101,8 +101,8 @@ def _namespaces(tag: str) -> tuple[str, str]:
     run("ip", "netns", "add", remote)
     for ns in (host, remote):
         run("ip", "-n", ns, "link", "set", "lo", "up")
-        for key, value in QUIET_IPV6.items():
-            run("ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.default.{key}={value}")
+        for key, value in TARGET_IPV6_SYSCTLS.items():
+            run("ip", "netns", "exec", ns, "sysctl", "-qw", f"{key}={value}")
     run("ip", "netns", "exec", remote, "sysctl", "-qw", "net.ipv4.tcp_invalid_ratelimit=0")
     return host, remote
 

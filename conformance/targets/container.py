@@ -37,14 +37,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..lab import LabError, pid_alive
+from ..lab import OFFLOADS, LabError, ethtool_features, pid_alive, run
 from .remote import (HOST, ConfigError, RemoteConfig, RemoteTarget, agent_text,
                      tester_text)
 
 ENGINES = ("docker", "podman")
-# ethtool -k names and the -K keywords that set them.
-OFFLOADS = {"tx-checksumming": "tx", "tcp-segmentation-offload": "tso",
-            "generic-segmentation-offload": "gso"}
 
 
 @dataclass
@@ -132,10 +129,11 @@ class ContainerTarget(RemoteTarget):
         found = self.found
         with _offload_record(found.pid) as record:
             if not record["users"]:
-                current = _offload_values(in_netns(found.netns, "ethtool", "-k",
-                                                   found.container_iface))
-                record["original"] = {OFFLOADS[name]: value for name, value in current.items()
-                                      if value == "on"}
+                current = ethtool_features(in_netns(found.netns, "ethtool", "-k",
+                                                    found.container_iface))
+                # "on [fixed]" cannot be changed, so it is neither turned off nor back on.
+                record["original"] = {keyword: "on" for name, keyword in OFFLOADS.items()
+                                      if current.get(name) == "on"}
                 if record["original"]:
                     in_netns(found.netns, "ethtool", "-K", found.container_iface,
                              *[word for keyword in record["original"]
@@ -265,18 +263,5 @@ def interface_with_mac(netns: str, mac: str, container: str) -> str:
 
 def in_netns(netns: str, *argv: str, check: bool = True) -> str:
     """Run a command of this host inside the container's network namespace."""
-    result = subprocess.run(["nsenter", f"--net={netns}", *argv], capture_output=True,
-                            text=True)
-    if check and result.returncode != 0:
-        raise LabError(f"'{' '.join(argv)}' in {netns} failed: {result.stderr.strip()}")
-    return result.stdout
-
-
-def _offload_values(text: str) -> dict[str, str]:
-    values = {}
-    for line in text.splitlines():
-        name, _, value = line.partition(":")
-        if name.strip() in OFFLOADS and "[fixed]" not in value:
-            values[name.strip()] = value.strip()
-    return values
+    return run("nsenter", f"--net={netns}", *argv, check=check)
 

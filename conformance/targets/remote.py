@@ -44,16 +44,15 @@ from dataclasses import dataclass, field
 
 from ..agent_client import AgentClient, AgentFailure
 from ..hostguard import HostGuard
-from ..lab import LabError
+from ..lab import LabError, ethtool_features, run
 from ..neighbour import NeighbourResponder, ask
 from ..tcp import IPV4, IPV6
 from ..wire import Link
 from . import ALL, NONE, Target
 
 HOST = "host"
-# The lab's own ranges for the tester's ports; in host mode they must also
-# stay clear of the host's ephemeral ports (see _tester_ports).
-LAB_TESTER_PORTS = range(40000, 60000)
+# In host mode the tester's ports must stay clear of the host's ephemeral
+# ports (see _tester_ports); otherwise they are the lab's (Target.tester_ports).
 MIN_TESTER_PORTS = 1000
 _PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
 
@@ -167,7 +166,6 @@ class RemoteTarget(Target):
         self.guard: HostGuard | None = None
         self.responder: NeighbourResponder | None = None
         self.tester_mac = ""
-        self.tester_ports = LAB_TESTER_PORTS
         self.config = None
         if config is not None:
             self._configure(config)
@@ -281,7 +279,8 @@ class RemoteTarget(Target):
         values["tester ports"] = f"{self.tester_ports.start}-{self.tester_ports.stop - 1}"
         if self.guard is not None:
             values["host guard"] = self.guard.describe()
-        gro = interface_offload(config.iface, "generic-receive-offload")
+        gro = ethtool_features(run("ethtool", "-k", config.iface, check=False)).get(
+            "generic-receive-offload")
         if gro:
             values[f"{config.iface} generic-receive-offload"] = gro
         return values
@@ -344,14 +343,6 @@ def _tester_ports(ephemeral: range) -> range:
                        f"net.ipv4.ip_local_port_range) leave no room for the tester's ports")
     return best
 
-
-def interface_offload(iface: str, name: str) -> str:
-    result = subprocess.run(["ethtool", "-k", iface], capture_output=True, text=True)
-    for line in result.stdout.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == name:
-            return value.strip()
-    return ""
 
 
 def _asking(address: str) -> str:
