@@ -11,11 +11,16 @@ The file (``baselines/<target>.yaml``)::
 
     target: linux
     deviations:
-      - reason: >
+      - requirement: RFC9293-3.10.7.4-ack-off
+        reason: >
           Linux kills TIME-WAIT on a RST at RCV.NXT unless net.ipv4.tcp_rfc1337=1.
         cases:
           - time-wait.rst-rfc1337-off          # both address families
           - handshake.synack-mss[ipv6]          # one family only
+
+Each deviation names the catalogue requirement it deviates from
+(``requirement:``, an id of conformance/requirements.yaml): the reason says
+what the target does, the catalogue says what the RFC's sentence is.
 
 Bad input is one :class:`BaselineError` naming the file, line and field.
 """
@@ -30,7 +35,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from .case import _dotted, load_yaml_documents, CaseError
+from .requirements import load_catalogue
+from .source import SourceError, dotted, load_yaml_documents
 
 _SCHEMA = yaml.safe_load("""
 type: object
@@ -40,14 +46,15 @@ properties:
   target: {type: string, description: the target this baseline describes, such as linux}
   version: {type: string, description: the target version the baseline was made against}
   deviations:
-    description: a list of {reason, cases}
+    description: a list of {requirement, reason, cases}
     type: array
     items:
       type: object
       additionalProperties: false
-      required: [reason, cases]
+      required: [requirement, reason, cases]
       properties:
-        reason: {type: string, minLength: 10, description: why the target deviates, citing the RFC}
+        requirement: {type: string, description: "the id of the catalogue requirement the target deviates from, such as RFC9293-MUST-13"}
+        reason: {type: string, minLength: 10, description: what the target does instead}
         cases:
           description: a list of case ids, each optionally followed by [ipv4] or [ipv6]
           type: array
@@ -66,6 +73,7 @@ class Deviation:
     reason: str
     path: Path
     line: int
+    requirement: str = ""   # the catalogue id it deviates from
 
     @property
     def where(self) -> str:
@@ -100,7 +108,7 @@ def load_baseline(path: Path) -> Baseline:
         documents = list(load_yaml_documents(path))
     except OSError as exc:
         raise BaselineError(f"{path}: cannot be read: {exc.strerror}") from None
-    except CaseError as exc:
+    except SourceError as exc:
         raise BaselineError(str(exc)) from None
     if len(documents) != 1:
         raise BaselineError(f"{path}: expected one YAML document, found {len(documents)}")
@@ -118,9 +126,14 @@ def load_baseline(path: Path) -> Baseline:
             message = f"{error.message}; expected {', '.join(error.schema['properties'])}"
         else:
             message = f"expected {expected}; got {error.instance!r}"
-        raise BaselineError(f"{path}:{marks.line(where)}: {_dotted(where) or 'file'}: {message}")
+        raise BaselineError(f"{path}:{marks.line(where)}: {dotted(where) or 'file'}: {message}")
+    catalogue = load_catalogue()
     deviations: dict[tuple[str, str | None], Deviation] = {}
     for i, entry in enumerate(data["deviations"]):
+        if entry["requirement"] not in catalogue:
+            where = ("deviations", i, "requirement")
+            raise BaselineError(f"{path}:{marks.line(where)}: {dotted(where)}: "
+                                f"{catalogue.unknown(entry['requirement'])}")
         for j, text in enumerate(entry["cases"]):
             match = _KEY.match(text)
             key = (match.group("case"), match.group("family"))
@@ -128,5 +141,6 @@ def load_baseline(path: Path) -> Baseline:
             if key in deviations:
                 raise BaselineError(f"{path}:{line}: deviations[{i}].cases[{j}]: {text} is "
                                     f"listed twice (also at line {deviations[key].line})")
-            deviations[key] = Deviation(" ".join(entry["reason"].split()), path, line)
+            deviations[key] = Deviation(" ".join(entry["reason"].split()), path, line,
+                                        entry["requirement"])
     return Baseline(path, data["target"], deviations)

@@ -32,6 +32,8 @@ import jsonschema
 import yaml
 
 from . import tcp
+from .requirements import Catalogue, Requirement, load_catalogue
+from .source import Marks, SourceError, check_schema, dotted, load_yaml_documents
 from .tcp import FAMILIES, MAX_OPTION_BYTES, encode_options
 
 SCHEMA_PATH = Path(__file__).with_name("case-schema.yaml")
@@ -42,85 +44,13 @@ EXPR_NAMES = ("snd_nxt", "snd_una", "rcv_nxt", "snd_wnd")
 DEFAULT_WITHIN = 1.0  # seconds an expected segment may take unless the case says otherwise
 DEFAULT_STATE_WITHIN = 0.2
 DEFAULT_BACKLOG = 5   # the listen() backlog unless the case says otherwise
+ISN_OPERATORS = (">=", "<=", ">", "<", "=")   # longest first: ">=" before ">"
 
 
-class CaseError(Exception):
-    """A case file that cannot be run, located at file, line and field."""
+# A case file that cannot be run, located at file, line and field: the error
+# every input file of the suite reports (conformance.source).
+CaseError = SourceError
 
-    def __init__(self, path, line: int | None, field_: str, message: str):
-        self.path, self.line, self.field, self.message = str(path), line, field_, message
-        where = f"{self.path}:{line}" if line else self.path
-        super().__init__(f"{where}: {field_}: {message}" if field_ else f"{where}: {message}")
-
-
-# --- YAML with line marks ----------------------------------------------------
-
-class _Marks(dict):
-    """Maps a field path such as ('steps', 3, 'expect') to its 1-based line."""
-
-    def line(self, path) -> int | None:
-        path = tuple(path)
-        while path not in self and path:
-            path = path[:-1]
-        return self.get(path)
-
-
-def _construct(node, path, marks, constructor):
-    marks[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        result = {}
-        for key_node, value_node in node.value:
-            key = constructor.construct_object(key_node, deep=True)
-            if not isinstance(key, (str, int)):
-                raise CaseError("", key_node.start_mark.line + 1, _dotted(path),
-                                f"a field name must be text, got {key!r}")
-            if key in result:
-                raise CaseError("", key_node.start_mark.line + 1, _dotted(path + (key,)),
-                                "this field is given twice")
-            result[key] = _construct(value_node, path + (key,), marks, constructor)
-            # An error about a field points at its key, where the author wrote
-            # the name, even when the value starts on a later line.
-            marks[path + (key,)] = key_node.start_mark.line + 1
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, path + (i,), marks, constructor)
-                for i, item in enumerate(node.value)]
-    return constructor.construct_object(node, deep=True)
-
-
-def load_yaml_documents(path: Path, text: str | None = None):
-    """Yield (data, marks) for each YAML document of a file."""
-    text = path.read_text(encoding="utf-8") if text is None else text
-    try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "cannot be read"
-        raise CaseError(path, mark.line + 1 if mark else None, "",
-                        f"not valid YAML: {problem}") from None
-    for node in nodes:
-        if node is None:
-            continue
-        marks = _Marks()
-        try:
-            data = _construct(node, (), marks, yaml.constructor.SafeConstructor())
-        except CaseError as exc:
-            raise CaseError(path, exc.line, exc.field, exc.message) from None
-        except yaml.constructor.ConstructorError as exc:
-            mark = exc.problem_mark
-            raise CaseError(path, mark.line + 1 if mark else None, "",
-                            f"not valid YAML: {exc.problem}") from None
-        yield data, marks
-
-
-def _dotted(path) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-# --- schema ------------------------------------------------------------------
 
 @lru_cache(maxsize=None)
 def _validator() -> jsonschema.Draft202012Validator:
@@ -128,57 +58,11 @@ def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema)
 
 
-def _schema_message(error: jsonschema.ValidationError) -> tuple[tuple, str]:
-    """Turn a jsonschema error into (field path, 'expected ...; got ...')."""
-    path = tuple(error.absolute_path)
-    v = error.validator
-    if "propertyNames" in error.absolute_schema_path:
-        # jsonschema checks each key as an instance of its own: error.instance is the key.
-        allowed = error.schema.get("enum")
-        if allowed:
-            return path + (error.instance,), (f"unknown field {error.instance!r}; expected "
-                                              f"one of {', '.join(allowed)}")
-        return path + (error.instance,), f"unknown field {error.instance!r}"
-    if v == "additionalProperties":
-        known = sorted(error.schema.get("properties", {}))
-        extra = sorted(set(error.instance) - set(known))
-        return path + (extra[0],), (f"unknown field {extra[0]!r}; expected one of "
-                                    f"{', '.join(known)}")
-    if v == "required":
-        missing = error.message.split("'")[1]
-        return path, f"the field {missing!r} is missing"
-    description = error.schema.get("description")
-    if description is None and error.parent is not None:
-        description = error.parent.schema.get("description")
-    expected = description or error.message
-    return path, f"expected {expected}; got {error.instance!r}"
-
-
-def _check_schema(data, marks, path: Path, validator=None):
-    # Report the error that points deepest into the file: it names the field
-    # the author has to change.  Errors inside anyOf branches stay in
-    # error.context; the anyOf itself is described by its schema's description.
-    validator = validator or _validator()
-    errors = sorted(validator.iter_errors(data), key=lambda e: -len(e.absolute_path))
-    if errors:
-        field_path, message = _schema_message(errors[0])
-        raise CaseError(path, marks.line(field_path), _dotted(field_path), message)
+def _check_schema(data, marks: Marks, path: Path) -> None:
+    check_schema(data, marks, path, _validator())
 
 
 # --- model -------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Requirement:
-    id: str
-    rfc: int
-    section: str
-    level: str
-    text: str
-
-    @property
-    def citation(self) -> str:
-        return f"RFC {self.rfc} section {self.section}"
-
 
 @dataclass(frozen=True)
 class SeqExpr:
@@ -289,6 +173,10 @@ class Expect(Step):
     within: float = DEFAULT_WITHIN
     after: float = 0.0
     retransmission: bool = False
+    # For a SYN that starts a new incarnation (a reopened TIME-WAIT): how its
+    # sequence number compares with the old connection's numbers, measured
+    # from the old connection's ISN, as (operator, expression).
+    isn: tuple[str, SeqExpr] | None = None
     # An option the RFCs leave optional (timestamp, sack_ok, wscale): when the
     # answer comes without it, the target does not implement it, and the case,
     # which checks how it is used, does not apply.
@@ -312,6 +200,8 @@ class Expect(Step):
             parts.append(f"data={self.data.decode(errors='replace')!r}")
         for name, value in self.options.items():
             parts.append(f"{name}={value}")
+        if self.isn is not None:
+            parts.append(f"isn {self.isn[0]} {self.isn[1]} (of the old connection)")
         if self.retransmission:
             parts.append("(a retransmission)")
         timing = f"within {fmt_duration(self.within)}"
@@ -363,6 +253,9 @@ class Alternative:
     conforms: bool
     note: str | None
     steps: list
+    # The sentence that allows this answer or, with conforms false, the one
+    # it breaks: a deviation along this alternative is reported at its level.
+    requirement: str | None = None
 
 
 @dataclass
@@ -413,11 +306,11 @@ def is_errno(text) -> bool:
 class _Builder:
     """Turns schema-checked data into steps, reporting semantic errors by line."""
 
-    def __init__(self, path: Path, marks: _Marks, requirement_ids=()):
+    def __init__(self, path: Path, marks: Marks, requirement_ids=()):
         self.path, self.marks, self.requirement_ids = path, marks, set(requirement_ids)
 
     def error(self, field_path, message):
-        return CaseError(self.path, self.marks.line(field_path), _dotted(field_path), message)
+        return CaseError(self.path, self.marks.line(field_path), dotted(field_path), message)
 
     def steps(self, items, path) -> list:
         return [self.step(item, path + (i,)) for i, item in enumerate(items)]
@@ -429,11 +322,7 @@ class _Builder:
             raise self.error(path, f"a step needs exactly one of {', '.join(ACTION_KEYS)}; {what}")
         kind = actions[0]
         value = item[kind]
-        requirement = item.get("requirement")
-        if requirement is not None and self.requirement_ids and requirement not in self.requirement_ids:
-            raise self.error(path + ("requirement",),
-                             f"expected one of the case's requirement ids "
-                             f"({', '.join(sorted(self.requirement_ids))}); got {requirement!r}")
+        requirement = self.requirement(item.get("requirement"), path + ("requirement",))
         common = dict(line=self.marks.line(path + (kind,)), note=item.get("note"),
                       requirement=requirement, conn=item.get("conn", DEFAULT_CONNECTION))
         here = path + (kind,)
@@ -455,7 +344,9 @@ class _Builder:
         alternatives = [
             Alternative(label=alt["label"], conforms=alt.get("conforms", True),
                         note=alt.get("note"),
-                        steps=self.steps(alt["steps"], here + (i, "steps")))
+                        steps=self.steps(alt["steps"], here + (i, "steps")),
+                        requirement=self.requirement(alt.get("requirement"),
+                                                     here + (i, "requirement")))
             for i, alt in enumerate(value)
         ]
         for i, alt in enumerate(alternatives):
@@ -464,6 +355,13 @@ class _Builder:
                                  "an alternative must start with expect or silence: "
                                  "the target's answer decides which alternative it followed")
         return OneOf(alternatives=alternatives, **common)
+
+    def requirement(self, req_id, path) -> str | None:
+        """A step's or an alternative's requirement: one the case lists."""
+        if req_id is not None and self.requirement_ids and req_id not in self.requirement_ids:
+            raise self.error(path, f"expected one of the case's requirement ids "
+                                   f"({', '.join(sorted(self.requirement_ids))}); got {req_id!r}")
+        return req_id
 
     def flags(self, value, path) -> tuple[int, int]:
         try:
@@ -526,6 +424,15 @@ class _Builder:
         if after > within:
             raise self.error(path + ("after",), f"expected a time not later than within "
                                                 f"({fmt_duration(within)})")
+        isn = None
+        if "isn" in value:
+            if flags is None or not flags & tcp.SYN:
+                raise self.error(path + ("isn",), "expected isn only beside flags with SYN: "
+                                                  "it compares a new ISN with the old one")
+            text = value["isn"].strip()
+            operator = next((op for op in ISN_OPERATORS if text.startswith(op)), "=")
+            expression = text[len(operator):] if text.startswith(operator) else text
+            isn = (operator, self.seqexpr(expression.strip(), path + ("isn",)))
         required = value.get("requires")
         if required and value.get(required, "absent") == "absent":
             raise self.error(path + ("requires",), f"expected the name of an option this "
@@ -539,7 +446,7 @@ class _Builder:
             data=value["data"].encode() if "data" in value else None,
             options={k: value[k] for k in tcp.OPTION_NAMES if k in value},
             within=within, after=after, retransmission=value.get("retransmission", False),
-            requires_option=value.get("requires"), **common)
+            isn=isn, requires_option=value.get("requires"), **common)
 
     def app(self, value, path, common) -> App:
         if isinstance(value, str):
@@ -591,9 +498,24 @@ def _connections(steps) -> tuple:
     return tuple(names)
 
 
-def build_case(data: dict, marks: _Marks, path: Path) -> Case:
+def cited(ids, marks: Marks, path: Path, field_path=("requirements",),
+          catalogue: Catalogue | None = None) -> list[Requirement]:
+    """The catalogue's entries for the ids a case (or a grid rule) cites; an
+    id the catalogue does not hold is an error at its line, with the nearest."""
+    catalogue = catalogue or load_catalogue()
+    out = []
+    for i, req_id in enumerate(ids):
+        entry = catalogue.get(req_id)
+        if entry is None:
+            where = tuple(field_path) + (i,)
+            raise CaseError(path, marks.line(where), dotted(where), catalogue.unknown(req_id))
+        out.append(entry)
+    return out
+
+
+def build_case(data: dict, marks: Marks, path: Path, catalogue: Catalogue | None = None) -> Case:
     _check_schema(data, marks, path)
-    requirements = [Requirement(**r) for r in data["requirements"]]
+    requirements = cited(data["requirements"], marks, path, catalogue=catalogue)
     ids = [r.id for r in requirements]
     builder = _Builder(path, marks, ids)
     steps = builder.steps(data["steps"], ("steps",))
@@ -688,8 +610,9 @@ def script(case: Case) -> list[str]:
             elif isinstance(step, OneOf):
                 lines.append(f"{indent}    one of:")
                 for alternative in step.alternatives:
-                    verdict = "conforms" if alternative.conforms else "does not conform"
-                    lines.append(f"{indent}      {alternative.label} ({verdict}):")
+                    verdict = "conforms to" if alternative.conforms else "breaks"
+                    lines.append(f"{indent}      {alternative.label} ({verdict} "
+                                 f"{alternative.requirement}):")
                     walk(alternative.steps, indent + "        ")
 
     walk(case.steps, "")

@@ -34,15 +34,24 @@ from .verdict import ERROR, FAIL, NOT_APPLICABLE, PASS, LadderEntry, Verdict
 from .tcp import IPV4, IPV6
 from .wire import Wire, WireError, build_frame, decode, write_pcap
 
+# How an 'isn:' compares the new ISN with the old connection's numbers (both
+# signed distances from the old ISN, so serial-number order, RFC 1982).
+ISN_COMPARISONS = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b,
+                   ">": lambda a, b: a > b, "<": lambda a, b: a < b, "=": lambda a, b: a == b}
+
 # Agent errors that are the suite's fault or a broken target host, never the
 # target's TCP behaviour.
 _TOOL_ERRORS = ("bad-request", "agent-error", "unsupported")
 
 
 class StepFailed(Exception):
-    def __init__(self, step, expected: str, actual: str, alternative: str | None = None):
+    def __init__(self, step, expected: str, actual: str, alternative: str | None = None,
+                 requirement: str | None = None):
         super().__init__(actual)
         self.step, self.expected, self.actual, self.alternative = step, expected, actual, alternative
+        # The requirement the failure breaks, when it is not the step's own:
+        # the alternative's, for a step of an alternative the target followed.
+        self.requirement = requirement
 
 
 class CannotDecide(Exception):
@@ -219,7 +228,8 @@ class _CaseRun:
         except StepFailed as exc:
             step = exc.step
             verdict.outcome = FAIL
-            verdict.requirement = case.requirement(getattr(step, "requirement", None))
+            verdict.requirement = case.requirement(exc.requirement
+                                                   or getattr(step, "requirement", None))
             verdict.line, verdict.expected, verdict.actual = step.line, exc.expected, exc.actual
             if exc.alternative:
                 self.alternatives.append(exc.alternative)
@@ -515,6 +525,8 @@ class _CaseRun:
             want, got = step.ack.evaluate(v), seq_diff(seg.ack, conn.iss)
             if got != want:
                 problems.append(f"ack is {got}, not {want}")
+        if step.isn is not None:
+            problems += self._isn_mismatch(step, seg, v)
         if step.win is not None and seg.window != step.win:
             problems.append(f"window is {seg.window}")
         if step.length is not None and len(seg.payload) != step.length:
@@ -540,15 +552,38 @@ class _CaseRun:
             problems.append(f"it came early, after {delay * 1000:.1f} ms")
         return problems
 
+    def _skipped_since(self, ref: float) -> str:
+        """What a failure about a missing answer adds when the target did send
+        something, which the engine passed over as a retransmission: the
+        answer may be one (a SYN-ACK sent again in answer to a repeated SYN)."""
+        seg = self.skipped
+        if seg is None or seg.time < ref:
+            return ""
+        return (f"; but a {tcp.format_flags(seg.flags)} came at "
+                f"{(seg.time - ref) * 1000:.2f} ms ({self._describe(seg)}), taken as a "
+                f"retransmission: write retransmission: true if it is the answer")
+
+    def _isn_mismatch(self, step: Expect, seg: tcp.Segment, v: dict) -> list[str]:
+        """A new incarnation's ISN, measured from the old connection's ISN
+        (the SYN has not re-based the tester's view yet), against the step's
+        comparison: 'isn: >= rcv_nxt' is RFC 9293 MAY-2's first condition."""
+        conn = self.conn
+        if not seg.has(tcp.SYN):
+            return []           # the flags check says what is wrong
+        if conn.irs is None:
+            raise CannotDecide(f"line {step.line}: isn compares a SYN with the connection "
+                               f"before it, and this connection had none")
+        operator, expression = step.isn
+        want, got = expression.evaluate(v), seq_diff(seg.seq, conn.irs)
+        if ISN_COMPARISONS[operator](got, want):
+            return []
+        return [f"its ISN is {got} from the old ISN, not {operator} {expression} = {want}"]
+
     def _expect(self, step: Expect) -> None:
         v, ref = self.conn.variables(), self.ref_time
         seg = self._next_segment(ref + step.within, step.retransmission)
         if seg is None:
-            actual = f"no segment within {fmt_duration(step.within)}"
-            if self.skipped is not None and self.skipped.time >= ref:
-                # Say so: the answer may have been a retransmission the step did
-                # not ask for (retransmission: true).
-                actual += f" (only a retransmission: {self._describe(self.skipped)})"
+            actual = f"no segment within {fmt_duration(step.within)}" + self._skipped_since(ref)
             raise StepFailed(step, step.describe(), actual)
         problems = self._mismatches(step, seg, ref, v)
         self._consume(seg)
@@ -629,7 +664,7 @@ class _CaseRun:
             self.waits += chosen.steps[0].duration
         described = "; or ".join(f"{a.label}: {_first_text(a.steps[0])}" for a in step.alternatives)
         if chosen is None:
-            actual = self._describe(seg) if seg else "no segment"
+            actual = self._describe(seg) if seg else "no segment" + self._skipped_since(ref)
             if seg is not None:
                 self._consume(seg)
             raise StepFailed(step, described, f"{actual}, which matches none of them")
@@ -642,12 +677,19 @@ class _CaseRun:
             self._answered(seg)
         else:
             self.ref_time = time.time()
-        self._steps(chosen.steps[1:])
+        try:
+            self._steps(chosen.steps[1:])
+        except StepFailed as exc:
+            # A later step of the alternative checks what its sentence says.
+            if exc.requirement is None and getattr(exc.step, "requirement", None) is None:
+                exc.requirement = chosen.requirement
+            raise
         if not chosen.conforms:
             self.alternatives.pop()
             conforming = [a.label for a in step.alternatives if a.conforms]
             raise StepFailed(step, " or ".join(conforming),
-                             f"the target followed: {label}", alternative=label)
+                             f"the target followed: {label}", alternative=label,
+                             requirement=chosen.requirement)
 
     # -- the application and the target's states ------------------------------
 

@@ -25,8 +25,9 @@ import jsonschema
 import yaml
 
 from . import tcp
-from .case import (Case, CaseError, Expect, OneOf, Silence, StateCheck, _check_schema, _dotted,
-                   _Marks, build_case, load_yaml_documents)
+from .case import Case, CaseError, Expect, OneOf, Silence, StateCheck, build_case
+from .requirements import load_catalogue
+from .source import Marks, check_schema, dotted, load_yaml_documents
 
 SCHEMA_PATH = Path(__file__).with_name("grid-schema.yaml")
 DEFAULT_GRID = Path(__file__).resolve().parents[1] / "cases" / "grid" / "state-event.yaml"
@@ -37,7 +38,7 @@ def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8")))
 
 
-class _RuleMarks(_Marks):
+class _RuleMarks(Marks):
     """Every field of a generated case is located at the rule that decided it."""
 
     def __init__(self, line: int):
@@ -65,22 +66,22 @@ def _names(value) -> list[str] | None:
 
 
 class _Grid:
-    def __init__(self, data: dict, marks: _Marks, path: Path):
+    def __init__(self, data: dict, marks: Marks, path: Path):
         self.path, self.marks = path, marks
-        _check_schema(data, marks, path, _validator())
+        check_schema(data, marks, path, _validator())
         grid = data["grid"]
         self.grid = grid
         self.states, self.segments = grid["states"], grid["segments"]
         self.positions, self.answers = grid["positions"], grid["answers"]
-        self.requirements = grid["requirements"]
         self.rules = grid["rules"]
         self._check_rules()
 
     def error(self, field_path, message) -> CaseError:
         full = ("grid",) + tuple(field_path)
-        return CaseError(self.path, self.marks.line(full), _dotted(full), message)
+        return CaseError(self.path, self.marks.line(full), dotted(full), message)
 
     def _check_rules(self) -> None:
+        catalogue = load_catalogue()
         known = {"state": self.states, "segment": list(self.segments),
                  "position": list(self.positions)}
         for i, rule in enumerate(self.rules):
@@ -90,14 +91,15 @@ class _Grid:
                     if name not in allowed:
                         raise self.error(where + ("when", key),
                                          f"expected one of {', '.join(allowed)}; got {name!r}")
-            if rule["requirement"] not in self.requirements:
-                raise self.error(where + ("requirement",),
-                                 f"expected one of the grid's requirements "
-                                 f"({', '.join(self.requirements)}); got {rule['requirement']!r}")
             if ("one_of" in rule) == ("answer" in rule or "then" in rule):
                 raise self.error(where, "a rule needs either answer and then, or one_of")
+            if rule["requirement"] not in catalogue:
+                raise self.error(where + ("requirement",), catalogue.unknown(rule["requirement"]))
             for j, branch in enumerate(rule.get("one_of", [rule])):
                 here = where + (("one_of", j) if "one_of" in rule else ())
+                if branch["requirement"] not in catalogue:
+                    raise self.error(here + ("requirement",),
+                                     catalogue.unknown(branch["requirement"]))
                 if branch.get("answer") not in self.answers:
                     raise self.error(here + ("answer",),
                                      f"expected one of {', '.join(self.answers)}; "
@@ -163,6 +165,7 @@ class _Grid:
         if "one_of" in rule:
             steps.append({"one_of": [
                 {"label": branch["label"], "conforms": branch.get("conforms", True),
+                 "requirement": branch["requirement"],
                  "steps": self.answer(branch["answer"], seq) +
                           [{"state": self.then_state(branch["then"], state)}]}
                 for branch in rule["one_of"]]})
@@ -171,11 +174,14 @@ class _Grid:
             then = self.then_state(rule["then"], state)
             steps += self.answer(rule["answer"], seq) + [{"state": then}]
             outcome = f"{rule['answer']}, then {then}"
-        requirement = dict(self.requirements[rule["requirement"]], id=rule["requirement"])
+        # The rule's requirement first (a deviation from no alternative is
+        # reported at its level), then each alternative's.
+        requirements = list(dict.fromkeys(
+            [rule["requirement"]] + [branch["requirement"] for branch in rule.get("one_of", [])]))
         return {
             "id": f"{self.grid['id']}.{state}.{segment}.{position}",
             "title": f"{state}: {seg['text']} {pos['text']}: {outcome}",
-            "requirements": [requirement],
+            "requirements": requirements,
             "target": {"role": "listener", "start": state},
             "marks": ["grid"],
             "steps": steps,
@@ -186,7 +192,7 @@ class _Grid:
         return yaml.safe_load(text)
 
 
-def expand_grid(data: dict, marks: _Marks, path: Path) -> list[Case]:
+def expand_grid(data: dict, marks: Marks, path: Path) -> list[Case]:
     """The cases of a grid document, one per cell, in table order."""
     return [cell.case for cell in _Grid(data, marks, Path(path)).cells()]
 

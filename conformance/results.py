@@ -65,7 +65,8 @@ def case_info(case: Case) -> dict:
             "role": case.role, "start": case.start, "marks": list(case.marks),
             "description": case.description.strip(),
             "requirements": [{"id": r.id, "rfc": r.rfc, "section": r.section,
-                              "level": r.level, "text": " ".join(r.text.split())}
+                              "level": r.level, "keyword": r.keyword, "basis": r.basis,
+                              "text": r.quote, "summary": r.summary}
                              for r in case.requirements],
             "script": script(case)}
 

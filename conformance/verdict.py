@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import tcp
-from .case import Case, Requirement
+from .case import Case
+from .requirements import Requirement
 
 PASS, FAIL, ERROR = "pass", "fail", "error"
 # The case cannot run on this target by design (it needs a Linux setting or a
@@ -77,7 +78,8 @@ class Verdict:
         if self.outcome == FAIL:
             lines += [
                 f"  Requirement: {req.id} ({req.level}, {req.citation})",
-                f"    {req.text.strip()}",
+                f"    \"{req.quote}\"",
+                f"    Level: {req.basis}",
                 f"  Expected: {self.expected}",
                 f"    Actual: {self.actual}",
             ]

@@ -66,7 +66,7 @@ def line_of(case, marker: str) -> int:
 PRETEND_MUST = """\
 id: t.must-fails
 title: pretends Linux must not send challenge ACKs
-requirements: [{id: X-MUST, rfc: 9293, section: "3.10.7.4", level: MUST, text: pretend}]
+requirements: [RFC9293-MUST-13]
 families: [ipv4]
 target: {role: listener, start: ESTABLISHED}
 steps:

@@ -10,8 +10,7 @@ from conformance.verdict import FAIL, PASS
 
 
 def case(steps: str, start: str = "ESTABLISHED", role: str = "listener"):
-    text = (f"id: engine-test\ntitle: an engine test\nrequirements:\n"
-            f"  - {{id: T-1, rfc: 9293, section: '3.10.7.4', level: MUST, text: a rule}}\n"
+    text = (f"id: engine-test\ntitle: an engine test\nrequirements: [RFC9293-MUST-13]\n"
             f"target: {{role: {role}, start: {start}}}\nsteps:\n{steps}")
     (loaded,) = load_case_file(Path("engine-test.yaml"), text)
     return loaded
@@ -86,10 +85,12 @@ TIME_WAIT_RST = """\
   - send: {flags: RST}
   - one_of:
       - label: RFC 1337 fix F1
+        requirement: RFC9293-MUST-13
         steps:
           - silence: 100ms
           - state: TIME-WAIT
       - label: assassinated
+        requirement: RFC9293-MUST-13
         conforms: false
         steps:
           - silence: 100ms

@@ -98,8 +98,7 @@ def test_interrupted_sweep_tears_the_lab_down(sig, tmp_path):
     slow_case = tmp_path / "cases" / "slow.yaml"
     slow_case.parent.mkdir()
     slow_case.write_text(
-        "id: slow\ntitle: waits\nrequirements:\n"
-        "  - {id: X-1, rfc: 9293, section: '3.5', level: MUST, text: t}\n"
+        "id: slow\ntitle: waits\nrequirements: [RFC9293-MUST-13]\n"
         "target: {role: listener, start: LISTEN}\n"
         "steps:\n  - silence: 30s\n")
     child = subprocess.Popen(

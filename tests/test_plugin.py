@@ -16,20 +16,17 @@ BAD_FILES = {
     # file name: (content, the line the error must name, words it must say)
     "broken-yaml.yaml": ("id: x\ntitle: [unclosed\n", 3, "not valid YAML"),
     "unknown-field.yaml": (
-        "id: x\ntitle: t\nrequirements:\n"
-        "  - {id: X-1, rfc: 9293, section: '3.5', level: MUST, text: t}\n"
+        "id: x\ntitle: t\nrequirements: [RFC9293-MUST-13]\n"
         "target: {role: listener, start: LISTEN}\ncolour: red\n"
-        "steps:\n  - silence: 1s\n", 6, "unknown field 'colour'"),
+        "steps:\n  - silence: 1s\n", 5, "unknown field 'colour'"),
     "wrong-type.yaml": (
-        "id: x\ntitle: t\nrequirements:\n"
-        "  - {id: X-1, rfc: 9293, section: '3.5', level: MUST, text: t}\n"
+        "id: x\ntitle: t\nrequirements: [RFC9293-MUST-13]\n"
         "target: {role: listener, start: LISTEN}\n"
-        "steps:\n  - send: {flags: SYN, win: big}\n  - silence: 1s\n", 7, "window from 0 to 65535"),
+        "steps:\n  - send: {flags: SYN, win: big}\n  - silence: 1s\n", 6, "window from 0 to 65535"),
     "no-expectation.yaml": (
-        "id: x\ntitle: t\nrequirements:\n"
-        "  - {id: X-1, rfc: 9293, section: '3.5', level: MUST, text: t}\n"
+        "id: x\ntitle: t\nrequirements: [RFC9293-MUST-13]\n"
         "target: {role: listener, start: LISTEN}\n"
-        "steps:\n  - send: {flags: SYN}\n  - expect: {within: 1s}\n", 8, "at least one field to check"),
+        "steps:\n  - send: {flags: SYN}\n  - expect: {within: 1s}\n", 7, "at least one field to check"),
 }
 
 
@@ -116,9 +113,12 @@ def test_sweep_with_the_baseline_passes_and_leaves_nothing(tmp_path):
 
 # -- verdict levels, baselines, slow cases -------------------------------------------
 
+# A requirement of each level in the catalogue: the level of a verdict is its sentence's.
+LEVEL_IDS = {"MUST": "RFC9293-MUST-13", "SHOULD": "RFC9293-SHLD-31", "MAY": "RFC9293-MAY-13"}
+
 LEVELS = """id: t.{level}
 title: pretends Linux must not send challenge ACKs
-requirements: [{{id: X-{level}, rfc: 9293, section: "3.10.7.4", level: {level}, text: pretend}}]
+requirements: [{req_id}]
 families: [ipv4]
 target: {{role: listener, start: ESTABLISHED}}
 steps:
@@ -139,7 +139,7 @@ def levels_dir(tmp_path):
     root = tmp_path / "cases"
     root.mkdir()
     for level in ("MUST", "SHOULD", "MAY"):
-        (root / f"{level.lower()}.yaml").write_text(LEVELS.format(level=level))
+        (root / f"{level.lower()}.yaml").write_text(LEVELS.format(level=level, req_id=LEVEL_IDS[level]))
     return root
 
 
@@ -151,7 +151,7 @@ def test_levels_fail_warn_and_inform(levels_dir):
     assert result.returncode == 1, out
     assert counts(out) == {"failed": 1, "warned": 1, "info": 1}, out
     assert "SHOULD deviations (warnings; --strict makes them fail)" in out
-    assert "WARN" in out and "X-SHOULD (SHOULD, RFC 9293 section 3.10.7.4)" in out
+    assert "WARN" in out and "RFC9293-SHLD-31 (SHOULD, RFC 9293 section 3.10.7.4)" in out
     assert "Actual: ACK seq=1 ack=1" in out
 
 
@@ -224,7 +224,7 @@ TARGETS["linux-rfc1337"] = LinuxWithRfc1337
 RFC1337_CASE = """\
 id: t.rfc1337
 title: a RST at RCV.NXT does not end TIME-WAIT
-requirements: [{id: RFC1337-F1, rfc: 1337, section: "3", level: MUST, text: pretend MUST}]
+requirements: [RFC9293-MUST-13]
 families: [ipv4]
 target: {role: listener, start: TIME-WAIT}
 steps:
@@ -254,7 +254,7 @@ def test_several_targets_sweep_side_by_side(tmp_path):
     assert "<th>linux<br>ipv4</th>" in page and "<th>linux-rfc1337<br>ipv4</th>" in page
     assert ">FAIL</a>" in page and ">PASS</a>" in page
     evidence = (tmp_path / "report" / "cases" / "linux" / "t.rfc1337-ipv4.html").read_text()
-    assert "RFC1337-F1" in evidence and 'id="actual"' in evidence
+    assert "RFC9293-MUST-13" in evidence and 'id="actual"' in evidence
     # A relative --report: the page still finds its capture.
     assert 'id="pcap" href="../../pcap/linux/t.rfc1337-ipv4.pcap"' in evidence
     # Each target's captures apart.

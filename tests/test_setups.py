@@ -17,8 +17,7 @@ SETUPS = sorted(load_setups())
 @pytest.mark.parametrize("role,name", SETUPS, ids=[f"{r}-{n}" for r, n in SETUPS])
 def test_setup_reaches_its_state(linux, role, name, family):
     """A case starting at the setup finds the target in that state."""
-    text = (f"id: setup-{name}\ntitle: t\nrequirements:\n"
-            f"  - {{id: T-1, rfc: 9293, section: '3.3.2', level: MUST, text: t}}\n"
+    text = (f"id: setup-{name}\ntitle: t\nrequirements: [RFC9293-MUST-13]\n"
             f"target: {{role: {role}, start: {name}}}\nsteps:\n  - state: {name}\n")
     (case,) = load_case_file(Path(f"setup-{name}.yaml"), text)
     verdict = linux.run(case, family)

@@ -109,7 +109,7 @@ def test_measured_differences_fail_on_the_right_stack(runners, linux, case_id, s
 STATE_ONLY = """\
 id: t.state-only
 title: only a state check on an embryonic connection
-requirements: [{id: X-1, rfc: 9293, section: "3.10.7.2", level: MUST, text: t}]
+requirements: [RFC9293-MUST-13]
 families: [ipv4]
 target: {role: listener, start: LISTEN}
 steps:
@@ -118,7 +118,7 @@ steps:
 ---
 id: t.wire-and-state
 title: a SYN-ACK on the wire, and a state gVisor cannot show
-requirements: [{id: X-1, rfc: 9293, section: "3.10.7.2", level: MUST, text: t}]
+requirements: [RFC9293-MUST-13]
 families: [ipv4]
 target: {role: listener, start: LISTEN}
 steps:
@@ -128,7 +128,7 @@ steps:
 ---
 id: t.alternatives-by-state
 title: two conforming alternatives that only the state tells apart
-requirements: [{id: X-1, rfc: 9293, section: "3.6", level: MUST, text: t}]
+requirements: [RFC9293-MUST-13]
 families: [ipv4]
 target: {role: listener, start: ESTABLISHED}
 steps:
@@ -136,8 +136,10 @@ steps:
   - expect: {flags: FIN+ACK}
   - one_of:
       - label: A
+        requirement: RFC9293-MUST-13
         steps: [{silence: 100ms}, {state: FIN-WAIT-1}]
       - label: B
+        requirement: RFC9293-MUST-13
         steps: [{silence: 100ms}, {state: CLOSING}]
 """
 

@@ -100,6 +100,7 @@ class RequirementRow:
     catalogued: bool = True
     cases: list[str] = field(default_factory=list)
     standing: dict[str, str] = field(default_factory=dict)   # target -> standing
+    basis: str = ""      # why a deviation has its level (Requirement.basis)
 
     @property
     def citation(self) -> str:
@@ -112,14 +113,15 @@ def requirement_rows(results: Results, catalogue: Catalogue) -> list[Requirement
     rows: dict[str, RequirementRow] = {}
     for entry in catalogue:
         rows[entry.id] = RequirementRow(entry.id, entry.rfc, entry.section, entry.level,
-                                        entry.text, entry.in_scope, entry.why)
+                                        entry.quote, entry.in_scope, entry.why,
+                                        basis=entry.basis)
     for case_id, info in sorted(results.cases.items()):
         for req in info.get("requirements", []):
             row = rows.get(req["id"])
             if row is None:
                 row = rows[req["id"]] = RequirementRow(
                     req["id"], req["rfc"], req["section"], req["level"], req["text"],
-                    catalogued=False)
+                    catalogued=False, basis=req.get("basis", ""))
             row.cases.append(case_id)
     for row in rows.values():
         row.standing = {target: "unchecked" for target in results.targets}

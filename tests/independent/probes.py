@@ -561,6 +561,72 @@ def fin_ack_in_established(lab):
     return c.inject(FIN | ACK, c.rcv_nxt, c.snd_nxt)
 
 
+def _time_wait(lab) -> "Connection":
+    """A connection the target closed first, brought to TIME-WAIT (the listener stays)."""
+    lab.start_app("close")
+    c = lab.connect(wait_established=False)     # the app closes it at once
+    fin = c.wait_for(lambda s: s["flags"] & FIN and s["seq"] == c.snd_nxt)
+    c.snd_nxt = (fin["seq"] + fin["len"]) & 0xFFFFFFFF
+    c.send(ACK, c.rcv_nxt, c.snd_nxt)                      # ack the target's FIN
+    time.sleep(0.02)
+    c.send(FIN | ACK, c.rcv_nxt, c.snd_nxt)                # our FIN
+    c.rcv_nxt = (c.rcv_nxt + 1) & 0xFFFFFFFF
+    c.wait_for(lambda s: s["flags"] & ACK and s["ack"] == c.rcv_nxt)
+    return c
+
+
+def syn_again_in_syn_received(lab):
+    """LISTEN; SYN, SYN-ACK, then the same SYN again at once: every answer within 300 ms, repeats included."""
+    lab.start_app()
+    sport, iss = random.randint(20000, 60999), random.getrandbits(32)
+    syn = build_frame(lab.target_mac, lab.tester_mac, sport, PORT, iss, 0, SYN, options=MSS_1460)
+    lab.send(syn)
+    first = lab.receive(sport, time.monotonic() + 1, stop=lambda s: s["flags"] & SYN)
+    if not first:
+        raise RuntimeError("no SYN-ACK from the target")
+    synack = first[-1]
+    sent = time.monotonic()
+    lab.send(syn)
+    got = lab.receive(sport, time.monotonic() + QUIET)
+    names = [("ISS", synack["seq"]), ("ISS+1", synack["seq"] + 1)]
+    answers = []
+    for s in got:
+        text = f"{flag_text(s['flags'])} seq={relation(s['seq'], names)}"
+        if s["flags"] & ACK:
+            text += f" ack={relation(s['ack'], [('RCV.NXT', iss + 1)])}"
+        answers.append(text + (" (within 100 ms)" if s["time"] - sent < 0.1 else ""))
+    return {"answer": "; ".join(answers) or "silence", "state_after": lab.state(sport)}
+
+
+def syn_in_time_wait_then_rst(lab):
+    """TIME-WAIT; SYN at RCV.NXT+100000; if a SYN-ACK comes, RST at its ack (the old-duplicate refusal): ISS vs the old SND.NXT, state after."""
+    c = _time_wait(lab)
+    old_snd_nxt, seq = c.snd_nxt, (c.rcv_nxt + 100000) & 0xFFFFFFFF
+    c.send(SYN, seq, 0, options=MSS_1460)
+    got = lab.receive(c.sport, time.monotonic() + QUIET)
+    if not got:
+        return {"answer": "silence", "state_after": lab.state(c.sport)}
+    answer = got[0]
+    if answer["flags"] & (SYN | ACK) != SYN | ACK:
+        return {"answer": describe(answer, [("SND.NXT", c.snd_nxt)], [("RCV.NXT", c.rcv_nxt)]),
+                "state_after": lab.state(c.sport)}
+    distance = (answer["seq"] - old_snd_nxt) & 0xFFFFFFFF
+    reopened = lab.state(c.sport)
+    c.send(RST, answer["ack"], 0)          # "I never sent that SYN" (RFC 793 figure 9)
+    time.sleep(QUIET)
+    return {"answer": "SYN+ACK seq=ISS ack=SEG.SEQ+1" if answer["ack"] == (seq + 1) & 0xFFFFFFFF
+            else describe(answer, [("SND.NXT", c.snd_nxt)], [("SEG.SEQ+1", seq + 1)]),
+            "iss_above_old_snd_nxt": 0 < distance < 1 << 31,
+            "state_reopened": reopened,
+            "state_after_rst": lab.state(c.sport)}
+
+
+def ack_in_window_in_time_wait(lab):
+    """TIME-WAIT; a bare ACK at RCV.NXT+100 (in the window, not at its left edge), ack=SND.NXT."""
+    c = _time_wait(lab)
+    return c.inject(ACK, c.rcv_nxt + 100, c.snd_nxt)
+
+
 # Behaviour number in the brief -> probe.
 PROBES = {
     "01_fin_without_ack": fin_without_ack,
@@ -579,6 +645,9 @@ PROBES = {
     "14_fin_ack_in_established": fin_ack_in_established,
     "15a_rst_in_time_wait_rfc1337_0": rst_in_time_wait_rfc1337_0,
     "15b_rst_in_time_wait_rfc1337_1": rst_in_time_wait_rfc1337_1,
+    "16_syn_again_in_syn_received": syn_again_in_syn_received,
+    "17_syn_in_time_wait_then_rst": syn_in_time_wait_then_rst,
+    "18_ack_in_window_in_time_wait": ack_in_window_in_time_wait,
 }
 
 
