@@ -92,7 +92,7 @@ class _Grid:
                         raise self.error(where + ("when", key),
                                          f"expected one of {', '.join(allowed)}; got {name!r}")
             if ("one_of" in rule) == ("answer" in rule or "then" in rule):
-                raise self.error(where, "a rule needs either answer and then, or one_of")
+                raise self.error(where, "a rule needs either answer (and then), or one_of")
             if rule["requirement"] not in catalogue:
                 raise self.error(where + ("requirement",), catalogue.unknown(rule["requirement"]))
             for j, branch in enumerate(rule.get("one_of", [rule])):
@@ -104,7 +104,18 @@ class _Grid:
                     raise self.error(here + ("answer",),
                                      f"expected one of {', '.join(self.answers)}; "
                                      f"got {branch.get('answer')!r}")
-                self._check_then(branch.get("then"), here + ("then",))
+                # An answer that ends by checking the state (a branch with
+                # conditions of its own, MAY-2's) needs no `then`; any other does.
+                last = self.answers[branch["answer"]][-1]
+                checks_state = isinstance(last, dict) and "state" in last
+                if checks_state and "then" in branch:
+                    raise self.error(here + ("then",), f"answer {branch['answer']!r} checks the "
+                                                       f"state itself: leave out then")
+                if not checks_state:
+                    if "then" not in branch:
+                        raise self.error(here, f"expected then: answer {branch['answer']!r} "
+                                               f"does not check the state")
+                    self._check_then(branch["then"], here + ("then",))
 
     def _check_then(self, then, where) -> None:
         allowed = set(tcp.STATES) | {"same"}
@@ -162,18 +173,23 @@ class _Grid:
         if seg.get("len"):
             send["len"] = seg["len"]
         steps = [{"send": send, "note": f"{seg['text']} {pos['text']}"}]
+        def outcome_steps(branch: dict) -> list:
+            answer = self.answer(branch["answer"], seq, rule["requirement"])
+            if "then" not in branch:
+                return answer
+            return answer + [{"state": self.then_state(branch["then"], state)}]
+
         if "one_of" in rule:
             steps.append({"one_of": [
                 {"label": branch["label"], "conforms": branch.get("conforms", True),
-                 "requirement": branch["requirement"],
-                 "steps": self.answer(branch["answer"], seq) +
-                          [{"state": self.then_state(branch["then"], state)}]}
+                 "requirement": branch["requirement"], "steps": outcome_steps(branch)}
                 for branch in rule["one_of"]]})
             outcome = " / ".join(branch["label"] for branch in rule["one_of"])
         else:
-            then = self.then_state(rule["then"], state)
-            steps += self.answer(rule["answer"], seq) + [{"state": then}]
-            outcome = f"{rule['answer']}, then {then}"
+            steps += outcome_steps(rule)
+            outcome = rule["answer"]
+            if "then" in rule:
+                outcome += f", then {self.then_state(rule['then'], state)}"
         # The rule's requirement first (a deviation from no alternative is
         # reported at its level), then each alternative's.
         requirements = list(dict.fromkeys(
@@ -187,8 +203,12 @@ class _Grid:
             "steps": steps,
         }
 
-    def answer(self, name: str, seq: str) -> list:
-        text = yaml.safe_dump(self.answers[name]).replace("{seq}", seq)
+    def answer(self, name: str, seq: str, requirement: str) -> list:
+        """An answer's steps for one cell: {seq} is the cell's sequence
+        expression, {requirement} the rule's requirement (a branch's own
+        condition failing is a deviation from the rule, at its level)."""
+        text = yaml.safe_dump(self.answers[name])
+        text = text.replace("{seq}", seq).replace("{requirement}", requirement)
         return yaml.safe_load(text)
 
 

@@ -71,6 +71,9 @@ BCP14 = tuple(k for k in KEYWORD_LEVELS if k.isupper())
 APPENDIX_B_ID = re.compile(r"^RFC9293-(MUST|SHLD|MAY|REC)-([1-9][0-9]*)$")
 LABEL_KEYWORDS = {"MUST": ("MUST", "MUST NOT"), "SHLD": ("SHOULD", "SHOULD NOT"),
                   "MAY": ("MAY",), "REC": ("RECOMMENDED",)}
+# Appendix B numbers MUST-22, but its sentence in section 3.8.3 ("SYN
+# retransmissions MUST be handled in the general way ...") carries no label.
+UNLABELLED_IN_TEXT = {"RFC9293-MUST-22"}
 # Kept for readers of the label alone (the level a label gives).
 LABEL_LEVELS = {"MUST": "MUST", "SHLD": "SHOULD", "MAY": "MAY", "REC": "SHOULD"}
 
@@ -309,15 +312,19 @@ def _check_entry(item: dict, where: tuple, marks: Marks, path: Path) -> None:
             raise error("keyword", f"expected {' or '.join(LABEL_KEYWORDS[kind])} for an RFC "
                                    f"9293 {kind}-n requirement (its label gives the keyword); "
                                    f"got {keyword!r}")
-        if f"({kind}-{number})" not in quote:
+        carries_label = re.search(rf"\([^()]*\b{kind}-{number}\b[^()]*\)", quote)
+        if not carries_label and req_id not in UNLABELLED_IN_TEXT:
             raise error("quote", f"expected the sentence labelled ({kind}-{number}) in RFC "
                                  f"9293; the quote does not carry the label")
+    # The label marks the requirement even where the sentence's own word is
+    # lowercase (MUST-67: "must be less than or equal to").
+    marked_by_label = bool(label) and req_id not in UNLABELLED_IN_TEXT
     if keyword == "none":
         carried = [k for k in BCP14 if _keyword_in(k, quote)]
         if carried:
             raise error("keyword", f"expected the keyword the quote carries ({carried[0]}); "
                                    f"got 'none'")
-    elif not _keyword_in(keyword, quote):
+    elif not marked_by_label and not _keyword_in(keyword, quote):
         raise error("keyword", f"expected a keyword the quoted sentence carries; the quote "
                                f"has no {keyword!r}")
     why = item.get("why", "")

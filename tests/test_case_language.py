@@ -39,17 +39,7 @@ HEADER = """\
 # a case written by a test
 id: t.case
 title: A test case
-requirements:
-  - id: REQ-1
-    rfc: 9293
-    section: "3.10.7.4"
-    level: MUST
-    text: the first requirement
-  - id: REQ-2
-    rfc: 5961
-    section: "3.2"
-    level: SHOULD
-    text: the second requirement
+requirements: [RFC9293-MUST-13, RFC5961-3.2-challenge-ack]
 target:
   role: {role}
   start: {start}
@@ -157,9 +147,11 @@ def test_minimal_case_loads(tmp_path):
         - wait:   1s
         - one_of:
             - label: challenge ACK
+              requirement: RFC5961-3.2-challenge-ack
               steps:
                 - expect: {flags: ACK}
             - label: reset
+              requirement: RFC5961-3.2-challenge-ack
               conforms: false
               note: what RFC 793 did
               steps:
@@ -169,12 +161,9 @@ def test_minimal_case_loads(tmp_path):
     (case,) = load(tmp_path, text)
     assert case.id == "t.case"
     assert case.title == "A test case"
-    assert case.requirements == [
-        Requirement("REQ-1", 9293, "3.10.7.4", "MUST", "the first requirement"),
-        Requirement("REQ-2", 5961, "3.2", "SHOULD", "the second requirement"),
-    ]
-    assert case.primary.id == "REQ-1"
-    assert case.primary.citation == "RFC 9293 section 3.10.7.4"
+    assert [r.id for r in case.requirements] == ["RFC9293-MUST-13", "RFC5961-3.2-challenge-ack"]
+    assert case.primary.id == "RFC9293-MUST-13"
+    assert case.primary.citation == "RFC 9293 section 3.6.1"
     assert (case.role, case.start) == ("listener", "LISTEN")
     assert case.path == tmp_path / "case.yaml"
     assert case.line == line_of(text, "id: t.case")
@@ -186,7 +175,7 @@ def test_step_fields(tmp_path):
     text = case_text("""\
         - send:   {flags: SYN, seq: 0, mss: 1460}
           note: the SYN
-          requirement: REQ-2
+          requirement: RFC5961-3.2-challenge-ack
         - expect: {flags: SYN+ACK, ack: 1, mss: present}
         - silence: 300ms
         - app:    accept
@@ -195,7 +184,7 @@ def test_step_fields(tmp_path):
     send, expect, silence, app, state = load(tmp_path, text)[0].steps
     assert send.flags == SYN and send.seq == SeqExpr(0, (), "0")
     assert send.options == [("mss", 1460)]
-    assert send.note == "the SYN" and send.requirement == "REQ-2"
+    assert send.note == "the SYN" and send.requirement == "RFC5961-3.2-challenge-ack"
     assert send.line == line_of(text, "- send:")
     assert expect.flags == SYN | ACK and expect.ack.evaluate({}) == 1
     assert expect.options == {"mss": "present"}
@@ -212,10 +201,12 @@ def test_one_of_alternatives(tmp_path):
         - send: {flags: RST, seq: snd_nxt + 100}
         - one_of:
             - label: challenge ACK
+              requirement: RFC5961-3.2-challenge-ack
               steps:
                 - expect: {flags: ACK, seq: rcv_nxt, ack: snd_nxt}
                 - state:  ESTABLISHED
             - label: reset
+              requirement: RFC5961-3.2-challenge-ack
               conforms: false
               note: what RFC 793 did
               steps:
@@ -556,22 +547,24 @@ def test_out_of_range_in_send(tmp_path):
     assert error.message.startswith("expected a window from 0 to 65535")
 
 
-def test_wrong_requirement_level(tmp_path):
-    """level: OFTEN is 'expected MUST, SHOULD or MAY' at requirements[1].level."""
-    text = case_text(VALID_STEPS).replace("level: SHOULD", "level: OFTEN")
+def test_unknown_requirement_id(tmp_path):
+    """An id the catalogue lacks is an error at requirements[i], naming the nearest ids."""
+    text = case_text(VALID_STEPS).replace("RFC5961-3.2-challenge-ack]", "RFC5961-3.2-challenge-akc]")
     error = load_error(tmp_path, text)
-    assert error.field == "requirements[1].level"
-    assert error.line == line_of(text, "level: OFTEN")
-    assert error.message == "expected MUST, SHOULD or MAY; got 'OFTEN'"
+    assert error.field == "requirements[1]"
+    assert error.line == line_of(text, "requirements:")
+    assert "RFC5961-3.2-challenge-akc" in error.message
+    assert "RFC5961-3.2-challenge-ack" in error.message
 
 
-def test_section_must_be_a_string(tmp_path):
-    """An unquoted section 3.5 is a number, and the message says to write a string."""
-    text = case_text(VALID_STEPS).replace('section: "3.2"', "section: 3.2")
+def test_requirement_written_inline_is_refused(tmp_path):
+    """The old inline form (id, level, text) is refused: ids cite the catalogue."""
+    text = case_text(VALID_STEPS).replace(
+        "requirements: [RFC9293-MUST-13, RFC5961-3.2-challenge-ack]",
+        "requirements:\n  - id: RFC9293-MUST-13\n    level: MUST\n    text: made up")
     error = load_error(tmp_path, text)
-    assert error.field == "requirements[1].section"
-    assert error.line == line_of(text, "section: 3.2")
-    assert "written as a string" in error.message
+    assert error.field == "requirements[0]"
+    assert error.line == line_of(text, "- id: RFC9293-MUST-13")
 
 
 def test_missing_title(tmp_path):
@@ -581,15 +574,6 @@ def test_missing_title(tmp_path):
     assert error.message == "the field 'title' is missing"
     assert error.field == ""
     assert error.line == line_of(text, "id: t.case")
-
-
-def test_missing_nested_field(tmp_path):
-    """A requirement without text names that requirement."""
-    text = case_text(VALID_STEPS).replace("    text: the second requirement\n", "")
-    error = load_error(tmp_path, text)
-    assert error.message == "the field 'text' is missing"
-    assert error.field == "requirements[1]"
-    assert error.line == line_of(text, "- id: REQ-2")
 
 
 def test_empty_steps(tmp_path):
@@ -764,22 +748,22 @@ def test_requirement_not_of_the_case(tmp_path):
     """A step's requirement must be one of the case's requirement ids."""
     text = case_text("""\
         - send:   {flags: SYN}
-          requirement: REQ-1
+          requirement: RFC9293-MUST-13
         - expect: {flags: SYN+ACK}
-          requirement: REQ-9
+          requirement: RFC9293-MUST-9
         """)
     error = load_error(tmp_path, text)
     assert error.field == "steps[1].requirement"
-    assert error.line == line_of(text, "requirement: REQ-9")
-    assert "REQ-1, REQ-2" in error.message and "got 'REQ-9'" in error.message
+    assert error.line == line_of(text, "requirement: RFC9293-MUST-9")
+    assert "RFC5961-3.2-challenge-ack, RFC9293-MUST-13" in error.message and "got 'RFC9293-MUST-9'" in error.message
 
 
 def test_step_requirement_selects_the_requirement(tmp_path):
     """Case.requirement() finds a step's requirement, and falls back to the primary."""
-    text = case_text("- send: {flags: SYN}\n- expect: {flags: SYN+ACK}\n  requirement: REQ-2")
+    text = case_text("- send: {flags: SYN}\n- expect: {flags: SYN+ACK}\n  requirement: RFC5961-3.2-challenge-ack")
     case = load(tmp_path, text)[0]
-    assert case.requirement(case.steps[1].requirement).id == "REQ-2"
-    assert case.requirement(None).id == "REQ-1"
+    assert case.requirement(case.steps[1].requirement).id == "RFC5961-3.2-challenge-ack"
+    assert case.requirement(None).id == "RFC9293-MUST-13"
 
 
 def test_one_of_alternative_must_start_with_expect_or_silence(tmp_path):
@@ -788,9 +772,11 @@ def test_one_of_alternative_must_start_with_expect_or_silence(tmp_path):
         - send: {flags: SYN}
         - one_of:
             - label: a
+              requirement: RFC9293-MUST-13
               steps:
                 - expect: {flags: SYN+ACK}
             - label: b
+              requirement: RFC9293-MUST-13
               steps:
                 - send: {flags: RST}
                 - silence: 1s
@@ -806,6 +792,7 @@ def test_one_of_needs_two_alternatives(tmp_path):
     text = case_text("""\
         - one_of:
             - label: only
+              requirement: RFC9293-MUST-13
               steps:
                 - silence: 1s
         """)
