@@ -65,6 +65,11 @@ KEYWORD_LEVELS = {
 }
 BCP14 = tuple(k for k in KEYWORD_LEVELS if k.isupper())
 
+# An Informational RFC states no requirement of the Internet standard (RFC
+# 2026 section 4.2.2), whatever its words: a deviation from it informs.  RFC
+# 1337 (TIME-WAIT hazards) and RFC 4987 (SYN flooding) are the catalogue's.
+INFORMATIONAL_RFCS = {1337, 4987}
+
 # RFC 9293 section 2.1 labels every keyword sentence: MUST-n, SHLD-n, MAY-n,
 # REC-n (RECOMMENDED); MUST NOT and SHOULD NOT share the MUST and SHLD
 # numbering.  Appendix B lists them all.  The label fixes the keyword.
@@ -171,6 +176,8 @@ class Requirement:
     def basis(self) -> str:
         """Why a deviation has its level, in words: the keyword, and the
         adoption it hangs on."""
+        if self.rfc in INFORMATIONAL_RFCS:
+            return f"RFC {self.rfc} is Informational: a deviation is a {self.level}"
         if self.keyword in BCP14:
             own = self.keyword
         elif self.keyword == "none":
@@ -189,10 +196,16 @@ class Requirement:
 CatalogueEntry = Requirement
 
 
-def derive_level(keyword: str, condition_level: str = "") -> str:
-    """The level of a deviation from a sentence carrying `keyword`, under a
-    condition of `condition_level` (none when empty)."""
-    own = KEYWORD_LEVELS[keyword]
+def own_level(keyword: str, rfc: int = 0) -> str:
+    """The level a sentence carrying `keyword` gives, in RFC `rfc`."""
+    level = KEYWORD_LEVELS[keyword]
+    return weaker(level, "MAY") if rfc in INFORMATIONAL_RFCS else level
+
+
+def derive_level(keyword: str, condition_level: str = "", rfc: int = 0) -> str:
+    """The level of a deviation from a sentence carrying `keyword` in RFC
+    `rfc`, under a condition of `condition_level` (none when empty)."""
+    own = own_level(keyword, rfc)
     return weaker(own, condition_level) if condition_level else own
 
 
@@ -358,16 +371,18 @@ def _condition_level(item: dict, by_id: dict, where: tuple, marks: Marks, path: 
                                  f"{' -> '.join(seen + [target])} goes round")
         seen.append(target)
         current = by_id[target]
-        own = KEYWORD_LEVELS[current["keyword"]]
+        own = own_level(current["keyword"], current["rfc"])
         level = weaker(level, own) if level else own
     return level
 
 
 def _entry(item: dict, where: tuple, marks: Marks, path: Path, by_id: dict) -> Requirement:
     condition_level = _condition_level(item, by_id, where, marks, path)
-    level = derive_level(item["keyword"], condition_level)
+    level = derive_level(item["keyword"], condition_level, item["rfc"])
     if item["level"] != level:
         because = f"the quote's keyword is {item['keyword']!r}"
+        if item["rfc"] in INFORMATIONAL_RFCS:
+            because += f" in RFC {item['rfc']}, an Informational RFC"
         if condition_level:
             because += f" and it applies if {item['applies_if']} ({condition_level}) is adopted"
         raise CatalogueError(path, marks.line(where + ("level",)), dotted(where + ("level",)),
