@@ -347,6 +347,10 @@ class CaseItem(pytest.Item):
         deviation = self.deviation()
         status = judge(verdict, _strict(self.config), deviation)
         self.stash[_STATUS_KEY] = status
+        if status == FAIL and deviation is not None:
+            raise CaseFailed(verdict, f"{verdict.explain()}\n  The baseline lists this case "
+                                      f"against {deviation.requirement} ({deviation.where}); "
+                                      f"it now deviates from another requirement.")
         if status == FAIL:
             raise CaseFailed(verdict)
         if status == FIXED:

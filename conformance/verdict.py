@@ -99,16 +99,19 @@ def judge(verdict: Verdict, strict: bool = False, deviation=None) -> str:
 
     A MUST violation fails; a SHOULD deviation is a warning unless `strict`
     (as h2spec's --strict); a MAY is information only.  With a baseline, a
-    listed deviation that still deviates is KNOWN, and one that now passes is
-    FIXED, which fails the run: the baseline is out of date.  An ERROR stays
-    an error whatever the baseline says: nothing was decided."""
+    listed deviation that still deviates from the requirement the baseline
+    names is KNOWN, and one that now passes is FIXED, which fails the run: the
+    baseline is out of date.  A listed case that now deviates from another
+    requirement is judged as if it were not listed.  An ERROR stays an error
+    whatever the baseline says: nothing was decided."""
     if verdict.outcome == ERROR:
         return ERROR
     if verdict.outcome == PASS:
         return FIXED if deviation is not None else PASS
-    if deviation is not None:
+    requirement = verdict.requirement or verdict.case.primary
+    if deviation is not None and deviation.requirement in ("", requirement.id):
         return KNOWN
-    level = (verdict.requirement or verdict.case.primary).level
+    level = requirement.level
     if level == "MUST" or (level == "SHOULD" and strict):
         return FAIL
     return WARN if level == "SHOULD" else INFO
