@@ -895,3 +895,24 @@ def test_options_longer_than_the_header_allows(tmp_path):
                      "  - silence: 1s\n")
     error = load_error(tmp_path, text)
     assert error.field == "steps[0].send.raw_options" and "at most 40 octets" in error.message
+
+
+def test_isn_compares_a_new_isn_with_the_old(tmp_path):
+    """isn: '>= rcv_nxt' is an operator and an expression, only beside a SYN."""
+    (case,) = load(tmp_path, case_text("""\
+        - send:   {flags: SYN, seq: 0}
+        - expect: {flags: SYN+ACK, isn: ">= rcv_nxt + 1"}
+        """))
+    operator, expression = case.steps[1].isn
+    assert operator == ">=" and expression.evaluate({"rcv_nxt": 2}) == 3
+
+
+def test_isn_beside_a_segment_without_syn(tmp_path):
+    """isn on an ACK is an error at the field: there is no new ISN to compare."""
+    text = case_text("""\
+        - send:   {flags: SYN, seq: 0}
+        - expect: {flags: ACK, isn: ">= rcv_nxt"}
+        """)
+    error = load_error(tmp_path, text)
+    assert error.field == "steps[1].expect.isn"
+    assert "only beside flags with SYN" in error.message

@@ -108,3 +108,33 @@ def test_alternatives_with_the_same_answer_are_told_apart_by_state(linux):
     assassinated = linux.run(case(TIME_WAIT_RST, start="TIME-WAIT"))
     assert (protected.outcome, protected.alternative) == (PASS, "RFC 1337 fix F1")
     assert (assassinated.outcome, assassinated.alternative) == (FAIL, "assassinated")
+
+
+REOPEN = ("  - send: {flags: SYN, seq: snd_nxt + 100000, mss: 1460}\n"
+          "  - expect: {flags: SYN+ACK, isn: \">= rcv_nxt + %d\"}\n")
+
+
+def test_isn_of_a_new_incarnation_is_measured_from_the_old_connection(linux):
+    """A SYN that reopens TIME-WAIT (RFC 9293 MAY-2) is judged by its ISN counted
+    from the old connection's.  Linux takes the old SND.NXT + 65537
+    (tcp_timewait_state_process: tw_snd_nxt + 65535 + 2), 65539 after a FIN at 1:
+    'isn: >= rcv_nxt + 65537' holds and '+ 65538' does not, which a check that
+    measured the SYN against its own seq (always 0) could not tell apart."""
+    holds = linux.run(case(REOPEN % 65537, start="TIME-WAIT"))
+    breaks = linux.run(case(REOPEN % 65538, start="TIME-WAIT"))
+    assert holds.outcome == PASS, holds.explain()
+    assert breaks.outcome == FAIL, breaks.explain()
+    assert "its ISN is 65539 from the old ISN, not >= rcv_nxt + 65538 = 65540" in breaks.actual
+
+
+def test_reopen_without_returning_to_time_wait_fails_at_the_rule(linux):
+    """The grid's MAY-2 branch checks the second condition too: Linux reopens,
+    and the old duplicate's RST leaves no connection, so the cell fails at the
+    rule's requirement (a SHOULD), not at MAY-2's."""
+    from conformance.grid import grid_cells
+    cell = next(c for c in grid_cells() if c.case.id == "grid.TIME-WAIT.syn.beyond-window")
+    verdict = linux.run(cell.case)
+    assert verdict.outcome == FAIL, verdict.explain()
+    assert verdict.requirement.id == "RFC9293-3.10.7.4-unacceptable", verdict.explain()
+    assert verdict.requirement.level == "SHOULD"
+    assert "state TIME-WAIT" in verdict.expected, verdict.explain()

@@ -63,8 +63,10 @@ def test_failure_prints_requirement_expected_actual_and_ladder(cases_dir):
     result = run_pytest("-q", str(cases_dir), "--target-nft", "out:tcp flags & (syn|ack) == syn|ack drop")
     out = result.stdout
     assert result.returncode == 1, out
-    assert "Requirement: RFC9293-3.10.7.2-listen-syn (MUST, RFC 9293 section 3.10.7.2)" in out
-    assert "Expected: SYN+ACK ack=1 mss=present, within 1s" in out
+    assert "Requirement: RFC9293-MUST-14 (MUST, RFC 9293 section 3.7.1)" in out
+    assert '"TCP endpoints MUST implement both sending and receiving the MSS Option (MUST-14)."' in out
+    assert "Level: MUST" in out
+    assert "Expected: SYN+ACK ack=1 mss=1460, within 1s" in out
     assert "Actual: no segment within 1s" in out
     assert "--> SYN seq=0 win=65535 <mss 1460>" in out
 
@@ -165,18 +167,37 @@ def test_baseline_turns_listed_deviations_into_known_and_stale_ones_into_failure
         levels_dir, tmp_path):
     """Listed deviations are KNOWN with their reason; a listed case that passes fails."""
     (levels_dir / "passes.yaml").write_text(
-        LEVELS.format(level="MUST").replace("t.MUST", "t.passes")
+        LEVELS.format(level="MUST", req_id=LEVEL_IDS["MUST"]).replace("t.MUST", "t.passes")
         .replace("silence: 200ms", "expect: {flags: ACK}"))
     baseline = tmp_path / "linux.yaml"
     baseline.write_text("target: linux\ndeviations:\n"
-                        "  - reason: Linux sends the challenge ACK the pretend rule forbids.\n"
-                        "    cases: [t.MUST, t.SHOULD, 't.passes[ipv4]']\n")
+                        "  - requirement: RFC9293-MUST-13\n"
+                        "    reason: Linux sends the challenge ACK the pretend rule forbids.\n"
+                        "    cases: [t.MUST, 't.passes[ipv4]']\n"
+                        "  - requirement: RFC9293-SHLD-31\n"
+                        "    reason: Linux sends the challenge ACK the pretend rule forbids.\n"
+                        "    cases: [t.SHOULD]\n")
     result = run_pytest("-q", "--baseline", str(baseline), str(levels_dir))
     out = result.stdout
     assert result.returncode == 1, out
     assert counts(out) == {"failed": 1, "known": 2, "info": 1}, out
     assert "Reason (" in out and "Linux sends the challenge ACK" in out
     assert "but the target now conforms: remove it from the baseline" in out
+
+
+def test_baseline_entry_for_another_requirement_does_not_excuse(levels_dir, tmp_path):
+    """A listed case that now deviates from another requirement than the one its
+    baseline entry names is not KNOWN: a MUST deviation fails, saying so."""
+    baseline = tmp_path / "linux.yaml"
+    baseline.write_text("target: linux\ndeviations:\n"
+                        "  - requirement: RFC9293-SHLD-31\n"
+                        "    reason: listed against the wrong requirement on purpose.\n"
+                        "    cases: [t.MUST, t.SHOULD]\n")
+    result = run_pytest("-q", "--baseline", str(baseline), str(levels_dir))
+    out = result.stdout
+    assert result.returncode == 1, out
+    assert counts(out) == {"failed": 1, "known": 1, "info": 1}, out
+    assert "The baseline lists this case against RFC9293-SHLD-31" in out
 
 
 @pytest.mark.parametrize("content,words", [
