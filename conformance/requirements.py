@@ -17,6 +17,7 @@ SHOULD, SHOULD NOT, RECOMMENDED, ...        SHOULD    warns
 MAY, OPTIONAL                               MAY       informs
 lowercase "must" / "should", or no keyword  SHOULD    warns ("no BCP 14 keyword")
 lowercase "may"                             MAY       informs
+any sentence of an Informational RFC        MAY       informs (RFC 1337, RFC 4987)
 =========================================  ========  =============================
 
 RFC 8174 gives the keywords their force only in capitals.  A sentence of RFC

@@ -117,6 +117,16 @@ def test_rfc5961_musts_are_reported_at_the_adoption_level():
                            "SHOULD: a deviation is a SHOULD")
 
 
+def test_an_informational_rfc_informs():
+    """RFC 1337 is Informational: its fix F1 has no keyword, and a deviation from
+    it is a MAY whatever its words (RFC 2026 4.2.2)."""
+    entry = load_catalogue().get("RFC1337-3-F1")
+    assert (entry.keyword, entry.level) == ("none", "MAY")
+    assert entry.basis == "RFC 1337 is Informational: a deviation is a MAY"
+    assert derive_level("SHOULD", rfc=4987) == "MAY"
+    assert derive_level("SHOULD", rfc=9293) == "SHOULD"
+
+
 def test_the_documentation_table_is_current():
     """docs/requirements.md is what `python -m conformance.requirements_doc` writes."""
     page = (REPO / "docs" / "requirements.md").read_text(encoding="utf-8")
