@@ -11,16 +11,18 @@ The file (``baselines/<target>.yaml``)::
 
     target: linux
     deviations:
-      - requirement: RFC9293-3.10.7.4-ack-off
+      - requirement: RFC9293-3.10.7.2-listen-syn
         reason: >
-          Linux kills TIME-WAIT on a RST at RCV.NXT unless net.ipv4.tcp_rfc1337=1.
+          Linux silently drops a SYN that also carries FIN in LISTEN.
         cases:
-          - time-wait.rst-rfc1337-off          # both address families
+          - probes.syn-fin-urg-psh-to-listener  # both address families
           - handshake.synack-mss[ipv6]          # one family only
 
 Each deviation names the catalogue requirement it deviates from
 (``requirement:``, an id of conformance/requirements.yaml): the reason says
-what the target does, the catalogue says what the RFC's sentence is.
+what the target does, the catalogue says what the RFC's sentence is.  A
+listed case is KNOWN only while it deviates from that requirement
+(conformance.verdict.judge).
 
 Bad input is one :class:`BaselineError` naming the file, line and field.
 """

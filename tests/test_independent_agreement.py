@@ -85,6 +85,14 @@ AGREEMENT = {
         "no answer": {"answer": "silence", "state_after": "TIME-WAIT"},
         "MAY-13: ACK of RCV.NXT": {"answer": "ACK seq=SND.NXT ack=RCV.NXT",
                                    "state_after": "TIME-WAIT"}}),
+    "19_syn_with_text_to_listener": ("handshake.syn-with-data", {
+        "text on the SYN queued, acknowledged once ESTABLISHED": {"synack_ack": "SEG.SEQ+1",
+                                                                  "recv_q": 10},
+        "text on the SYN discarded, sent again by the tester": {"synack_ack": "SEG.SEQ+1",
+                                                                "recv_q": 0}}),
+    "20_zero_window_probe": ("acceptability.window-probe", {
+        "probe without new data": {"probe": "ACK seq=SND.UNA-1 len=0"},
+        "probe with one octet of new data": {"probe": "ACK seq=SND.UNA len=1"}}),
 }
 
 

@@ -43,7 +43,7 @@ def test_sweep_writes_results_and_pages(report_sweep):
     assert {("handshake.passive-open", "ipv4"), ("handshake.passive-open", "ipv6"),
             ("t.must-fails", "ipv4")} <= set(by_name) and len(by_name) == 5
     failed = by_name[("t.must-fails", "ipv4")]
-    assert failed["status"] == "fail" and failed["requirement"] == "X-MUST"
+    assert failed["status"] == "fail" and failed["requirement"] == "RFC9293-MUST-13"
     assert failed["expected"].startswith("no answer for 200ms") and "ACK" in failed["actual"]
     passed = by_name[("handshake.passive-open", "ipv6")]
     assert passed["status"] == "pass" and passed["states"][0] == "LISTEN"
@@ -76,7 +76,7 @@ def test_junit_carries_status_target_and_requirement(report_sweep):
         assert failed == name.startswith("t.must-fails"), name
         assert props["status"] == ("fail" if failed else "pass"), (name, props)
     assert {p.get("value") for p in testcases["t.must-fails[ipv4]"].iter("property")
-            if p.get("name") == "requirement"} == {"X-MUST"}
+            if p.get("name") == "requirement"} == {"RFC9293-MUST-13"}
 
 
 def test_compare_lists_a_deliberately_introduced_failure(report_sweep, tmp_path, capsys):
@@ -87,10 +87,13 @@ def test_compare_lists_a_deliberately_introduced_failure(report_sweep, tmp_path,
     before, after = report_sweep["report"] / "results.json", tmp_path / "after" / "results.json"
     assert cli(["compare", str(before), str(after)]) == 1
     text = capsys.readouterr().out
-    assert "New failures (4):" in text, text
+    assert "New failures (2):" in text, text
     assert "[linux] t.must-fails [ipv4]: fail -> error" in text   # no ESTABLISHED without SYN-ACK
-    assert "[linux] handshake.passive-open [ipv4]: pass -> fail" in text
+    assert "[linux] handshake.synack-mss [ipv4]: pass -> fail" in text
     assert "expected SYN+ACK ack=1" in text
+    # The listener's SYN-ACK rests on a lowercase "should" (RFC 9293 3.10.7.2): a warning.
+    assert "New deviations (SHOULD/MAY) (2):" in text
+    assert "[linux] handshake.passive-open [ipv4]: pass -> warn" in text
     assert cli(["compare", str(before), str(before)]) == 0
     assert "5 unchanged" in capsys.readouterr().out
 

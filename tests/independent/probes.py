@@ -62,10 +62,10 @@ PACKET_OUTGOING = 4
 CLONE_NEWNET = 0x40000000
 
 # The application in the target namespace: a listener on 198.18.0.2:8080 that accepts
-# and either keeps every connection open without reading ("hold") or closes it at once
-# ("close").
+# and either keeps every connection open without reading ("hold"), closes it at once
+# ("close"), or writes "hello" on it 0.2 s after accepting it and keeps it ("send").
 APP = r"""
-import socket, sys
+import socket, sys, time
 mode = sys.argv[1]
 listener = socket.socket()
 listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -78,6 +78,9 @@ while True:
     if mode == "close":
         conn.close()
     else:
+        if mode == "send":
+            time.sleep(0.2)
+            conn.send(b"hello")
         held.append(conn)
 """
 
@@ -627,6 +630,40 @@ def ack_in_window_in_time_wait(lab):
     return c.inject(ACK, c.rcv_nxt + 100, c.snd_nxt)
 
 
+def syn_with_text_to_listener(lab):
+    """LISTEN; a SYN carrying 10 octets, then the final ACK at SEG.SEQ+1: what the SYN-ACK acknowledges, the answer to the ACK, the octets TCP holds."""
+    lab.start_app()
+    sport, iss = random.randint(20000, 60999), random.getrandbits(32)
+    lab.send(build_frame(lab.target_mac, lab.tester_mac, sport, PORT, iss, 0, SYN,
+                         b"early data", MSS_1460))
+    got = lab.receive(sport, time.monotonic() + 1, stop=lambda s: s["flags"] & SYN)
+    if not got:
+        raise RuntimeError("no SYN-ACK from the target")
+    synack = got[-1]
+    names = [("SEG.SEQ+1", iss + 1), ("SEG.SEQ+1+10", iss + 11)]
+    lab.send(build_frame(lab.target_mac, lab.tester_mac, sport, PORT, iss + 1, synack["seq"] + 1, ACK))
+    after = lab.receive(sport, time.monotonic() + QUIET)
+    row = lab.row(sport)
+    return {"synack_ack": relation(synack["ack"], names),
+            "answer_to_final_ack": "; ".join(f"{flag_text(s['flags'])} ack={relation(s['ack'], names)}"
+                                             for s in after) or "silence",
+            "recv_q": int(row[1]) if row else -1}
+
+
+def zero_window_probe(lab):
+    """ESTABLISHED, the tester's window closed (ACK win=0); the application writes 5 octets: the first segment within 1.5 s, its seq against SND.UNA and its length."""
+    lab.start_app("send")
+    c = lab.connect()
+    lab.send(build_frame(lab.target_mac, lab.tester_mac, c.sport, c.port, c.rcv_nxt, c.snd_nxt,
+                           ACK, window=0))
+    got = lab.receive(c.sport, time.monotonic() + 1.5, stop=lambda s: True)
+    if not got:
+        return {"probe": "silence"}
+    s = got[-1]
+    return {"probe": f"{flag_text(s['flags'])} seq={relation(s['seq'], [('SND.UNA', c.snd_nxt)])} "
+                     f"len={s['len']}"}
+
+
 # Behaviour number in the brief -> probe.
 PROBES = {
     "01_fin_without_ack": fin_without_ack,
@@ -648,6 +685,8 @@ PROBES = {
     "16_syn_again_in_syn_received": syn_again_in_syn_received,
     "17_syn_in_time_wait_then_rst": syn_in_time_wait_then_rst,
     "18_ack_in_window_in_time_wait": ack_in_window_in_time_wait,
+    "19_syn_with_text_to_listener": syn_with_text_to_listener,
+    "20_zero_window_probe": zero_window_probe,
 }
 
 
