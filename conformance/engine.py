@@ -28,66 +28,18 @@ from . import blackbox, tcp
 from .agent_client import AgentError, AgentFailure
 from .case import (App, Case, Expect, OneOf, Send, Silence, StateCheck, Wait, fmt_duration,
                    is_errno, pattern)
-from .seq import MOD, relative, seq_add, seq_diff, seq_gt, seq_le
+from .connection import Connection
+from .matching import candidates, mismatches
+from .outcomes import CannotDecide, NotApplicable, StepFailed
+from .seq import MOD, relative, seq_add
 from .targets import ALL
 from .verdict import ERROR, FAIL, NOT_APPLICABLE, PASS, LadderEntry, Verdict
 from .tcp import IPV4, IPV6
 from .wire import Wire, WireError, build_frame, decode, write_pcap
 
-# How an 'isn:' compares the new ISN with the old connection's numbers (both
-# signed distances from the old ISN, so serial-number order, RFC 1982).
-ISN_COMPARISONS = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b,
-                   ">": lambda a, b: a > b, "<": lambda a, b: a < b, "=": lambda a, b: a == b}
-
 # Agent errors that are the suite's fault or a broken target host, never the
 # target's TCP behaviour.
 _TOOL_ERRORS = ("bad-request", "agent-error", "unsupported")
-
-
-class StepFailed(Exception):
-    def __init__(self, step, expected: str, actual: str, alternative: str | None = None,
-                 requirement: str | None = None):
-        super().__init__(actual)
-        self.step, self.expected, self.actual, self.alternative = step, expected, actual, alternative
-        # The requirement the failure breaks, when it is not the step's own:
-        # the alternative's, for a step of an alternative the target followed.
-        self.requirement = requirement
-
-
-class CannotDecide(Exception):
-    """The suite cannot tell what the target did."""
-
-
-class NotApplicable(Exception):
-    """The case needs something this target does not have (a Linux setting,
-    a socket option its API lacks)."""
-
-
-@dataclass
-class Connection:
-    """The tester's side of the connection, in absolute sequence numbers."""
-
-    iss: int
-    snd_nxt: int
-    snd_una: int
-    irs: int | None = None
-    rcv_nxt: int | None = None
-    snd_wnd: int = 0
-    peer_max: int | None = None      # highest sequence number the target has sent + 1
-    our_wscale: int | None = None
-    peer_wscale: int | None = None
-    # True once the target has acknowledged our SYN, until either side resets:
-    # a SYN sent while synchronized is a probe (RFC 5961 4.2), not a new ISN.
-    synchronized: bool = False
-
-    def variables(self) -> dict[str, int]:
-        """The names a case may use in seq/ack, relative to each side's ISN."""
-        return {
-            "snd_nxt": seq_diff(self.snd_nxt, self.iss),
-            "snd_una": seq_diff(self.snd_una, self.iss),
-            "rcv_nxt": seq_diff(self.rcv_nxt, self.irs or 0) if self.rcv_nxt is not None else 0,
-            "snd_wnd": self.snd_wnd,
-        }
 
 
 @dataclass
@@ -162,7 +114,7 @@ class _CaseRun:
         self.flows: dict[str, Flow] = {}
         for name, port in zip(case.connections, tester_ports):
             iss = random.randrange(MOD)
-            self.flows[name] = Flow(name, port, Connection(iss=iss, snd_nxt=iss, snd_una=iss))
+            self.flows[name] = Flow(name, port, Connection.opening(iss))
         self.flow = self.flows[case.connections[0]]   # the connection the current step is about
         self._by_port = {flow.tester_port: flow for flow in self.flows.values()}
         self._entries: dict[int, LadderEntry] = {}    # id(segment) -> its ladder line
@@ -372,13 +324,9 @@ class _CaseRun:
 
     def _send(self, step: Send) -> None:
         conn, v = self.conn, self.conn.variables()
-        seq = seq_add(conn.iss, step.seq.evaluate(v) if step.seq else seq_diff(conn.snd_nxt, conn.iss))
-        if step.ack is not None:
-            ack = seq_add(conn.irs or 0, step.ack.evaluate(v))
-        elif step.flags & tcp.ACK:
-            ack = conn.rcv_nxt if conn.rcv_nxt is not None else 0
-        else:
-            ack = 0
+        seq, ack = conn.send_numbers(step.seq.evaluate(v) if step.seq else None,
+                                     step.ack.evaluate(v) if step.ack is not None else None,
+                                     step.flags)
         payload = step.payload
         if step.length is not None:
             payload = pattern(self._one_segment(step.length.evaluate(v), step.length.text))
@@ -387,21 +335,7 @@ class _CaseRun:
                             step.raw_options)
         self.sent_at = time.perf_counter()
         self.wire.send(frame)
-        if step.bad_checksum:
-            pass  # the target must discard it (MUST-3): it advances nothing
-        elif step.flags & tcp.RST:
-            conn.synchronized = False  # we abort: our next SYN opens anew
-        elif step.flags & tcp.SYN and not conn.synchronized:
-            conn.snd_nxt = conn.snd_una = seq
-            conn.snd_nxt = seq_add(seq, 1 + len(payload) + bool(step.flags & tcp.FIN))
-            conn.our_wscale = dict(step.options).get("wscale")
-        elif not step.flags & tcp.SYN:
-            # SND.NXT only moves forward, and only for a segment that starts
-            # within what we have sent: a retransmitted FIN leaves it where it
-            # is, a probe beyond the window does not move it at all.
-            end = seq_add(seq, len(payload) + bool(step.flags & tcp.FIN))
-            if seq_le(seq, conn.snd_nxt) and seq_gt(end, conn.snd_nxt):
-                conn.snd_nxt = end
+        conn.sent(seq, step.flags, len(payload), step.options, step.bad_checksum)
         self.ref_time = time.time()
 
     def _one_segment(self, length: int, text: str) -> int:
@@ -414,16 +348,7 @@ class _CaseRun:
         return length
 
     def _is_retransmission(self, seg: tcp.Segment, flow: Flow | None = None) -> bool:
-        """True when the segment only repeats sequence space already sent.
-
-        A segment without SYN, FIN or data occupies no sequence space and is
-        never a retransmission: a repeated ACK is a new answer."""
-        conn = (flow or self.flow).conn
-        if seg.seg_len == 0:
-            return False
-        if seg.has(tcp.SYN):
-            return conn.irs is not None and seg.seq == conn.irs
-        return conn.peer_max is not None and seq_le(seq_add(seg.seq, seg.seg_len), conn.peer_max)
+        return (flow or self.flow).conn.is_retransmission(seg)
 
     def _next_segment(self, deadline: float, want_retransmission=False, mark="") -> tcp.Segment | None:
         """The target's next segment on the current step's connection
@@ -467,23 +392,7 @@ class _CaseRun:
 
     def _consume(self, seg: tcp.Segment) -> None:
         """Update the tester's view with a segment the case accepted as the answer."""
-        conn = self.conn
-        if seg.has(tcp.SYN):
-            conn.irs = seg.seq
-            conn.rcv_nxt = seq_add(seg.seq, seg.seg_len)
-            conn.peer_wscale = seg.option("wscale")
-        elif conn.rcv_nxt is not None and seg.seq == conn.rcv_nxt:
-            conn.rcv_nxt = seq_add(seg.seq, seg.seg_len)
-        end = seq_add(seg.seq, seg.seg_len)
-        if conn.peer_max is None or seq_gt(end, conn.peer_max) or seg.has(tcp.SYN):
-            conn.peer_max = end
-        if seg.has(tcp.ACK) and seq_gt(seg.ack, conn.snd_una) and seq_le(seg.ack, conn.snd_nxt):
-            conn.snd_una = seg.ack
-            conn.synchronized = conn.synchronized or conn.irs is not None
-        if seg.has(tcp.RST):
-            conn.synchronized = False
-        scaled = conn.our_wscale is not None and conn.peer_wscale is not None
-        conn.snd_wnd = seg.window << (conn.peer_wscale if scaled and not seg.has(tcp.SYN) else 0)
+        self.conn.consume(seg)
 
     def _describe(self, seg: tcp.Segment, flow: Flow | None = None) -> str:
         """One ladder line, sequence numbers relative to the sender's ISN; with
@@ -512,45 +421,7 @@ class _CaseRun:
         return prefix + " ".join(parts)
 
     def _mismatches(self, step: Expect, seg: tcp.Segment, ref: float, v: dict) -> list[str]:
-        conn, problems = self.conn, []
-        if step.flags is not None and (seg.flags & 0xFF & ~step.optional_flags) != step.flags:
-            problems.append(f"flags are {tcp.format_flags(seg.flags)}")
-        if step.seq is not None:
-            own_isn = seg.seq if seg.has(tcp.SYN) else (conn.irs or 0)
-            want = step.seq.evaluate(v)
-            got = seq_diff(seg.seq, own_isn)
-            if got != want:
-                problems.append(f"seq is {got}, not {want}")
-        if step.ack is not None:
-            want, got = step.ack.evaluate(v), seq_diff(seg.ack, conn.iss)
-            if got != want:
-                problems.append(f"ack is {got}, not {want}")
-        if step.isn is not None:
-            problems += self._isn_mismatch(step, seg, v)
-        if step.win is not None and seg.window != step.win:
-            problems.append(f"window is {seg.window}")
-        if step.length is not None and len(seg.payload) != step.length:
-            problems.append(f"length is {len(seg.payload)}")
-        if step.data is not None and seg.payload != step.data:
-            problems.append(f"data is {seg.payload[:40]!r}")
-        for name, want in step.options.items():
-            have = seg.option(name)
-            if want == "absent" and seg.has_option(name):
-                problems.append(f"{name} option present ({have})")
-            elif want != "absent" and not seg.has_option(name):
-                problems.append(f"no {name} option")
-            elif isinstance(want, int) and not isinstance(want, bool) and have != want:
-                problems.append(f"{name} is {have}")
-        if not seg.checksum_ok:
-            problems.append("its TCP checksum is wrong")
-        if step.retransmission and not self._is_retransmission(seg):
-            problems.append("it is not a retransmission")
-        delay = seg.time - ref
-        if delay > step.within:
-            problems.append(f"it came after {delay * 1000:.1f} ms")
-        if step.after and delay < step.after:
-            problems.append(f"it came early, after {delay * 1000:.1f} ms")
-        return problems
+        return mismatches(step, seg, self.conn, ref, v)
 
     def _skipped_since(self, ref: float) -> str:
         """What a failure about a missing answer adds when the target did send
@@ -562,22 +433,6 @@ class _CaseRun:
         return (f"; but a {tcp.format_flags(seg.flags)} came at "
                 f"{(seg.time - ref) * 1000:.2f} ms ({self._describe(seg)}), taken as a "
                 f"retransmission: write retransmission: true if it is the answer")
-
-    def _isn_mismatch(self, step: Expect, seg: tcp.Segment, v: dict) -> list[str]:
-        """A new incarnation's ISN, measured from the old connection's ISN
-        (the SYN has not re-based the tester's view yet), against the step's
-        comparison: 'isn: >= rcv_nxt' is RFC 9293 MAY-2's first condition."""
-        conn = self.conn
-        if not seg.has(tcp.SYN):
-            return []           # the flags check says what is wrong
-        if conn.irs is None:
-            raise CannotDecide(f"line {step.line}: isn compares a SYN with the connection "
-                               f"before it, and this connection had none")
-        operator, expression = step.isn
-        want, got = expression.evaluate(v), seq_diff(seg.seq, conn.irs)
-        if ISN_COMPARISONS[operator](got, want):
-            return []
-        return [f"its ISN is {got} from the old ISN, not {operator} {expression} = {want}"]
 
     def _expect(self, step: Expect) -> None:
         v, ref = self.conn.variables(), self.ref_time
@@ -630,31 +485,24 @@ class _CaseRun:
         retransmission = any(isinstance(a.steps[0], Expect) and a.steps[0].retransmission
                              for a in step.alternatives)
         seg = self._next_segment(max(windows), want_retransmission=retransmission)
-        candidates = []
-        for alt in step.alternatives:
-            first = alt.steps[0]
-            if isinstance(first, Expect):
-                if seg is not None and not self._mismatches(first, seg, ref, v):
-                    candidates.append(alt)
-            elif seg is None or seg.time - start > first.duration:
-                candidates.append(alt)
-        chosen = candidates[0] if candidates else None
+        fitting = candidates(step.alternatives, seg, self.conn, ref, start, v)
+        chosen = fitting[0] if fitting else None
         label = chosen.label if chosen else ""
-        if len(candidates) > 1:
+        if len(fitting) > 1:
             # The same answer on the wire (say, silence after a RST in
             # TIME-WAIT): the state that follows tells the alternatives apart.
-            for alt in candidates:
+            for alt in fitting:
                 if len(alt.steps) > 1 and isinstance(alt.steps[1], StateCheck):
                     if not self._state_visible():
-                        if len({a.conforms for a in candidates}) > 1:
+                        if len({a.conforms for a in fitting}) > 1:
                             raise CannotDecide(
-                                f"the wire cannot tell {' from '.join(a.label for a in candidates)}"
+                                f"the wire cannot tell {' from '.join(a.label for a in fitting)}"
                                 f" apart, and the state that would is not observable on "
                                 f"{self.engine.target.name} "
                                 f"({self.engine.target.state_view_reason})")
                         # Equally conforming: the verdict stands, but which one
                         # the target followed is not known.
-                        label = (" or ".join(a.label for a in candidates)
+                        label = (" or ".join(a.label for a in fitting)
                                  + " (the state that tells them apart is not observable)")
                         break
                     if self._observed_state(alt.steps[1].state) == alt.steps[1].state:
