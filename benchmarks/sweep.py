@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from conformance.case import load_case_file  # noqa: E402
+from conformance.casefile import load_case_file  # noqa: E402
 from conformance.runner import Runner  # noqa: E402
 from conformance.targets import TARGETS  # noqa: E402
 from conformance.wire import build_frame  # noqa: E402

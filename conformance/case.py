@@ -547,28 +547,6 @@ def build_case(data: dict, marks: Marks, path: Path, catalogue: Catalogue | None
     )
 
 
-def load_case_file(path: Path, text: str | None = None) -> list[Case]:
-    """All cases of one file; raises CaseError at the first problem."""
-    path = Path(path)
-    try:
-        documents = list(load_yaml_documents(path, text))
-    except OSError as exc:
-        raise CaseError(path, None, "", f"cannot be read: {exc.strerror}") from None
-    if not documents:
-        raise CaseError(path, 1, "", "the file holds no case")
-    cases = []
-    for data, marks in documents:
-        if isinstance(data, dict) and "grid" in data:
-            from .grid import expand_grid  # a grid document: a table that expands into cases
-            cases.extend(expand_grid(data, marks, path))
-            continue
-        if not isinstance(data, dict):
-            raise CaseError(path, marks.line(()), "", "expected a case: a mapping with id, "
-                                                      "title, requirements, target and steps")
-        cases.append(build_case(data, marks, path))
-    return cases
-
-
 # --- setups --------------------------------------------------------------------
 
 @lru_cache(maxsize=None)

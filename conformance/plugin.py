@@ -31,7 +31,8 @@ import pytest
 
 from . import runner as runner_module
 from .baseline import BaselineError, load_baseline, resolve
-from .case import Case, CaseError, load_case_file
+from .case import Case, CaseError
+from .casefile import load_case_file
 from .lab import LabError, preflight
 from .verdict import (ERROR, FAIL, FIXED, INFO, KNOWN, NOT_APPLICABLE, WARN, Verdict, judge,
                       render_ladder)

@@ -15,7 +15,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from .case import load_case_file
+from .casefile import load_case_file
 from .requirements import Catalogue, load_catalogue
 
 REPO = Path(__file__).resolve().parents[1]

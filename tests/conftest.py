@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.case import load_case_file
+from conformance.casefile import load_case_file
 from conformance.lab import list_namespaces, preflight
 from conformance.runner import Runner
 

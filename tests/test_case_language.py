@@ -15,17 +15,16 @@ from conformance.case import (
     CaseError,
     Expect,
     OneOf,
-    Requirement,
     Send,
     SeqExpr,
     Silence,
     StateCheck,
     Wait,
-    load_case_file,
     load_setups,
     parse_duration,
     parse_seqexpr,
 )
+from conformance.casefile import load_case_file
 from conformance.tcp import ACK, FIN, PSH, RST, SYN
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conformance.case import load_case_file
+from conformance.casefile import load_case_file
 from conformance.verdict import FAIL, PASS
 
 

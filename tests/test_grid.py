@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from conformance.baseline import load_baseline
-from conformance.case import CaseError, load_case_file
+from conformance.case import CaseError
+from conformance.casefile import load_case_file
 from conformance.grid import DEFAULT_GRID, grid_cells, render
 from conformance.seq import seq_add
 from conformance.verdict import FAIL, PASS

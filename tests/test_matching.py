@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conformance import tcp
-from conformance.case import load_case_file
+from conformance.casefile import load_case_file
 from conformance.matching import candidates, mismatches
 from conformance.outcomes import CannotDecide
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from conformance.baseline import BaselineError, load_baseline
-from conformance.case import CaseError, load_case_file
+from conformance.case import CaseError
+from conformance.casefile import load_case_file
 from conformance.requirements import (
     APPENDIX_B_ID,
     DEFAULT_PATH,

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.case import load_case_file, load_setups
+from conformance.case import load_setups
+from conformance.casefile import load_case_file
 from conformance.verdict import PASS
 
 SETUPS = sorted(load_setups())

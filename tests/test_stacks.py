@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.case import load_case_file
+from conformance.casefile import load_case_file
 from conformance.lab import list_namespaces, pid_alive
 from conformance.runner import Runner
 from conformance.targets import TARGETS

@@ -1,0 +1,36 @@
+"""A case file: the documents of one YAML file, each a case or a grid.
+
+A case document is built by :mod:`conformance.case`; a grid document (a
+mapping with ``grid:``) is a table that :mod:`conformance.grid` expands into
+cases.  This module is the one place that tells them apart, so that neither
+of those modules imports the other's reader.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .case import Case, CaseError, build_case
+from .grid import expand_grid
+from .source import load_yaml_documents
+
+
+def load_case_file(path: Path, text: str | None = None) -> list[Case]:
+    """All cases of one file; raises CaseError at the first problem."""
+    path = Path(path)
+    try:
+        documents = list(load_yaml_documents(path, text))
+    except OSError as exc:
+        raise CaseError(path, None, "", f"cannot be read: {exc.strerror}") from None
+    if not documents:
+        raise CaseError(path, 1, "", "the file holds no case")
+    cases = []
+    for data, marks in documents:
+        if isinstance(data, dict) and "grid" in data:
+            cases.extend(expand_grid(data, marks, path))
+            continue
+        if not isinstance(data, dict):
+            raise CaseError(path, marks.line(()), "", "expected a case: a mapping with id, "
+                                                      "title, requirements, target and steps")
+        cases.append(build_case(data, marks, path))
+    return cases
