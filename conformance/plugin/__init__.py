@@ -1,0 +1,99 @@
+"""pytest integration: case files become test items, verdicts become outcomes.
+
+* Every ``*.yaml`` under a ``cases`` directory (or named on the command line)
+  is collected; each case in it is one item per address family it runs over,
+  named ``<case id>[ipv4]`` and ``<case id>[ipv6]``.
+* Marks come from the case: the requirement levels (``must``, ``should``,
+  ``may``), the RFCs (``rfc9293``, ``rfc5961``), the target's role
+  (``listener``, ``client``) and the case's own ``marks``; requirement ids are
+  keywords, so ``-m must`` and ``-k RFC5961`` select as expected.
+* The case runs in the item's *setup*: if the suite cannot decide (lab broken,
+  agent dead, starting state not reached, bad case file) pytest reports an
+  ERROR with the reason, never a pass.  The *call* phase turns the verdict
+  into an outcome (verdict.judge): a MUST violation fails, printing
+  requirement, expected, actual and the ladder in the manner of h2spec; a
+  SHOULD deviation is a WARN (a failure with ``--strict``), a MAY one INFO.
+  With ``--baseline``, listed deviations are KNOWN and a listed case that
+  passes fails as FIXED: the run fails only on change.
+* Slow cases (mark ``slow``: timers of many seconds) run only with ``--slow``
+  or ``-m slow``; with pytest-xdist (``-n 4``) every worker builds its own lab,
+  so slow cases overlap instead of queueing.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .. import runner as runner_module
+from .. import summary
+from ..lab import preflight
+from ..tcp import FAMILIES
+from . import keys
+from .htmlrows import HtmlReport
+from .items import CaseItem, pytest_collect_file, record_settings
+from .options import pytest_addoption, read_options
+from .records import pytest_report_teststatus, pytest_runtest_makereport, pytest_terminal_summary
+from .sweep import SweepSummary
+
+__all__ = ["pytest_addoption", "pytest_collect_file", "pytest_report_teststatus",
+           "pytest_runtest_makereport", "pytest_terminal_summary"]
+
+
+def pytest_configure(config):
+    for level in ("must", "should", "may"):
+        config.addinivalue_line("markers", f"{level}: cases checking a {level.upper()} requirement")
+    for role in ("listener", "client"):
+        config.addinivalue_line("markers", f"{role}: cases where the target is the {role}")
+    for family in FAMILIES:
+        config.addinivalue_line("markers", f"{family}: cases run over {family}")
+    read_options(config)
+    config.addinivalue_line("markers", "slow: cases that wait on timers of many seconds")
+    if config.pluginmanager.hasplugin("html"):
+        config.pluginmanager.register(HtmlReport(), "tcp-conformance-html")
+    if not hasattr(config, "workerinput"):
+        # The controller (or the only process): it sees every item's report.
+        config.pluginmanager.register(SweepSummary(config), "tcp-conformance-summary")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Leave slow cases out unless asked for (--slow, or a -m naming slow)."""
+    if config.option.slow or "slow" in (config.option.markexpr or ""):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow") is not None]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if item.get_closest_marker("slow") is None]
+
+
+def pytest_collection_finish(session):
+    """Refuse to start without root or the lab's tools: one message, not one per case."""
+    if session.config.option.collectonly:
+        return
+    if any(isinstance(item, CaseItem) for item in session.items):
+        # Every target of the suite's own lab needs it (lwIP and gVisor run
+        # in a lab namespace too).
+        problems = preflight()
+        if problems:
+            pytest.exit("cannot build the lab: " + "; ".join(problems),
+                        returncode=summary.COULD_NOT_RUN)
+        runner_module.install_signal_handlers()
+
+
+def pytest_sessionfinish(session):
+    for current in session.config.stash.get(keys.RUNNERS, {}).values():
+        current.stop()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        # An xdist worker: its labs' settings go to the controller's summary.
+        workeroutput["tcpconf_settings"] = session.config.stash.get(keys.SETTINGS, {})
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """xdist: keep each target's settings from the first worker that reports
+    them (every worker builds its labs the same way)."""
+    for target, settings in (getattr(node, "workeroutput", {}).get("tcpconf_settings")
+                             or {}).items():
+        record_settings(node.config, target, settings)
+
+

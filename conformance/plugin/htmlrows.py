@@ -1,0 +1,81 @@
+"""pytest-html: the title, the requirement columns, and each row's evidence
+(requirement, expected and actual, the text ladder, links to the capture and
+the case's page)."""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+from ..report import page_name
+from ..verdict import ERROR, FAIL, NOT_APPLICABLE, Verdict, render_ladder
+
+
+class HtmlReport:
+    """pytest-html additions: the title and the requirement columns (the
+    evidence itself is attached in pytest_runtest_makereport)."""
+
+    def pytest_html_report_title(self, report):
+        report.title = "TCP conformance report"
+
+    def pytest_html_results_table_header(self, cells):
+        cells.insert(1, "<th>Verdict</th>")
+        cells.insert(2, "<th>Target</th>")
+        cells.insert(4, "<th>Requirement</th>")
+        cells.insert(5, "<th>Level</th>")
+        cells.insert(6, "<th>Follows</th>")
+
+    def pytest_html_results_table_row(self, report, cells):
+        fields = getattr(report, "tcpconf", None) or {}
+        requirement = f"{fields['requirement']} ({fields['citation']})" if fields else ""
+        cells.insert(1, f"<td>{html.escape(fields.get('status', '').upper())}</td>")
+        cells.insert(2, f"<td>{html.escape(fields.get('target', ''))}</td>")
+        cells.insert(4, f"<td>{html.escape(requirement)}</td>")
+        cells.insert(5, f"<td>{fields.get('level', '')}</td>")
+        cells.insert(6, f"<td>{html.escape(fields.get('follows', ''))}</td>")
+
+
+def evidence(verdict: Verdict, target: str, config) -> str:
+    """The verdict's evidence for pytest-html's row: requirement, expected/actual,
+    the text ladder, and links to the capture and to the case's page of --report.
+    Links, not embedded data: thousands of rows stay light."""
+    case = verdict.case
+    here = Path(config.option.htmlpath).resolve().parent
+    rows = []
+    for req in case.requirements:
+        rows.append(f"<li><b>{html.escape(req.id)}</b> ({req.level}, {html.escape(req.citation)}): "
+                    f"{html.escape(req.text.strip())}</li>")
+    parts = [f"<div class='tcpconf'><h4>{html.escape(case.id)}: {html.escape(case.title)}</h4>",
+             f"<p>Target: {html.escape(verdict.target)}. Case file: "
+             f"{html.escape(str(case.path))}:{case.line}</p>",
+             "<p>Requirements:</p><ul>" + "".join(rows) + "</ul>"]
+    if verdict.outcome == FAIL:
+        parts.append(f"<p><b>Expected:</b> {html.escape(verdict.expected)}<br>"
+                     f"<b>Actual:</b> {html.escape(verdict.actual)}<br>"
+                     f"<b>At:</b> {html.escape(str(case.path))}:{verdict.line}</p>")
+    if verdict.outcome == ERROR:
+        parts.append(f"<p><b>The suite could not decide:</b> {html.escape(verdict.reason)}</p>")
+    if verdict.outcome == NOT_APPLICABLE:
+        parts.append(f"<p><b>Not run:</b> {html.escape(verdict.reason)}</p>")
+    if verdict.unobserved:
+        parts.append(f"<p><b>Not observable on this target</b> (the verdict rests on the wire "
+                     f"there): {html.escape(', '.join(verdict.unobserved))}</p>")
+    if verdict.alternative:
+        parts.append(f"<p><b>The target followed:</b> {html.escape(verdict.alternative)}</p>")
+    parts.append("<pre>" + html.escape("\n".join(render_ladder(verdict.ladder))) + "</pre>")
+    links = []
+    if config.option.report:
+        page = Path(config.option.report).resolve() / page_name(
+            target, verdict.case.id, verdict.family)
+        links.append(f"<a href='{html.escape(os.path.relpath(page, here))}'>case page "
+                     f"with the ladder diagram</a>")
+    if verdict.pcap and Path(verdict.pcap).exists():
+        name = Path(verdict.pcap).name
+        links.append(f"<a download='{html.escape(name)}' href='"
+                     f"{html.escape(os.path.relpath(Path(verdict.pcap).resolve(), here))}'>"
+                     f"the capture ({html.escape(name)})</a>")
+    if links:
+        parts.append("<p>" + " &middot; ".join(links) + "</p>")
+    parts.append("</div>")
+    return "".join(parts)

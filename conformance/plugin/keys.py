@@ -1,0 +1,17 @@
+"""The values the plugin's parts share through pytest's stash."""
+
+from __future__ import annotations
+
+import pytest
+
+from ..verdict import Verdict
+
+TARGETS = pytest.StashKey[tuple]()      # the targets' names, in the order given
+RUNNERS = pytest.StashKey[dict]()       # target name -> Runner, started on first use
+SETTINGS = pytest.StashKey[dict]()      # target name -> its settings, for the summary
+BASELINES = pytest.StashKey[dict]()     # target name -> Baseline (when --baseline)
+FAMILIES = pytest.StashKey[tuple]()
+VERDICT = pytest.StashKey[Verdict]()
+STATUS = pytest.StashKey[str]()
+CASES_SENT = pytest.StashKey[set]()     # case ids whose case_info this process sent
+OUTSIDE = pytest.StashKey[dict]()       # "remote"/"container" -> its RemoteConfig/ContainerConfig

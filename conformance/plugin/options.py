@@ -1,0 +1,197 @@
+"""The suite's command-line options, and what they become once checked: the
+targets, families, baselines and outside targets, in the stash (keys.py).  A
+wrong option is a usage error (exit 4) before anything starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ..baseline import BaselineError, load_baseline, resolve
+from ..targets import OUTSIDE_TARGETS, TARGETS
+from ..targets.container import ContainerConfig
+from ..targets.remote import HOST, ConfigError, RemoteConfig, check_address
+from ..tcp import FAMILIES
+from . import keys
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("tcp-conformance", "TCP conformance suite")
+    group.addoption("--target", default="linux", metavar="NAME[,NAME...]",
+                    help="the stack(s) to test, every case against each (default: linux, "
+                         "the kernel's stack in a lab namespace the suite builds)")
+    group.addoption("--target-sysctl", action="append", default=[], metavar="KEY=VALUE",
+                    help="set a sysctl in the target namespace, e.g. "
+                         "net.ipv4.tcp_rfc1337=1 (repeatable)")
+    group.addoption("--target-nft", action="append", default=[], metavar="in|out:RULE",
+                    help="alter the target with an nftables rule on its incoming or outgoing "
+                         "segments, e.g. 'out:tcp flags & rst == rst drop' (repeatable)")
+    group.addoption("--family", default="ipv4,ipv6", metavar="ipv4,ipv6",
+                    help="the address families to run the cases over (default: both)")
+    group.addoption("--baseline", metavar="PATH",
+                    help="the targets' known deviations: a directory holding <target>.yaml "
+                         "(e.g. baselines), or one target's file; the run then fails only "
+                         "on change")
+    group.addoption("--slow", action="store_true",
+                    help="also run the slow cases (timers of many seconds); so does -m slow")
+    group.addoption("--report", metavar="DIR",
+                    help="write the compliance report into DIR: index.html (summary, "
+                         "matrix, requirement index), a page per case and target with its "
+                         "ladder and capture, and results.json (compare two with "
+                         "'python -m conformance compare')")
+    group.addoption("--pcap-dir", default=None,
+                    help="where each case's capture is written (default: DIR/pcap with "
+                         "--report DIR, else reports/pcap)")
+    outside = parser.getgroup("tcp-conformance-outside",
+                              "TCP conformance: a target the suite does not build "
+                              "(--target remote or --target container)")
+    outside.addoption("--remote-iface", metavar="IFACE",
+                      help="--target remote: the interface of this host facing the target "
+                           "(the target must be on its link: the suite never sends through a "
+                           "router)")
+    outside.addoption("--remote-address", metavar="ADDR[,ADDR6]",
+                      help="--target remote: the target's IPv4 and/or IPv6 address; the suite "
+                           "sends to these and to nothing else")
+    outside.addoption("--remote-port", type=_port, metavar="PORT",
+                      help="black-box mode: a port where the target's own service listens, "
+                           "accepts, and never sends or closes on its own (discard, 9, is "
+                           "ideal); listener cases run against it")
+    outside.addoption("--remote-closed-port", type=_port, metavar="PORT",
+                      help="black-box mode: a port where nothing listens on the target; "
+                           "closed-port cases run against it")
+    outside.addoption("--tester-address", default=HOST, metavar="host|ADDR[,ADDR6]",
+                      help="where the tester speaks from: 'host' (default), the interface's "
+                           "own address(es), with an nftables table that stops this host's "
+                           "kernel from resetting the test flows (removed afterwards); or "
+                           "address(es) no host owns, for which the suite answers ARP and "
+                           "neighbour discovery itself")
+    outside.addoption("--agent-command", metavar="'CMD'",
+                      help="a command that runs Python 3 on the target with stdin/stdout "
+                           "attached: 'ssh root@dut python3 -', 'docker exec -i NAME python3 "
+                           "-', 'ip netns exec NS python3 -'; the suite sends its agent through "
+                           "it.  Without one: black-box mode (cases that need the target's "
+                           "application to act are not run; the others are judged from the "
+                           "wire, a final state check by a wire probe)")
+    outside.addoption("--black-box", action="store_true",
+                      help="--target container: run no agent in the container")
+    outside.addoption("--container", metavar="NAME",
+                      help="--target container: the docker or podman container to test; the "
+                           "suite finds its address, network namespace and bridge")
+    outside.addoption("--container-engine", choices=("docker", "podman"),
+                      help="--target container: the engine (default: whichever is installed)")
+    outside.addoption("--container-network", metavar="NAME",
+                      help="--target container: the network to test it on, when it has "
+                           "several")
+
+
+def _port(text: str) -> int:
+    import argparse
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port, 1 to 65535; got {text!r}")
+    return port
+
+
+def read_options(config) -> None:
+    """Check the options and keep what they say in the stash."""
+    wanted = [f.strip() for f in config.option.family.split(",") if f.strip()]
+    unknown = [f for f in wanted if f not in FAMILIES]
+    if unknown or not wanted:
+        raise pytest.UsageError(f"--family: expected ipv4, ipv6 or ipv4,ipv6; got "
+                                f"{config.option.family!r}")
+    config.stash[keys.FAMILIES] = tuple(wanted)
+    targets = tuple(dict.fromkeys(t.strip() for t in config.option.target.split(",") if t.strip()))
+    unknown = [t for t in targets if t not in TARGETS and t not in OUTSIDE_TARGETS]
+    if unknown or not targets:
+        raise pytest.UsageError(f"--target: expected one or more of "
+                                f"{', '.join([*TARGETS, *OUTSIDE_TARGETS])} separated by "
+                                f"commas; got {config.option.target!r}")
+    config.stash[keys.TARGETS] = targets
+    config.stash[keys.OUTSIDE] = _outside_targets(config.option, targets)
+    config.stash[keys.RUNNERS] = {}
+    config.stash[keys.SETTINGS] = {}
+    config.stash[keys.BASELINES] = _load_baselines(config.option.baseline, targets)
+    if config.option.pcap_dir is None:
+        config.option.pcap_dir = str(Path(config.option.report or "reports") / "pcap")
+
+
+def _outside_targets(opts, targets: tuple) -> dict:
+    """The descriptions of the targets the suite does not build, checked
+    before anything starts; a wrong option is a usage error (exit 4)."""
+    given = {name: getattr(opts, name.replace("-", "_")) for name in (
+        "remote-iface", "remote-address", "remote-port", "remote-closed-port",
+        "agent-command", "black-box", "container", "container-engine", "container-network")}
+    given["tester-address"] = opts.tester_address if opts.tester_address != HOST else None
+    applies = {"remote": ("remote-iface", "remote-address", "agent-command"),
+               "container": ("container", "container-engine", "container-network",
+                             "black-box")}
+    for target, names in applies.items():
+        for name in names:
+            if given[name] and target not in targets and not (
+                    name == "agent-command" and "container" in targets):
+                raise pytest.UsageError(f"--{name} applies to --target {target}, which is not "
+                                        f"among the targets ({', '.join(targets)})")
+    outside = {}
+    try:
+        tester = HOST if opts.tester_address == HOST else tuple(
+            check_address(a, "--tester-address") for a in opts.tester_address.split(","))
+        if "remote" in targets:
+            if not (opts.remote_iface and opts.remote_address):
+                raise ConfigError("--target remote needs --remote-iface IFACE (the interface "
+                                  "facing the target) and --remote-address ADDR[,ADDR6]")
+            outside["remote"] = RemoteConfig(
+                iface=opts.remote_iface, tester=tester, agent_command=opts.agent_command,
+                addresses=tuple(check_address(a, "--remote-address")
+                                for a in opts.remote_address.split(",")),
+                listen_port=opts.remote_port, closed_port=opts.remote_closed_port)
+        if "container" in targets:
+            if not opts.container:
+                raise ConfigError("--target container needs --container NAME")
+            if opts.black_box and opts.agent_command:
+                raise ConfigError("--black-box and --agent-command contradict each other")
+            outside["container"] = ContainerConfig(
+                container=opts.container, engine=opts.container_engine,
+                network=opts.container_network, agent_command=opts.agent_command,
+                black_box=opts.black_box, tester=tester, listen_port=opts.remote_port,
+                closed_port=opts.remote_closed_port)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    altered = [name for name in ("target-sysctl", "target-nft")
+               if getattr(opts, name.replace("-", "_"))]
+    if altered and all(target in OUTSIDE_TARGETS for target in targets):
+        raise pytest.UsageError(f"--{altered[0]} alters a stack of the suite's own lab; the "
+                                f"suite does not change the settings of a target it did not "
+                                f"build")
+    if not outside and any(given.values()):
+        name = next(name for name, value in given.items() if value)
+        raise pytest.UsageError(f"--{name} applies to --target remote or --target container")
+    return outside
+
+
+def _load_baselines(option: str | None, targets: tuple) -> dict:
+    if not option:
+        return {}
+    if len(targets) > 1 and not Path(option).is_dir():
+        raise pytest.UsageError(f"--baseline: with several targets, name a directory holding "
+                                f"<target>.yaml; {option} is not a directory")
+    baselines = {}
+    for target in targets:
+        try:
+            baseline = load_baseline(resolve(option, target))
+        except BaselineError as exc:
+            raise pytest.UsageError(f"--baseline: {exc}") from None
+        # A target the suite did not build may be any stack: a file named
+        # explicitly (a Linux host's baseline for a remote Linux host, say) is
+        # taken as the user says.
+        explicit_file = target in OUTSIDE_TARGETS and not Path(option).is_dir()
+        if baseline.target != target and not explicit_file:
+            raise pytest.UsageError(f"--baseline: {baseline.path} is the baseline of "
+                                    f"{baseline.target!r}, not of the target {target!r}")
+        baselines[target] = baseline
+    return baselines
+
+

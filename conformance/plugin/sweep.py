@@ -1,0 +1,106 @@
+"""The controller's view of a sweep: every decided item's record gathered,
+results.json and the report written (--report), the closing summary per
+stack printed last, and the exit status set (conformance.summary)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from .. import results, summary
+from ..report import write_report
+from . import keys
+from .items import CaseItem, strict
+
+
+class SweepSummary:
+    """In the controller (or the only process): gathers every decided item's
+    record, writes results.json and the report (--report), closes the terminal
+    output with a summary per stack, and sets the exit status (summary.py)."""
+
+    def __init__(self, config):
+        self.config = config
+        self.records: list[dict] = []
+        self.cases: dict[str, dict] = {}
+        self.started, self.clock = results.now(), time.monotonic()
+        self.report_dir = Path(config.option.report) if config.option.report else None
+        self.announced = False
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session):
+        if any(isinstance(item, CaseItem) for item in session.items):
+            self._announce(len(session.items))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        """xdist: the controller collects nothing itself; every worker collects all."""
+        if not self.announced and any(".yaml::" in nodeid for nodeid in ids):
+            self._announce(len(ids))
+
+    def _announce(self, items: int) -> None:
+        """Say what is about to be tested before the first packet (also with -q)."""
+        config, self.announced = self.config, True
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None or config.option.collectonly:
+            return
+        report = f"{self.report_dir}/index.html" if self.report_dir else "none (--report DIR)"
+        reporter.write_line(
+            f"TCP conformance: {items} items on {', '.join(config.stash[keys.TARGETS])} over "
+            f"{', '.join(config.stash[keys.FAMILIES])}; baseline: "
+            f"{config.option.baseline or 'none'}; report: {report}")
+        for name, outside in config.stash[keys.OUTSIDE].items():
+            reporter.write_line(f"TCP conformance: {name}: {outside.announce()}")
+
+    def pytest_runtest_logreport(self, report):
+        fields = getattr(report, "tcpconf", None)
+        if fields and "record" in fields:
+            self.records.append(fields["record"])
+            if "case_info" in fields:
+                self.cases.setdefault(fields["record"]["case"], fields["case_info"])
+
+    def results(self) -> results.Results:
+        config = self.config
+        baselines = {t: str(b.path) for t, b in config.stash[keys.BASELINES].items()}
+        settings = config.stash.get(keys.SETTINGS, {})
+        run = results.run_info(
+            command=["pytest", *config.invocation_params.args],
+            # In the order of --target (xdist workers report in any order); a
+            # target that never started has no settings.
+            targets={target: settings.get(target, {}) for target in config.stash[keys.TARGETS]},
+            families=list(config.stash[keys.FAMILIES]), baselines=baselines,
+            strict=strict(config), started=self.started,
+            duration=time.monotonic() - self.clock)
+        return results.Results(run, self.cases, self.records)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session, exitstatus):
+        if not self.records:
+            return
+        if self.report_dir is not None:
+            swept = self.results()
+            results.write_results(self.report_dir / "results.json", swept)
+            write_report(self.report_dir, swept)
+        if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            session.exitstatus = summary.exit_status(self.records)
+
+    @pytest.hookimpl(trylast=True)     # last before pytest's closing line
+    def pytest_terminal_summary(self, terminalreporter, exitstatus):
+        if not self.records:
+            return
+        terminalreporter.section("TCP conformance summary")
+        for line in summary.closing_summary(self.records, self.cases,
+                                            list(self.config.stash[keys.TARGETS])):
+            terminalreporter.write_line(line)
+        if self.report_dir is not None:
+            terminalreporter.write_line("")
+            index = (self.report_dir / "index.html").resolve()
+            terminalreporter.write_line(f"Report:  {index.as_uri()}")
+            terminalreporter.write_line(f"Results: {self.report_dir / 'results.json'} "
+                                        f"(compare two: python -m conformance compare OLD NEW)")
+        status = summary.exit_status(self.records)
+        if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            terminalreporter.write_line(f"Exit status {status}: {summary.EXIT_MEANINGS[status]}")
+
+
