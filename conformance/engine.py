@@ -21,7 +21,6 @@ import base64
 import itertools
 import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import blackbox, tcp
@@ -31,28 +30,16 @@ from .case import (App, Case, Expect, OneOf, Send, Silence, StateCheck, Wait, fm
 from .connection import Connection
 from .matching import candidates, mismatches
 from .outcomes import CannotDecide, NotApplicable, StepFailed
-from .seq import MOD, relative, seq_add
+from .seq import MOD, seq_add
+from .stream import Flow, SegmentStream
 from .targets import ALL
 from .verdict import ERROR, FAIL, NOT_APPLICABLE, PASS, LadderEntry, Verdict
 from .tcp import IPV4, IPV6
-from .wire import Wire, WireError, build_frame, decode, write_pcap
+from .wire import Wire, WireError, build_frame, write_pcap
 
 # Agent errors that are the suite's fault or a broken target host, never the
 # target's TCP behaviour.
 _TOOL_ERRORS = ("bad-request", "agent-error", "unsupported")
-
-
-@dataclass
-class Flow:
-    """One connection of a case: the tester's port and view of it, the
-    target application's socket, and the target's segments read for it while
-    the case was busy with another connection."""
-
-    name: str
-    tester_port: int
-    conn: Connection
-    sock: int | None = None
-    held: list = field(default_factory=list)
 
 
 class Engine:
@@ -116,10 +103,8 @@ class _CaseRun:
             iss = random.randrange(MOD)
             self.flows[name] = Flow(name, port, Connection.opening(iss))
         self.flow = self.flows[case.connections[0]]   # the connection the current step is about
-        self._by_port = {flow.tester_port: flow for flow in self.flows.values()}
-        self._entries: dict[int, LadderEntry] = {}    # id(segment) -> its ladder line
         self.ladder: list[LadderEntry] = []
-        self.segments: list[tcp.Segment] = []
+        self.stream = SegmentStream(self.wire, self.flows, self.ladder)
         self.listener = None
         self.ref_time = time.time()        # when the previous step ended
         self.sent_at: float | None = None  # perf_counter of the last injection
@@ -127,7 +112,6 @@ class _CaseRun:
         self.waits = 0.0
         self.alternatives: list[str] = []
         self.phase = "setup"
-        self.skipped: tcp.Segment | None = None   # the last retransmission passed over
         # Checks of the case's own steps that were decided, and state checks
         # the target could not show (see Target.state_view).
         self.decided = 0
@@ -157,7 +141,7 @@ class _CaseRun:
             if self.link is None:
                 raise NotApplicable(f"the target has no {self.family} address (none was "
                                     f"configured or found)")
-            self.wire.watch(self.link, list(self._by_port))
+            self.wire.watch(self.link, [flow.tester_port for flow in self.flows.values()])
             self._agent("cleanup")
             self._apply_sysctls()
             try:
@@ -169,6 +153,7 @@ class _CaseRun:
                     f"the target did not reach the starting state {case.start}: expected "
                     f"{exc.expected}; got {exc.actual}") from None
             self.phase = "case"
+            self.stream.in_setup = False
             if self.engine.after_setup is not None:
                 self.engine.after_setup(self)
             self._steps(case.steps)
@@ -205,17 +190,9 @@ class _CaseRun:
     def _finish(self, verdict: Verdict) -> None:
         # Whatever the target sent that no step examined goes on the ladder too.
         try:
-            while True:
-                seg = self._next_segment(time.time(), want_retransmission=True, mark="unexamined")
-                if seg is None:
-                    break
+            self.stream.drain(self.flow, time.time())
         except OSError:
             pass
-        for flow in self.flows.values():
-            for seg in flow.held:
-                entry = self._entries.get(id(seg))
-                if entry is not None and entry.mark in ("", "setup"):
-                    entry.mark = "unexamined"
         try:
             self._agent("cleanup")
         except (CannotDecide, NotApplicable, AgentFailure):
@@ -225,10 +202,10 @@ class _CaseRun:
         self._restore_sysctls(verdict)
         verdict.ladder, verdict.exchanges, verdict.protocol_waits = \
             self.ladder, self.exchanges, self.waits
-        if self.engine.pcap_dir is not None and self.segments:
+        if self.engine.pcap_dir is not None and self.stream.segments:
             self.engine.pcap_dir.mkdir(parents=True, exist_ok=True)
             path = self.engine.pcap_dir / f"{self.case.id}-{self.family}.pcap"
-            write_pcap(path, self.segments)
+            write_pcap(path, self.stream.segments)
             verdict.pcap = str(path)
 
     def _reset_flows(self) -> None:
@@ -347,78 +324,15 @@ class _CaseRun:
                                 f"carries 0 to {limit} here")
         return length
 
-    def _is_retransmission(self, seg: tcp.Segment, flow: Flow | None = None) -> bool:
-        return (flow or self.flow).conn.is_retransmission(seg)
-
     def _next_segment(self, deadline: float, want_retransmission=False, mark="") -> tcp.Segment | None:
-        """The target's next segment on the current step's connection
-        (retransmissions skipped unless wanted); segments of the case's other
-        connections are kept for them."""
-        if self.held:
-            return self.held.pop(0)
-        while True:
-            frame = self.wire.receive(deadline)
-            if frame is None:
-                return None
-            seg = decode(frame)
-            if seg is None:
-                continue
-            flow = self._by_port.get(seg.sport if seg.direction == tcp.OUT else seg.dport)
-            if flow is None:
-                continue
-            self.segments.append(seg)
-            entry = LadderEntry(seg.time, "segment", self._describe(seg, flow), seg.direction,
-                                mark=mark)
-            self.ladder.append(entry)
-            self._entries[id(seg)] = entry
-            if seg.direction == tcp.OUT:
-                entry.mark = ""  # only the target's segments can go unexamined
-                continue
-            if not seg.checksum_ok:
-                entry.mark = "bad checksum"
-            if self._is_retransmission(seg, flow):
-                entry.mark = "retransmission"
-                if not want_retransmission or flow is not self.flow:
-                    self.skipped = seg
-                    continue
-            if self.phase == "setup" and not entry.mark:
-                entry.mark = "setup"
-            if flow is not self.flow:
-                if entry.mark == "unexamined":
-                    entry.mark = ""
-                flow.held.append(seg)
-                continue
-            return seg
+        return self.stream.next(self.flow, deadline, want_retransmission, mark)
 
     def _consume(self, seg: tcp.Segment) -> None:
         """Update the tester's view with a segment the case accepted as the answer."""
         self.conn.consume(seg)
 
-    def _describe(self, seg: tcp.Segment, flow: Flow | None = None) -> str:
-        """One ladder line, sequence numbers relative to the sender's ISN; with
-        several connections, the line starts with the connection's name."""
-        flow = flow or self.flow
-        conn = flow.conn
-        if seg.direction == tcp.OUT:
-            seq, ack = relative(seg.seq, conn.iss), relative(seg.ack, conn.irs) if conn.irs is not None else seg.ack
-        else:
-            own_isn = seg.seq if seg.has(tcp.SYN) else conn.irs
-            seq = relative(seg.seq, own_isn) if own_isn is not None else seg.seq
-            ack = relative(seg.ack, conn.iss)
-        parts = [tcp.format_flags(seg.flags), f"seq={seq}"]
-        if seg.has(tcp.ACK) or seg.ack:
-            parts.append(f"ack={ack}")
-        parts.append(f"win={seg.window}")
-        if seg.payload:
-            parts.append(f"len={len(seg.payload)}")
-        if seg.urgptr:
-            parts.append(f"urg={seg.urgptr}")
-        if seg.options:
-            parts.append("<" + ",".join(_option_text(n, v) for n, v in seg.options) + ">")
-        if not seg.checksum_ok:
-            parts.append("(bad checksum)")
-        prefix = f"[{flow.name}] " if len(self.flows) > 1 else ""
-        return prefix + " ".join(parts)
+    def _describe(self, seg: tcp.Segment) -> str:
+        return self.stream.describe(seg, self.flow)
 
     def _mismatches(self, step: Expect, seg: tcp.Segment, ref: float, v: dict) -> list[str]:
         return mismatches(step, seg, self.conn, ref, v)
@@ -427,7 +341,7 @@ class _CaseRun:
         """What a failure about a missing answer adds when the target did send
         something, which the engine passed over as a retransmission: the
         answer may be one (a SYN-ACK sent again in answer to a repeated SYN)."""
-        seg = self.skipped
+        seg = self.stream.skipped
         if seg is None or seg.time < ref:
             return ""
         return (f"; but a {tcp.format_flags(seg.flags)} came at "
@@ -580,7 +494,7 @@ class _CaseRun:
                 # The socket belongs to the connection it came from, whichever
                 # step accepted it.
                 peer_port = int(reply.get("peer", ":0").rsplit(":", 1)[1])
-                flow = self._by_port.get(peer_port, self.flow)
+                flow = self.stream.flow_of_port(peer_port) or self.flow
                 flow.sock = reply["sock"]
                 if len(self.flows) > 1:
                     text = f"accept -> connection {flow.name}"
@@ -791,11 +705,3 @@ def _first_text(step) -> str:
     if isinstance(step, Expect):
         return step.describe()
     return f"no answer for {fmt_duration(step.duration)}"
-
-
-def _option_text(name, value) -> str:
-    if value is True or value is None:
-        return name
-    if isinstance(value, tuple):
-        return f"{name} {'/'.join(map(str, value))}"
-    return f"{name} {value}"

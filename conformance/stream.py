@@ -1,0 +1,138 @@
+"""The segments of a case, as the wire delivers them: sorted to the case's
+connections, put on the ladder, retransmissions told apart from answers.
+
+A :class:`SegmentStream` reads frames from anything with the wire's
+``receive(deadline)`` (a real :class:`wire.Wire`, or a list of frames in the
+project's tests), and gives the engine the target's next segment on the
+connection a step is about.  Segments of the case's other connections are
+kept for them; a retransmission (sequence space the target has already sent,
+RFC 9293 3.8.1) is shown on the ladder and passed over unless a step asks for
+one, and the last one passed over is remembered, so that a failure about a
+missing answer can say that one came.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import tcp
+from .connection import Connection
+from .seq import relative
+from .verdict import LadderEntry
+from .wire import decode
+
+
+@dataclass
+class Flow:
+    """One connection of a case: the tester's port and view of it, the
+    target application's socket, and the target's segments read for it while
+    the case was busy with another connection."""
+
+    name: str
+    tester_port: int
+    conn: Connection
+    sock: int | None = None
+    held: list = field(default_factory=list)
+
+
+class SegmentStream:
+    def __init__(self, wire, flows: dict[str, Flow], ladder: list[LadderEntry]):
+        self.wire, self.flows, self.ladder = wire, flows, ladder
+        self._by_port = {flow.tester_port: flow for flow in flows.values()}
+        self._entries: dict[int, LadderEntry] = {}    # id(segment) -> its ladder line
+        self.segments: list[tcp.Segment] = []         # every frame of the case, for the pcap
+        self.skipped: tcp.Segment | None = None       # the last retransmission passed over
+        self.in_setup = True                          # the case's setup is running
+
+    def flow_of_port(self, tester_port: int) -> Flow | None:
+        return self._by_port.get(tester_port)
+
+    def next(self, flow: Flow, deadline: float, want_retransmission: bool = False,
+             mark: str = "") -> tcp.Segment | None:
+        """The target's next segment on `flow` (retransmissions skipped unless
+        wanted), or None once the deadline passes; segments of the case's
+        other connections are kept for them."""
+        if flow.held:
+            return flow.held.pop(0)
+        while True:
+            frame = self.wire.receive(deadline)
+            if frame is None:
+                return None
+            seg = decode(frame)
+            if seg is None:
+                continue
+            owner = self._by_port.get(seg.sport if seg.direction == tcp.OUT else seg.dport)
+            if owner is None:
+                continue
+            self.segments.append(seg)
+            entry = LadderEntry(seg.time, "segment", self.describe(seg, owner), seg.direction,
+                                mark=mark)
+            self.ladder.append(entry)
+            self._entries[id(seg)] = entry
+            if seg.direction == tcp.OUT:
+                entry.mark = ""  # only the target's segments can go unexamined
+                continue
+            if not seg.checksum_ok:
+                entry.mark = "bad checksum"
+            if owner.conn.is_retransmission(seg):
+                entry.mark = "retransmission"
+                if not want_retransmission or owner is not flow:
+                    self.skipped = seg
+                    continue
+            if self.in_setup and not entry.mark:
+                entry.mark = "setup"
+            if owner is not flow:
+                if entry.mark == "unexamined":
+                    entry.mark = ""
+                owner.held.append(seg)
+                continue
+            return seg
+
+    def drain(self, flow: Flow, now: float) -> None:
+        """At the end of a case: whatever the target sent that no step
+        examined goes on the ladder as unexamined."""
+        while self.next(flow, now, want_retransmission=True, mark="unexamined") is not None:
+            pass
+        for each in self.flows.values():
+            for seg in each.held:
+                entry = self._entries.get(id(seg))
+                if entry is not None and entry.mark in ("", "setup"):
+                    entry.mark = "unexamined"
+
+    def describe(self, seg: tcp.Segment, flow: Flow) -> str:
+        """One ladder line, sequence numbers relative to the sender's ISN; with
+        several connections, the line starts with the connection's name."""
+        return describe_segment(seg, flow.conn, flow.name if len(self.flows) > 1 else "")
+
+
+def describe_segment(seg: tcp.Segment, conn: Connection, name: str = "") -> str:
+    """A segment as a ladder shows it: flags, seq and ack relative to each
+    side's ISN (a SYN's seq to itself), window, length, options."""
+    if seg.direction == tcp.OUT:
+        seq = relative(seg.seq, conn.iss)
+        ack = relative(seg.ack, conn.irs) if conn.irs is not None else seg.ack
+    else:
+        own_isn = seg.seq if seg.has(tcp.SYN) else conn.irs
+        seq = relative(seg.seq, own_isn) if own_isn is not None else seg.seq
+        ack = relative(seg.ack, conn.iss)
+    parts = [tcp.format_flags(seg.flags), f"seq={seq}"]
+    if seg.has(tcp.ACK) or seg.ack:
+        parts.append(f"ack={ack}")
+    parts.append(f"win={seg.window}")
+    if seg.payload:
+        parts.append(f"len={len(seg.payload)}")
+    if seg.urgptr:
+        parts.append(f"urg={seg.urgptr}")
+    if seg.options:
+        parts.append("<" + ",".join(_option_text(n, v) for n, v in seg.options) + ">")
+    if not seg.checksum_ok:
+        parts.append("(bad checksum)")
+    return (f"[{name}] " if name else "") + " ".join(parts)
+
+
+def _option_text(name, value) -> str:
+    if value is True or value is None:
+        return name
+    if isinstance(value, tuple):
+        return f"{name} {'/'.join(map(str, value))}"
+    return f"{name} {value}"
