@@ -17,29 +17,23 @@ case is an ERROR: the suite could not decide.
 
 from __future__ import annotations
 
-import base64
 import itertools
 import random
 import time
 from pathlib import Path
 
 from . import blackbox, tcp
-from .agent_client import AgentError, AgentFailure
-from .case import (App, Case, Expect, OneOf, Send, Silence, StateCheck, Wait, fmt_duration,
-                   is_errno, pattern)
+from .agent_client import AgentFailure
+from .application import Application, BlackBoxApplication
+from .case import App, Case, Expect, OneOf, Send, Silence, StateCheck, Wait, fmt_duration, pattern
 from .connection import Connection
 from .matching import candidates, mismatches
 from .outcomes import CannotDecide, NotApplicable, StepFailed
 from .seq import MOD, seq_add
 from .stream import Flow, SegmentStream
-from .targets import ALL
 from .verdict import ERROR, FAIL, NOT_APPLICABLE, PASS, LadderEntry, Verdict
 from .tcp import IPV4, IPV6
 from .wire import Wire, WireError, build_frame, write_pcap
-
-# Agent errors that are the suite's fault or a broken target host, never the
-# target's TCP behaviour.
-_TOOL_ERRORS = ("bad-request", "agent-error", "unsupported")
 
 
 class Engine:
@@ -93,9 +87,10 @@ class _CaseRun:
     def __init__(self, engine: Engine, case: Case, family: str, tester_ports: list[int],
                  target_port: int):
         self.engine, self.case, self.family = engine, case, family
-        self.wire, self.agent = engine.wire, engine.target.agent
-        self.blind = self.agent is None       # black-box mode (blackbox.py)
-        self.probed = blackbox.probe_points(case.steps) if self.blind else set()
+        self.wire = engine.wire
+        blind = engine.target.agent is None       # black-box mode (blackbox.py)
+        # Final state checks a wire probe decides, without an agent.
+        self.probed = blackbox.probe_points(case.steps) if blind else set()
         self.link = engine.target.links.get(family)
         self.target_port = target_port
         self.flows: dict[str, Flow] = {}
@@ -105,7 +100,8 @@ class _CaseRun:
         self.flow = self.flows[case.connections[0]]   # the connection the current step is about
         self.ladder: list[LadderEntry] = []
         self.stream = SegmentStream(self.wire, self.flows, self.ladder)
-        self.listener = None
+        self.app = (BlackBoxApplication if blind else Application)(
+            engine.target, case, family, self.link, target_port, self.flows, self.ladder)
         self.ref_time = time.time()        # when the previous step ended
         self.sent_at: float | None = None  # perf_counter of the last injection
         self.exchanges: list[float] = []
@@ -123,14 +119,6 @@ class _CaseRun:
     tester_port = property(lambda self: self.flow.tester_port)
     held = property(lambda self: self.flow.held)
 
-    @property
-    def sock(self):
-        return self.flow.sock
-
-    @sock.setter
-    def sock(self, handle):
-        self.flow.sock = handle
-
     # -- the run ---------------------------------------------------------------
 
     def execute(self) -> Verdict:
@@ -142,7 +130,7 @@ class _CaseRun:
                 raise NotApplicable(f"the target has no {self.family} address (none was "
                                     f"configured or found)")
             self.wire.watch(self.link, [flow.tester_port for flow in self.flows.values()])
-            self._agent("cleanup")
+            self.app.call("cleanup")
             self._apply_sysctls()
             try:
                 if case.role == "listener":
@@ -194,10 +182,10 @@ class _CaseRun:
         except OSError:
             pass
         try:
-            self._agent("cleanup")
+            self.app.call("cleanup")
         except (CannotDecide, NotApplicable, AgentFailure):
             pass
-        if self.blind:
+        if not self.app.closes_connections:
             self._reset_flows()
         self._restore_sysctls(verdict)
         verdict.ladder, verdict.exchanges, verdict.protocol_waits = \
@@ -407,7 +395,7 @@ class _CaseRun:
             # TIME-WAIT): the state that follows tells the alternatives apart.
             for alt in fitting:
                 if len(alt.steps) > 1 and isinstance(alt.steps[1], StateCheck):
-                    if not self._state_visible():
+                    if not self.app.can_show_state(self.flow):
                         if len({a.conforms for a in fitting}) > 1:
                             raise CannotDecide(
                                 f"the wire cannot tell {' from '.join(a.label for a in fitting)}"
@@ -419,7 +407,7 @@ class _CaseRun:
                         label = (" or ".join(a.label for a in fitting)
                                  + " (the state that tells them apart is not observable)")
                         break
-                    if self._observed_state(alt.steps[1].state) == alt.steps[1].state:
+                    if self.app.state(self.flow, alt.steps[1].state) == alt.steps[1].state:
                         chosen, label = alt, alt.label
                         break
         if chosen is not None and isinstance(chosen.steps[0], Silence):
@@ -455,149 +443,9 @@ class _CaseRun:
 
     # -- the application and the target's states ------------------------------
 
-    def _agent(self, op: str, **args) -> dict:
-        if self.blind:
-            if op == "cleanup":
-                return {}
-            # blackbox.cannot_run keeps such cases from running at all.
-            raise NotApplicable(f"not run in black-box mode: the case needs the agent to {op}")
-        try:
-            return self.agent.call(op, **args)
-        except AgentError as exc:
-            if exc.error == "unsupported":
-                raise NotApplicable(f"not applicable to {self.engine.target.name}: its agent "
-                                    f"cannot {op} as the case needs ({exc.message})") from None
-            if exc.error in _TOOL_ERRORS:
-                raise CannotDecide(f"the target agent could not {op}: {exc}") from None
-            raise
-
     def _app(self, step: App) -> None:
-        link, op = self.link, step.op
-        if self.blind and op == "listen":
-            self._note(f"the target's own service listens on port {self.target_port} "
-                       f"(black-box mode)")
-            return
-        if self.blind and op == "accept" and self.phase == "setup":
-            self._note("the target's service accepts the connection by itself (black-box mode)")
-            return
-        sock = self.sock if self.sock is not None else self.listener
-        text, result = step.describe(), "ok"
-        try:
-            if op == "listen":
-                self.listener = self._agent("listen", port=self.target_port,
-                                            addr="::" if self.family == IPV6 else "0.0.0.0",
-                                            backlog=self.case.backlog,
-                                            sockopts=self.case.sockopts)["sock"]
-                text = f"listen on port {self.target_port}, backlog {self.case.backlog}"
-            elif op == "accept":
-                reply = self._agent("accept", sock=self.listener, timeout=step.timeout)
-                # The socket belongs to the connection it came from, whichever
-                # step accepted it.
-                peer_port = int(reply.get("peer", ":0").rsplit(":", 1)[1])
-                flow = self.stream.flow_of_port(peer_port) or self.flow
-                flow.sock = reply["sock"]
-                if len(self.flows) > 1:
-                    text = f"accept -> connection {flow.name}"
-            elif op == "connect" and self.sock is not None:
-                # The connection was started already (connect returns at once,
-                # its SYN on the wire): this step waits for its outcome.
-                text = "connect completes" if not step.expect_error else "connect outcome"
-                self._agent("wait_connected", sock=self.sock, timeout=step.timeout)
-            elif op == "connect":
-                self.sock = self._agent("connect", addr=link.tester_ip, port=self.tester_port,
-                                        local_port=self.target_port,
-                                        sockopts=self.case.sockopts)["sock"]
-                text = f"connect to {link.tester_ip}:{self.tester_port}"
-            elif op in ("close", "abort"):
-                self._agent(op, sock=sock)
-                if sock == self.sock:
-                    self.sock = None
-                else:
-                    self.listener = None
-            elif op == "shutdown":
-                self._agent("shutdown", sock=sock, how="wr")
-            elif op == "send":
-                result = f"{self._agent('send', sock=sock, data=step.argument)['sent']} bytes"
-            elif op == "setsockopt":
-                for name, value in step.argument.items():
-                    self._agent("setsockopt", sock=sock, option=name, value=value)
-            elif op == "recv":
-                result = self._recv(step, sock)
-        except AgentError as exc:
-            self.ladder.append(LadderEntry(time.time(), "app", f"{text} -> {exc.error}"))
-            if step.fails_as_expected(exc.error):
-                self.ref_time = time.time()
-                return
-            if op == "accept" and exc.error == "timeout":
-                raise StepFailed(step, "a connection to accept",
-                                 f"none completed within {fmt_duration(step.timeout)}") from None
-            wanted = f"{op} fails with {step.expect_error}" if step.expect_error else \
-                f"{op} succeeds"
-            raise StepFailed(step, wanted, f"{op} failed: {exc.error} ({exc.message})") from None
-        if step.expect_error:
-            self.ladder.append(LadderEntry(time.time(), "app", f"{text} -> {result}"))
-            raise StepFailed(step, f"{op} fails with {step.expect_error}", f"{op} succeeded")
-        self.ladder.append(LadderEntry(time.time(), "app", f"{text} -> {result}"))
-        self.ref_time = time.time()
-
-    def _recv(self, step: App, sock) -> str:
-        want = step.argument
-        if want == "EOF" or is_errno(want):
-            try:
-                reply = self._agent("recv", sock=sock, timeout=1.0)
-            except AgentError as exc:
-                if exc.error == want:
-                    return exc.error
-                raise StepFailed(step, f"recv -> {want}", f"recv failed with {exc.error}") from None
-            got = "EOF" if reply.get("eof") else repr(_data(reply))
-            if got != want:
-                raise StepFailed(step, f"recv -> {want}", f"recv returned {got}")
-            return got
-        expected, data = want.encode(), b""
-        deadline = time.time() + 1.0
-        while len(data) < len(expected) and time.time() < deadline:
-            try:
-                reply = self._agent("recv", sock=sock, max=len(expected) - len(data),
-                                    timeout=max(0.01, deadline - time.time()))
-            except AgentError as exc:
-                if exc.error == "timeout":
-                    break
-                raise StepFailed(step, f"recv {want!r}", f"recv failed with {exc.error}") from None
-            if reply.get("eof"):
-                break
-            data += _data(reply)
-        if data != expected:
-            raise StepFailed(step, f"recv {want!r}", f"the application read {data!r}")
-        return repr(data.decode(errors="replace"))
-
-    def flow_state(self) -> tuple[str, bool]:
-        """The target kernel's state for this case's 4-tuple (CLOSED when it
-        has no connection block for it), and whether the listener is there."""
-        conns = self._agent("states", local_port=self.target_port)["connections"]
-        remote = f"{self.link.tester_ip}:{self.tester_port}"
-        state = next((c["state"] for c in conns if c["remote"] == remote), None)
-        if state is None:
-            # gVisor shows a connecting socket's remote as 0.0.0.0:0 until it
-            # is established; each case has its own local port, so such a row
-            # on it is this case's connection.
-            state = next((c["state"] for c in conns
-                          if c["state"] != tcp.LISTEN and _unspecified(c["remote"])), tcp.CLOSED)
-        return state, any(c["state"] == tcp.LISTEN for c in conns)
-
-    def _state_visible(self) -> bool:
-        """Whether the target can show this connection's state now."""
-        if self.blind:
-            return False
-        if self.engine.target.state_view == ALL:
-            return True
-        return self.sock is not None   # "held": only sockets the application holds
-
-    def _observed_state(self, expected: str) -> str:
-        """The state to compare with `expected`, in the case language's terms."""
-        state, listening = self.flow_state()
-        if expected == tcp.LISTEN and state == tcp.CLOSED:
-            return tcp.LISTEN if listening else "CLOSED (no listener left)"
-        return state
+        if self.app.run(step, self.flow, in_setup=self.phase == "setup"):
+            self.ref_time = time.time()
 
     def _state(self, step: StateCheck) -> None:
         """Poll the target's state until it is the expected one or `within` passes.
@@ -609,7 +457,7 @@ class _CaseRun:
         if id(step) in self.probed and self.phase == "case":
             self._probe_state(step)
             return
-        if not self._state_visible():
+        if not self.app.can_show_state(self.flow):
             self.unobserved.append(f"state {step.state} (line {step.line})")
             self.ladder.append(LadderEntry(time.time(), "state", f"{step.state}? not observable",
                                            mark=self.engine.target.state_view_reason))
@@ -618,7 +466,7 @@ class _CaseRun:
             self.decided += 1
         deadline = time.time() + step.within
         while True:
-            state = self._observed_state(step.state)
+            state = self.app.state(self.flow, step.state)
             if state == step.state or time.time() >= deadline:
                 break
             time.sleep(0.005)
@@ -690,15 +538,6 @@ def _decides(step) -> bool:
     if isinstance(step, (Expect, Silence, OneOf)):
         return True
     return isinstance(step, App) and (step.expect_error is not None or step.op == "recv")
-
-
-def _unspecified(remote: str) -> bool:
-    host, _, port = remote.rpartition(":")
-    return port == "0" and host.strip("[]") in ("0.0.0.0", "::", "")
-
-
-def _data(reply: dict) -> bytes:
-    return base64.b64decode(reply.get("data_b64", ""))
 
 
 def _first_text(step) -> str:
