@@ -29,7 +29,10 @@ from .case import App, Case, Expect, OneOf, Send, Silence, StateCheck, Wait, fmt
 from .connection import Connection
 from .matching import candidates, mismatches
 from .outcomes import CannotDecide, NotApplicable, StepFailed
-from .seq import MOD, seq_add
+from .seq import MOD
+from .observers import AgentObserver, ProbeObserver
+from .probe import WireProbe
+from .settings import CaseSettings
 from .stream import Flow, SegmentStream
 from .verdict import ERROR, FAIL, NOT_APPLICABLE, PASS, LadderEntry, Verdict
 from .tcp import IPV4, IPV6
@@ -112,7 +115,11 @@ class _CaseRun:
         # the target could not show (see Target.state_view).
         self.decided = 0
         self.unobserved: list[str] = []
-        self.restore: dict[str, str] = {}   # sysctls the case changed, with their old values
+        self.settings = CaseSettings(engine.target, case.sysctls, self.ladder)
+        self.probe = WireProbe(self.wire, self.stream, self.link, target_port)
+        reason = engine.target.state_view_reason
+        self.observer = (ProbeObserver(self.probe, self.probed, reason) if blind
+                         else AgentObserver(self.app, reason))
 
     # The current step's connection, in RFC 9293 terms.
     conn = property(lambda self: self.flow.conn)
@@ -131,7 +138,7 @@ class _CaseRun:
                                     f"configured or found)")
             self.wire.watch(self.link, [flow.tester_port for flow in self.flows.values()])
             self.app.call("cleanup")
-            self._apply_sysctls()
+            self.settings.apply()
             try:
                 if case.role == "listener":
                     self._app(App(line=case.line, note=None, requirement=None, op="listen"))
@@ -185,9 +192,12 @@ class _CaseRun:
             self.app.call("cleanup")
         except (CannotDecide, NotApplicable, AgentFailure):
             pass
-        if not self.app.closes_connections:
-            self._reset_flows()
-        self._restore_sysctls(verdict)
+        if not self.app.closes_connections and self.probe.reset(self.flows.values()):
+            self._note("after the case: RST to each connection of the case (black-box mode: "
+                       "no agent closes them)")
+        problem = self.settings.put_back()
+        if problem:
+            verdict.outcome, verdict.reason = ERROR, problem
         verdict.ladder, verdict.exchanges, verdict.protocol_waits = \
             self.ladder, self.exchanges, self.waits
         if self.engine.pcap_dir is not None and self.stream.segments:
@@ -195,26 +205,6 @@ class _CaseRun:
             path = self.engine.pcap_dir / f"{self.case.id}-{self.family}.pcap"
             write_pcap(path, self.stream.segments)
             verdict.pcap = str(path)
-
-    def _reset_flows(self) -> None:
-        """Black-box mode: no agent closes what the case opened, so the
-        tester resets every connection it started, at the target's RCV.NXT
-        as it last acknowledged it (RFC 9293 3.10.7.4: a RST whose sequence
-        number is RCV.NXT is acceptable in every synchronized state and in
-        SYN-RECEIVED).  Otherwise each case would leave a connection behind
-        on the device, and a long sweep would fill its tables."""
-        for flow in self.flows.values():
-            conn = flow.conn
-            if conn.snd_nxt == conn.iss:
-                continue            # nothing was ever sent on it
-            frame = build_frame(self.link, flow.tester_port, self.target_port, conn.snd_nxt, 0,
-                                tcp.RST, 0)
-            try:
-                self.wire.send(frame)
-            except OSError:
-                return
-        self._note("after the case: RST to each connection of the case (black-box mode: "
-                   "no agent closes them)")
 
     def _sanity_probe(self) -> str | None:
         """After each case, prove the wire still works (tlsfuzzer's sanity
@@ -230,33 +220,11 @@ class _CaseRun:
                 "target): the link or the capture is broken, so this verdict cannot be "
                 "trusted")
 
-    def _apply_sysctls(self) -> None:
-        """The case's own target settings (RFC 1337 on, syncookies off...)."""
-        if not self.case.sysctls:
-            return
-        setter = getattr(self.engine.target, "set_sysctl", None)
-        if setter is None:
-            settings = ", ".join(f"{k}={v}" for k, v in self.case.sysctls.items())
-            raise NotApplicable(f"not applicable to {self.engine.target.name}: the case needs "
-                                f"the Linux setting(s) {settings}")
-        for key, value in self.case.sysctls.items():
-            try:
-                self.restore[key] = setter(key, value)
-            except Exception as exc:  # noqa: BLE001 - any failure means: cannot decide
-                raise CannotDecide(f"cannot set {key}={value} on the target: {exc}") from None
-            self._note(f"target setting {key}={value}")
-
-    def _restore_sysctls(self, verdict: Verdict) -> None:
-        for key, value in self.restore.items():
-            try:
-                self.engine.target.set_sysctl(key, value)
-            except Exception as exc:  # noqa: BLE001
-                verdict.outcome = ERROR
-                verdict.reason = (f"could not restore {key}={value} after the case ({exc}); "
-                                  f"later verdicts would be made under the wrong settings")
-        self.restore = {}
-
     def _steps(self, steps) -> None:
+        # One method per kind of step: a new kind touches this table, its
+        # method and the schema.
+        run = {Send: self._send, Expect: self._expect, Silence: self._silence, App: self._app,
+               StateCheck: self._state, Wait: self._wait, OneOf: self._one_of}
         for step in steps:
             self.flow = self.flows[step.conn]
             if self.phase == "case" and _decides(step):
@@ -265,22 +233,12 @@ class _CaseRun:
                 self._note(step.note)
             if not isinstance(step, (Send, Expect, OneOf)):
                 self.sent_at = None  # a round trip is a send answered by the next expect
-            if isinstance(step, Send):
-                self._send(step)
-            elif isinstance(step, Expect):
-                self._expect(step)
-            elif isinstance(step, Silence):
-                self._silence(step)
-            elif isinstance(step, App):
-                self._app(step)
-            elif isinstance(step, StateCheck):
-                self._state(step)
-            elif isinstance(step, Wait):
-                time.sleep(step.duration)
-                self.waits += step.duration
-                self.ref_time = time.time()
-            elif isinstance(step, OneOf):
-                self._one_of(step)
+            run[type(step)](step)
+
+    def _wait(self, step: Wait) -> None:
+        time.sleep(step.duration)
+        self.waits += step.duration
+        self.ref_time = time.time()
 
     def _note(self, text: str, mark: str = "") -> None:
         self.ladder.append(LadderEntry(time.time(), "note", text, mark=mark))
@@ -448,88 +406,15 @@ class _CaseRun:
             self.ref_time = time.time()
 
     def _state(self, step: StateCheck) -> None:
-        """Poll the target's state until it is the expected one or `within` passes.
-
-        LISTEN means what RFC 9293 3.10.7.4 means when a reset SYN-RECEIVED
-        connection "returns to LISTEN": no connection block for the 4-tuple is
-        left, and the listening socket is still there.  CLOSED means no
-        connection block, whatever the listener does."""
-        if id(step) in self.probed and self.phase == "case":
-            self._probe_state(step)
-            return
-        if not self.app.can_show_state(self.flow):
-            self.unobserved.append(f"state {step.state} (line {step.line})")
-            self.ladder.append(LadderEntry(time.time(), "state", f"{step.state}? not observable",
-                                           mark=self.engine.target.state_view_reason))
-            return
-        if self.phase == "case":
-            self.decided += 1
-        deadline = time.time() + step.within
-        while True:
-            state = self.app.state(self.flow, step.state)
-            if state == step.state or time.time() >= deadline:
-                break
-            time.sleep(0.005)
-        mark = "" if state == step.state else f"expected {step.state}"
-        self.ladder.append(LadderEntry(time.time(), "state", state, mark=mark))
-        if state != step.state:
-            raise StepFailed(step, f"state {step.state}", f"state {state}")
-        self.ref_time = time.time()
-
-    def _probe_state(self, step: StateCheck) -> None:
-        """Black-box mode: ask the wire whether the connection exists.
-
-        The probe is an ACK far left of any receive window (windows are at
-        most 2^30 octets, RFC 7323 2.3), acknowledging what the target sent:
-        a connection in any synchronized state answers an unacceptable
-        segment with an ACK (RFC 9293 3.10.7.4, first check), and a 4-tuple
-        with no connection answers a segment with ACK set with a RST
-        (3.10.7.1, and LISTEN in 3.10.7.2).  The probe changes no state.  A
-        probe that is not answered (a stack may rate-limit such ACKs, RFC
-        5961 section 7) is tried once more after a rate-limit interval, and
-        then the state is recorded as not observable: silence decides
-        nothing."""
-        conn = self.conn
-        wanted = step.state not in (tcp.CLOSED, tcp.LISTEN)
-        self._note(f"wire probe for state {step.state}: is there a connection?", mark="probe")
-        answer = None
-        for attempt in range(PROBE_TRIES):
-            if attempt:
-                time.sleep(PROBE_RATE_LIMIT_GAP)
-            self.wire.send(build_frame(self.link, self.tester_port, self.target_port,
-                                       seq_add(conn.snd_nxt, -PROBE_OFFSET), conn.rcv_nxt or 0,
-                                       tcp.ACK, 65535))
-            answer = self._next_segment(time.time() + PROBE_WAIT, mark="probe")
-            if answer is not None:
-                break
-        if answer is None:
-            self.unobserved.append(f"state {step.state} (line {step.line}): the wire probe "
-                                   f"was not answered")
-            self.ladder.append(LadderEntry(time.time(), "state", f"{step.state}? no answer to "
-                                           f"the probe", mark="black-box mode"))
-            return
-        self.decided += 1
-        exists = not answer.has(tcp.RST)
-        found = ("a connection exists (the probe drew an ACK)" if exists else
-                 "no connection (the probe drew a RST)")
-        self.ladder.append(LadderEntry(time.time(), "state", found,
-                                       mark="" if exists == wanted else f"expected {step.state}"))
-        if exists != wanted:
-            raise StepFailed(step, f"state {step.state}", f"{found}, by a wire probe")
-        if wanted:
-            self.unobserved.append(f"state {step.state} (line {step.line}): a wire probe found "
-                                   f"a connection, not which state it is in")
-        elif step.state == tcp.LISTEN:
-            self.unobserved.append(f"state LISTEN (line {step.line}): a wire probe found no "
-                                   f"connection, not whether the listener remains")
-        self.ref_time = time.time()
-
-
-# Black-box state probes (see _CaseRun._probe_state).
-PROBE_OFFSET = 1 << 30
-PROBE_WAIT = 0.3
-PROBE_TRIES = 2
-PROBE_RATE_LIMIT_GAP = 0.6     # Linux's tcp_invalid_ratelimit is 500 ms
+        seen = self.observer.check(step, self.flow, in_case=self.phase == "case")
+        self.ladder.extend(seen.notes + [seen.entry])
+        self.decided += seen.decided
+        if seen.unobserved:
+            self.unobserved.append(seen.unobserved)
+        if seen.failure:
+            raise StepFailed(step, *seen.failure)
+        if seen.observed:
+            self.ref_time = time.time()
 
 
 def _decides(step) -> bool:
