@@ -25,18 +25,19 @@ from pathlib import Path
 from . import blackbox, tcp
 from .agent_client import AgentFailure
 from .application import Application, BlackBoxApplication
-from .case import App, Case, Expect, OneOf, Send, Silence, StateCheck, Wait, fmt_duration, pattern
+from .case import App, Case, Expect, OneOf, Send, Silence, StateCheck, Wait, fmt_duration
 from .connection import Connection
-from .matching import candidates, mismatches
+from .injector import Injector
+from .matching import candidates, choose, mismatches
 from .outcomes import CannotDecide, NotApplicable, StepFailed
 from .seq import MOD
 from .observers import AgentObserver, ProbeObserver
-from .probe import WireProbe
+from .probe import WireProbe, sanity_probe
 from .settings import CaseSettings
 from .stream import Flow, SegmentStream
 from .verdict import ERROR, FAIL, NOT_APPLICABLE, PASS, LadderEntry, Verdict
-from .tcp import IPV4, IPV6
-from .wire import Wire, WireError, build_frame, write_pcap
+from .tcp import IPV4
+from .wire import Wire, WireError
 
 
 class Engine:
@@ -92,8 +93,6 @@ class _CaseRun:
         self.engine, self.case, self.family = engine, case, family
         self.wire = engine.wire
         blind = engine.target.agent is None       # black-box mode (blackbox.py)
-        # Final state checks a wire probe decides, without an agent.
-        self.probed = blackbox.probe_points(case.steps) if blind else set()
         self.link = engine.target.links.get(family)
         self.target_port = target_port
         self.flows: dict[str, Flow] = {}
@@ -117,14 +116,15 @@ class _CaseRun:
         self.unobserved: list[str] = []
         self.settings = CaseSettings(engine.target, case.sysctls, self.ladder)
         self.probe = WireProbe(self.wire, self.stream, self.link, target_port)
+        self.injector = Injector(self.wire, self.link, target_port, engine.target.name)
+        # Without an agent, a wire probe decides the final state checks.
         reason = engine.target.state_view_reason
-        self.observer = (ProbeObserver(self.probe, self.probed, reason) if blind
-                         else AgentObserver(self.app, reason))
+        self.observer = (ProbeObserver(self.probe, blackbox.probe_points(case.steps), reason)
+                         if blind else AgentObserver(self.app, reason))
 
     # The current step's connection, in RFC 9293 terms.
     conn = property(lambda self: self.flow.conn)
     tester_port = property(lambda self: self.flow.tester_port)
-    held = property(lambda self: self.flow.held)
 
     # -- the run ---------------------------------------------------------------
 
@@ -174,7 +174,7 @@ class _CaseRun:
         finally:
             self._finish(verdict)
         if verdict.outcome not in (ERROR, NOT_APPLICABLE):
-            problem = self._sanity_probe()
+            problem = sanity_probe(self.wire, self.link)
             if problem:
                 verdict.outcome, verdict.reason = ERROR, problem
         verdict.alternative = ", ".join(self.alternatives) or None
@@ -200,25 +200,9 @@ class _CaseRun:
             verdict.outcome, verdict.reason = ERROR, problem
         verdict.ladder, verdict.exchanges, verdict.protocol_waits = \
             self.ladder, self.exchanges, self.waits
-        if self.engine.pcap_dir is not None and self.stream.segments:
-            self.engine.pcap_dir.mkdir(parents=True, exist_ok=True)
-            path = self.engine.pcap_dir / f"{self.case.id}-{self.family}.pcap"
-            write_pcap(path, self.stream.segments)
-            verdict.pcap = str(path)
-
-    def _sanity_probe(self) -> str | None:
-        """After each case, prove the wire still works (tlsfuzzer's sanity
-        conversation): the target's kernel must answer an ICMP echo.  A case
-        whose answers could have been lost by a broken lab must not pass.
-        ICMP keeps the probe independent of any TCP behaviour under test."""
-        try:
-            if self.wire.echo(self.link):
-                return None
-        except OSError as exc:
-            return f"the sanity probe after the case could not be sent: {exc}"
-        return ("the lab did not answer the sanity probe after the case (ICMP echo to the "
-                "target): the link or the capture is broken, so this verdict cannot be "
-                "trusted")
+        if self.engine.pcap_dir is not None:
+            name = f"{self.case.id}-{self.family}.pcap"
+            verdict.pcap = self.stream.save(self.engine.pcap_dir / name)
 
     def _steps(self, steps) -> None:
         # One method per kind of step: a new kind touches this table, its
@@ -246,70 +230,25 @@ class _CaseRun:
     # -- segments ----------------------------------------------------------------
 
     def _send(self, step: Send) -> None:
-        conn, v = self.conn, self.conn.variables()
-        seq, ack = conn.send_numbers(step.seq.evaluate(v) if step.seq else None,
-                                     step.ack.evaluate(v) if step.ack is not None else None,
-                                     step.flags)
-        payload = step.payload
-        if step.length is not None:
-            payload = pattern(self._one_segment(step.length.evaluate(v), step.length.text))
-        frame = build_frame(self.link, self.tester_port, self.target_port, seq, ack, step.flags,
-                            step.win, payload, step.options, step.urg, step.bad_checksum,
-                            step.raw_options)
-        self.sent_at = time.perf_counter()
-        self.wire.send(frame)
-        conn.sent(seq, step.flags, len(payload), step.options, step.bad_checksum)
+        self.sent_at = self.injector.send(step, self.flow)
         self.ref_time = time.time()
-
-    def _one_segment(self, length: int, text: str) -> int:
-        """A computed payload length, if one segment on the lab's link can carry it."""
-        limit = 1500 - (40 if self.family == IPV6 else 20) - 20   # MTU - IP - TCP headers
-        if not 0 <= length <= limit:
-            raise NotApplicable(f"not applicable to {self.engine.target.name}: the case sends "
-                                f"len {text} = {length} octets in one segment, and one segment "
-                                f"carries 0 to {limit} here")
-        return length
-
-    def _next_segment(self, deadline: float, want_retransmission=False, mark="") -> tcp.Segment | None:
-        return self.stream.next(self.flow, deadline, want_retransmission, mark)
-
-    def _consume(self, seg: tcp.Segment) -> None:
-        """Update the tester's view with a segment the case accepted as the answer."""
-        self.conn.consume(seg)
-
-    def _describe(self, seg: tcp.Segment) -> str:
-        return self.stream.describe(seg, self.flow)
-
-    def _mismatches(self, step: Expect, seg: tcp.Segment, ref: float, v: dict) -> list[str]:
-        return mismatches(step, seg, self.conn, ref, v)
-
-    def _skipped_since(self, ref: float) -> str:
-        """What a failure about a missing answer adds when the target did send
-        something, which the engine passed over as a retransmission: the
-        answer may be one (a SYN-ACK sent again in answer to a repeated SYN)."""
-        seg = self.stream.skipped
-        if seg is None or seg.time < ref:
-            return ""
-        return (f"; but a {tcp.format_flags(seg.flags)} came at "
-                f"{(seg.time - ref) * 1000:.2f} ms ({self._describe(seg)}), taken as a "
-                f"retransmission: write retransmission: true if it is the answer")
 
     def _expect(self, step: Expect) -> None:
         v, ref = self.conn.variables(), self.ref_time
-        seg = self._next_segment(ref + step.within, step.retransmission)
+        seg = self.stream.next(self.flow, ref + step.within, step.retransmission)
         if seg is None:
-            actual = f"no segment within {fmt_duration(step.within)}" + self._skipped_since(ref)
-            raise StepFailed(step, step.describe(), actual)
-        problems = self._mismatches(step, seg, ref, v)
-        self._consume(seg)
+            raise StepFailed(step, step.describe(), f"no segment within {fmt_duration(step.within)}"
+                                                    + self.stream.skipped_since(ref, self.flow))
+        problems, said = mismatches(step, seg, self.conn, ref, v), self.stream.describe(seg, self.flow)
+        self.conn.consume(seg)
         if problems and problems == [f"no {step.requires_option} option"]:
             # An optional feature (RFC 7323 timestamps, say) the target does not
             # implement: the case checks how it is used, so it does not apply.
             raise NotApplicable(f"not applicable to {self.engine.target.name}: it does not "
                                 f"negotiate the {step.requires_option} option (line {step.line}: "
-                                f"{self._describe(seg)})")
+                                f"{said})")
         if problems:
-            raise StepFailed(step, step.describe(), f"{self._describe(seg)}: {'; '.join(problems)}")
+            raise StepFailed(step, step.describe(), f"{said}: {'; '.join(problems)}")
         self._answered(seg)
 
     def _answered(self, seg: tcp.Segment) -> None:
@@ -322,15 +261,15 @@ class _CaseRun:
 
     def _silence(self, step: Silence) -> None:
         start = time.time()
-        seg = self._next_segment(start + step.duration)
+        seg = self.stream.next(self.flow, start + step.duration)
         # A silence that a segment breaks waited only until that segment.
         self.waits += step.duration if seg is None else min(step.duration, time.time() - start)
         if seg is not None:
-            self._consume(seg)
+            self.conn.consume(seg)
             raise StepFailed(step, f"no answer for {fmt_duration(step.duration)} "
                                    f"(retransmissions aside)",
-                             f"{self._describe(seg)}, {max(0.0, seg.time - start) * 1000:.1f} ms "
-                             f"into the silence")
+                             f"{self.stream.describe(seg, self.flow)}, "
+                             f"{max(0.0, seg.time - start) * 1000:.1f} ms into the silence")
         self.ref_time = time.time()
 
     def _one_of(self, step: OneOf) -> None:
@@ -344,44 +283,27 @@ class _CaseRun:
         # is otherwise not an answer.
         retransmission = any(isinstance(a.steps[0], Expect) and a.steps[0].retransmission
                              for a in step.alternatives)
-        seg = self._next_segment(max(windows), want_retransmission=retransmission)
+        seg = self.stream.next(self.flow, max(windows), want_retransmission=retransmission)
         fitting = candidates(step.alternatives, seg, self.conn, ref, start, v)
-        chosen = fitting[0] if fitting else None
-        label = chosen.label if chosen else ""
-        if len(fitting) > 1:
-            # The same answer on the wire (say, silence after a RST in
-            # TIME-WAIT): the state that follows tells the alternatives apart.
-            for alt in fitting:
-                if len(alt.steps) > 1 and isinstance(alt.steps[1], StateCheck):
-                    if not self.app.can_show_state(self.flow):
-                        if len({a.conforms for a in fitting}) > 1:
-                            raise CannotDecide(
-                                f"the wire cannot tell {' from '.join(a.label for a in fitting)}"
-                                f" apart, and the state that would is not observable on "
-                                f"{self.engine.target.name} "
-                                f"({self.engine.target.state_view_reason})")
-                        # Equally conforming: the verdict stands, but which one
-                        # the target followed is not known.
-                        label = (" or ".join(a.label for a in fitting)
-                                 + " (the state that tells them apart is not observable)")
-                        break
-                    if self.app.state(self.flow, alt.steps[1].state) == alt.steps[1].state:
-                        chosen, label = alt, alt.label
-                        break
+        chosen, label = choose(
+            fitting, lambda state: (self.app.state(self.flow, state)
+                                    if self.app.can_show_state(self.flow) else None),
+            f"{self.engine.target.name} ({self.engine.target.state_view_reason})")
         if chosen is not None and isinstance(chosen.steps[0], Silence):
             self.waits += chosen.steps[0].duration
         described = "; or ".join(f"{a.label}: {_first_text(a.steps[0])}" for a in step.alternatives)
         if chosen is None:
-            actual = self._describe(seg) if seg else "no segment" + self._skipped_since(ref)
+            actual = (self.stream.describe(seg, self.flow) if seg
+                      else "no segment" + self.stream.skipped_since(ref, self.flow))
             if seg is not None:
-                self._consume(seg)
+                self.conn.consume(seg)
             raise StepFailed(step, described, f"{actual}, which matches none of them")
         self._note(f"the target followed: {label}")
         self.alternatives.append(label)
         if seg is not None and isinstance(chosen.steps[0], Silence):
-            self.held.append(seg)  # it came after the silence window: an answer for later
+            self.flow.held.append(seg)  # it came after the silence window: an answer for later
         elif seg is not None:
-            self._consume(seg)
+            self.conn.consume(seg)
             self._answered(seg)
         else:
             self.ref_time = time.time()

@@ -11,7 +11,7 @@ window opened, in.
 from __future__ import annotations
 
 from . import tcp
-from .case import Expect
+from .case import Expect, StateCheck
 from .connection import Connection
 from .outcomes import CannotDecide
 from .seq import seq_diff
@@ -99,3 +99,36 @@ def candidates(alternatives, seg: tcp.Segment | None, conn: Connection, ref: flo
         elif seg is None or seg.time - start > first.duration:
             fits.append(alternative)
     return fits
+
+
+def choose(fitting: list, state_of, unobservable: str):
+    """The alternative the target followed, among those its answer fits, and
+    the label the verdict names: the first, unless several fit and a state
+    check right after the answer tells them apart.  `state_of(state)` is the
+    target's state in the case language's terms, or None when the target
+    cannot show it (`unobservable` says why); then equally conforming
+    alternatives stand together, and a conforming one cannot be told from a
+    non-conforming one: CannotDecide."""
+    chosen = fitting[0] if fitting else None
+    label = chosen.label if chosen else ""
+    if len(fitting) < 2:
+        return chosen, label
+    # The same answer on the wire (say, silence after a RST in TIME-WAIT):
+    # the state that follows tells the alternatives apart.
+    for alternative in fitting:
+        if len(alternative.steps) < 2 or not isinstance(alternative.steps[1], StateCheck):
+            continue
+        wanted = alternative.steps[1].state
+        observed = state_of(wanted)
+        if observed is None:
+            if len({a.conforms for a in fitting}) > 1:
+                raise CannotDecide(f"the wire cannot tell {' from '.join(a.label for a in fitting)}"
+                                   f" apart, and the state that would is not observable on "
+                                   f"{unobservable}")
+            # Equally conforming: the verdict stands, but which one the
+            # target followed is not known.
+            return chosen, (" or ".join(a.label for a in fitting)
+                            + " (the state that tells them apart is not observable)")
+        if observed == wanted:
+            return alternative, alternative.label
+    return chosen, label

@@ -1,5 +1,5 @@
-"""Black-box mode on the wire: what the tester can learn and tidy without an
-agent on the target.
+"""Probes on the wire: what the tester can learn and tidy without an agent on
+the target (black-box mode), and the sanity probe after every case.
 
 :meth:`WireProbe.connection_exists` asks the target whether a connection is
 there.  The probe is an ACK far left of any receive window (windows are at
@@ -66,3 +66,19 @@ class WireProbe:
             except OSError:
                 return False
         return True
+
+
+def sanity_probe(wire, link) -> str | None:
+    """After each case, prove the wire still works (tlsfuzzer's sanity
+    conversation): the target's kernel must answer an ICMP echo.  A case
+    whose answers could have been lost by a broken lab must not pass.  ICMP
+    keeps the probe independent of any TCP behaviour under test.  The reason
+    the verdict cannot stand, or None."""
+    try:
+        if wire.echo(link):
+            return None
+    except OSError as exc:
+        return f"the sanity probe after the case could not be sent: {exc}"
+    return ("the lab did not answer the sanity probe after the case (ICMP echo to the "
+            "target): the link or the capture is broken, so this verdict cannot be "
+            "trusted")

@@ -19,7 +19,7 @@ from . import tcp
 from .connection import Connection
 from .seq import relative
 from .verdict import LadderEntry
-from .wire import decode
+from .wire import decode, write_pcap
 
 
 @dataclass
@@ -98,6 +98,26 @@ class SegmentStream:
                 entry = self._entries.get(id(seg))
                 if entry is not None and entry.mark in ("", "setup"):
                     entry.mark = "unexamined"
+
+    def save(self, path) -> str | None:
+        """The case's frames as a pcap at `path` (its parent made if need be);
+        None when the case saw no frame."""
+        if not self.segments:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_pcap(path, self.segments)
+        return str(path)
+
+    def skipped_since(self, ref: float, flow: Flow) -> str:
+        """What a failure about a missing answer adds when the target did send
+        something, which the stream passed over as a retransmission: the
+        answer may be one (a SYN-ACK sent again in answer to a repeated SYN)."""
+        seg = self.skipped
+        if seg is None or seg.time < ref:
+            return ""
+        return (f"; but a {tcp.format_flags(seg.flags)} came at "
+                f"{(seg.time - ref) * 1000:.2f} ms ({self.describe(seg, flow)}), taken as a "
+                f"retransmission: write retransmission: true if it is the answer")
 
     def describe(self, seg: tcp.Segment, flow: Flow) -> str:
         """One ladder line, sequence numbers relative to the sender's ISN; with

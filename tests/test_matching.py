@@ -9,7 +9,7 @@ import pytest
 
 from conformance import tcp
 from conformance.casefile import load_case_file
-from conformance.matching import candidates, mismatches
+from conformance.matching import candidates, choose, mismatches
 from conformance.outcomes import CannotDecide
 
 from .test_connection import IRS, ISS, established, segment
@@ -122,3 +122,47 @@ def test_candidates_by_answer_and_by_silence():
     late.time = 0.5
     fits = candidates(one_of.alternatives, late, conn, 0.0, 0.0, conn.variables())
     assert [a.label for a in fits] == ["reset", "ignored"]
+
+
+SAME_ANSWER = """
+- one_of:
+    - label: RFC 9293, the RST closes TIME-WAIT
+      requirement: RFC9293-MUST-13
+      steps:
+        - silence: 200ms
+        - state: CLOSED
+    - label: RFC 1337 F1, ignored
+      requirement: RFC9293-MAY-2
+      steps:
+        - silence: 200ms
+        - state: TIME-WAIT
+"""
+
+
+def test_choose_by_the_state_that_follows():
+    """Two alternatives with the same answer: the state tells them apart."""
+    (one_of,) = steps(SAME_ANSWER)
+    fits = one_of.alternatives
+    chosen, label = choose(fits, lambda state: "TIME-WAIT", "linux")
+    assert chosen is fits[1] and label == "RFC 1337 F1, ignored"
+    chosen, label = choose(fits, lambda state: "CLOSED", "linux")
+    assert chosen is fits[0]
+
+
+def test_choose_when_the_state_cannot_be_seen():
+    """Equally conforming alternatives stand together; a non-conforming one
+    that the wire cannot tell apart makes the case undecidable."""
+    (one_of,) = steps(SAME_ANSWER)
+    chosen, label = choose(one_of.alternatives, lambda state: None, "a device")
+    assert chosen is one_of.alternatives[0]
+    assert label.endswith("(the state that tells them apart is not observable)")
+    one_of.alternatives[1].conforms = False
+    with pytest.raises(CannotDecide, match="not observable on a device"):
+        choose(one_of.alternatives, lambda state: None, "a device")
+
+
+def test_choose_one_or_none():
+    (one_of,) = steps(SAME_ANSWER)
+    assert choose([], lambda state: None, "x") == (None, "")
+    assert choose(one_of.alternatives[:1], lambda state: None, "x")[1] == \
+        "RFC 9293, the RST closes TIME-WAIT"
