@@ -29,14 +29,14 @@ from .case import App, Case, Expect, OneOf, Send, Silence, StateCheck, Wait, fmt
 from .connection import Connection
 from .injector import Injector
 from .matching import candidates, choose, mismatches
-from .outcomes import CannotDecide, NotApplicable, StepFailed
-from .seq import MOD
 from .observers import AgentObserver, ProbeObserver
+from .outcomes import CannotDecide, NotApplicable, StepFailed
 from .probe import WireProbe, sanity_probe
+from .seq import MOD
 from .settings import CaseSettings
 from .stream import Flow, SegmentStream
-from .verdict import ERROR, FAIL, NOT_APPLICABLE, PASS, LadderEntry, Verdict
 from .tcp import IPV4
+from .verdict import ERROR, FAIL, NOT_APPLICABLE, PASS, LadderEntry, Verdict
 from .wire import Wire, WireError
 
 
@@ -88,6 +88,10 @@ def port_pairs(tester_ports: range, target_ports: range, share: tuple[int, int] 
 
 
 class _CaseRun:
+    """One run of one case: the steps in order, each with the part that does
+    it (the stream, the injector, the application, the state observer), and
+    the verdict from how the steps ended."""
+
     def __init__(self, engine: Engine, case: Case, family: str, tester_ports: list[int],
                  target_port: int):
         self.engine, self.case, self.family = engine, case, family
@@ -125,8 +129,6 @@ class _CaseRun:
     # The current step's connection, in RFC 9293 terms.
     conn = property(lambda self: self.flow.conn)
     tester_port = property(lambda self: self.flow.tester_port)
-
-    # -- the run ---------------------------------------------------------------
 
     def execute(self) -> Verdict:
         case = self.case
@@ -227,8 +229,6 @@ class _CaseRun:
     def _note(self, text: str, mark: str = "") -> None:
         self.ladder.append(LadderEntry(time.time(), "note", text, mark=mark))
 
-    # -- segments ----------------------------------------------------------------
-
     def _send(self, step: Send) -> None:
         self.sent_at = self.injector.send(step, self.flow)
         self.ref_time = time.time()
@@ -320,8 +320,6 @@ class _CaseRun:
             raise StepFailed(step, " or ".join(conforming),
                              f"the target followed: {label}", alternative=label,
                              requirement=chosen.requirement)
-
-    # -- the application and the target's states ------------------------------
 
     def _app(self, step: App) -> None:
         if self.app.run(step, self.flow, in_setup=self.phase == "setup"):
