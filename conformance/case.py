@@ -32,7 +32,7 @@ import jsonschema
 import yaml
 
 from . import tcp
-from .requirements import Catalogue, Requirement, load_catalogue
+from .requirements import Requirement, load_catalogue
 from .source import Marks, SourceError, check_schema, dotted, load_yaml_documents
 from .tcp import FAMILIES, MAX_OPTION_BYTES, encode_options
 
@@ -44,7 +44,11 @@ EXPR_NAMES = ("snd_nxt", "snd_una", "rcv_nxt", "snd_wnd")
 DEFAULT_WITHIN = 1.0  # seconds an expected segment may take unless the case says otherwise
 DEFAULT_STATE_WITHIN = 0.2
 DEFAULT_BACKLOG = 5   # the listen() backlog unless the case says otherwise
-ISN_OPERATORS = (">=", "<=", ">", "<", "=")   # longest first: ">=" before ">"
+# How an 'isn:' compares a new ISN with the old connection's numbers (both
+# signed distances from the old ISN, so serial-number order, RFC 1982); the
+# operators are tried longest first (">=" before ">").
+ISN_COMPARISONS = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b,
+                   ">": lambda a, b: a > b, "<": lambda a, b: a < b, "=": lambda a, b: a == b}
 
 
 # A case file that cannot be run, located at file, line and field: the error
@@ -151,7 +155,7 @@ class Send(Step):
         if self.urg:
             parts.append(f"urg={self.urg}")
         if self.options:
-            parts.append("<" + ",".join(f"{name} {value}" if value not in (None, True) else name
+            parts.append("<" + ",".join(tcp.format_option(name, value)
                                         for name, value in self.options) + ">")
         if self.raw_options:
             parts.append(f"raw options {self.raw_options.hex()}")
@@ -430,7 +434,7 @@ class _Builder:
                 raise self.error(path + ("isn",), "expected isn only beside flags with SYN: "
                                                   "it compares a new ISN with the old one")
             text = value["isn"].strip()
-            operator = next((op for op in ISN_OPERATORS if text.startswith(op)), "=")
+            operator = next((op for op in ISN_COMPARISONS if text.startswith(op)), "=")
             expression = text[len(operator):] if text.startswith(operator) else text
             isn = (operator, self.seqexpr(expression.strip(), path + ("isn",)))
         required = value.get("requires")
@@ -498,24 +502,23 @@ def _connections(steps) -> tuple:
     return tuple(names)
 
 
-def cited(ids, marks: Marks, path: Path, field_path=("requirements",),
-          catalogue: Catalogue | None = None) -> list[Requirement]:
-    """The catalogue's entries for the ids a case (or a grid rule) cites; an
-    id the catalogue does not hold is an error at its line, with the nearest."""
-    catalogue = catalogue or load_catalogue()
+def cited(ids, marks: Marks, path: Path) -> list[Requirement]:
+    """The catalogue's entries for the ids a case cites; an id the catalogue
+    does not hold is an error at its line, with the nearest."""
+    catalogue = load_catalogue()
     out = []
     for i, req_id in enumerate(ids):
         entry = catalogue.get(req_id)
         if entry is None:
-            where = tuple(field_path) + (i,)
+            where = ("requirements", i)
             raise CaseError(path, marks.line(where), dotted(where), catalogue.unknown(req_id))
         out.append(entry)
     return out
 
 
-def build_case(data: dict, marks: Marks, path: Path, catalogue: Catalogue | None = None) -> Case:
+def build_case(data: dict, marks: Marks, path: Path) -> Case:
     _check_schema(data, marks, path)
-    requirements = cited(data["requirements"], marks, path, catalogue=catalogue)
+    requirements = cited(data["requirements"], marks, path)
     ids = [r.id for r in requirements]
     builder = _Builder(path, marks, ids)
     steps = builder.steps(data["steps"], ("steps",))

@@ -11,15 +11,10 @@ window opened, in.
 from __future__ import annotations
 
 from . import tcp
-from .case import Expect, StateCheck
+from .case import ISN_COMPARISONS, Expect, StateCheck
 from .connection import Connection
 from .outcomes import CannotDecide
 from .seq import seq_diff
-
-# How an 'isn:' compares the new ISN with the old connection's numbers (both
-# signed distances from the old ISN, so serial-number order, RFC 1982).
-ISN_COMPARISONS = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b,
-                   ">": lambda a, b: a > b, "<": lambda a, b: a < b, "=": lambda a, b: a == b}
 
 
 def mismatches(step: Expect, seg: tcp.Segment, conn: Connection, ref: float,

@@ -80,8 +80,6 @@ LABEL_KEYWORDS = {"MUST": ("MUST", "MUST NOT"), "SHLD": ("SHOULD", "SHOULD NOT")
 # Appendix B numbers MUST-22, but its sentence in section 3.8.3 ("SYN
 # retransmissions MUST be handled in the general way ...") carries no label.
 UNLABELLED_IN_TEXT = {"RFC9293-MUST-22"}
-# Kept for readers of the label alone (the level a label gives).
-LABEL_LEVELS = {"MUST": "MUST", "SHLD": "SHOULD", "MAY": "MAY", "REC": "SHOULD"}
 
 ID_PATTERN = "^RFC[0-9]+-[A-Za-z0-9][A-Za-z0-9._-]*$"
 
@@ -192,9 +190,6 @@ class Requirement:
             return own
         return f"{own}: a deviation is a {self.level}"
 
-
-# The package's earlier name for an entry.
-CatalogueEntry = Requirement
 
 
 def own_level(keyword: str, rfc: int = 0) -> str:

@@ -144,15 +144,8 @@ def describe_segment(seg: tcp.Segment, conn: Connection, name: str = "") -> str:
     if seg.urgptr:
         parts.append(f"urg={seg.urgptr}")
     if seg.options:
-        parts.append("<" + ",".join(_option_text(n, v) for n, v in seg.options) + ">")
+        parts.append("<" + ",".join(tcp.format_option(n, v) for n, v in seg.options) + ">")
     if not seg.checksum_ok:
         parts.append("(bad checksum)")
     return (f"[{name}] " if name else "") + " ".join(parts)
 
-
-def _option_text(name, value) -> str:
-    if value is True or value is None:
-        return name
-    if isinstance(value, tuple):
-        return f"{name} {'/'.join(map(str, value))}"
-    return f"{name} {value}"

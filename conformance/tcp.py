@@ -47,6 +47,15 @@ class FlagsError(ValueError):
     """A flags string that is neither names nor tcpdump letters."""
 
 
+def format_option(name: str, value) -> str:
+    """An option as a ladder writes it: "mss 1460", "sack_ok", "timestamp 100/0"."""
+    if value is True or value is None:
+        return name
+    if isinstance(value, tuple):
+        return f"{name} {'/'.join(map(str, value))}"
+    return f"{name} {value}"
+
+
 def format_flags(bits: int) -> str:
     """``SYN+ACK``; ``none`` for a segment with no flags at all."""
     names = [n for n in _SPOKEN_ORDER if bits & FLAG_NAMES[n]]

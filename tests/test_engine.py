@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from conformance.casefile import load_case_file
+from conformance.grid import grid_cells
 from conformance.verdict import FAIL, PASS
 
 
@@ -131,7 +132,6 @@ def test_reopen_without_returning_to_time_wait_fails_at_the_rule(linux):
     """The grid's MAY-2 branch checks the second condition too: Linux reopens,
     and the old duplicate's RST leaves no connection, so the cell fails at the
     rule's requirement (a SHOULD), not at MAY-2's."""
-    from conformance.grid import grid_cells
     cell = next(c for c in grid_cells() if c.case.id == "grid.TIME-WAIT.syn.beyond-window")
     verdict = linux.run(cell.case)
     assert verdict.outcome == FAIL, verdict.explain()
