@@ -22,7 +22,7 @@ from .case import App, fmt_duration, is_errno
 from .outcomes import CannotDecide, NotApplicable, StepFailed
 from .stream import Flow
 from .targets import ALL
-from .verdict import LadderEntry
+from .evidence import AppEvent, Event, NoteEvent
 
 # Agent errors that are the suite's fault or a broken target host, never the
 # target's TCP behaviour.
@@ -36,7 +36,7 @@ class Application:
     closes_connections = True
 
     def __init__(self, target, case, family: str, link, target_port: int,
-                 flows: dict[str, Flow], ladder: list[LadderEntry]):
+                 flows: dict[str, Flow], ladder: list[Event]):
         self.target, self.case, self.family, self.link = target, case, family, link
         self.target_port, self.flows, self.ladder = target_port, flows, ladder
         self._by_port = {flow.tester_port: flow for flow in flows.values()}
@@ -54,10 +54,10 @@ class Application:
             raise
 
     def _note(self, text: str) -> None:
-        self.ladder.append(LadderEntry(time.time(), "note", text))
+        self.ladder.append(NoteEvent(time.time(), text))
 
-    def _done(self, text: str) -> None:
-        self.ladder.append(LadderEntry(time.time(), "app", text))
+    def _done(self, call: str, result: str) -> None:
+        self.ladder.append(AppEvent(time.time(), call, result))
 
     # -- app steps -----------------------------------------------------------------
 
@@ -110,7 +110,7 @@ class Application:
             elif op == "recv":
                 result = self._recv(step, sock)
         except AgentError as exc:
-            self._done(f"{text} -> {exc.error}")
+            self._done(text, exc.error)
             if step.fails_as_expected(exc.error):
                 return True
             if op == "accept" and exc.error == "timeout":
@@ -119,7 +119,7 @@ class Application:
             wanted = f"{op} fails with {step.expect_error}" if step.expect_error else \
                 f"{op} succeeds"
             raise StepFailed(step, wanted, f"{op} failed: {exc.error} ({exc.message})") from None
-        self._done(f"{text} -> {result}")
+        self._done(text, result)
         if step.expect_error:
             raise StepFailed(step, f"{op} fails with {step.expect_error}", f"{op} succeeded")
         return True

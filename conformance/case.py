@@ -141,27 +141,12 @@ class Send(Step):
     raw_options: bytes = b""
     bad_checksum: bool = False
 
-
     def describe(self) -> str:
-        parts = [tcp.format_flags(self.flags)]
-        parts += [f"{name}={value}" for name in ("seq", "ack")
-                  if (value := getattr(self, name)) is not None]
-        if self.win != 65535:
-            parts.append(f"win={self.win}")
-        if self.length is not None:
-            parts.append(f"len={self.length}")
-        elif self.payload:
-            parts.append(f"len={len(self.payload)}")
-        if self.urg:
-            parts.append(f"urg={self.urg}")
-        if self.options:
-            parts.append("<" + ",".join(tcp.format_option(name, value)
-                                        for name, value in self.options) + ">")
-        if self.raw_options:
-            parts.append(f"raw options {self.raw_options.hex()}")
-        if self.bad_checksum:
-            parts.append("(bad checksum)")
-        return " ".join(parts)
+        length = self.length if self.length is not None else len(self.payload) or None
+        return tcp.format_segment(self.flags, seq=self.seq, ack=self.ack,
+                                  win=self.win if self.win != 65535 else None, length=length,
+                                  urg=self.urg, options=self.options,
+                                  raw_options=self.raw_options, bad_checksum=self.bad_checksum)
 
 
 @dataclass

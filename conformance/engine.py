@@ -36,7 +36,8 @@ from .seq import MOD
 from .settings import CaseSettings
 from .stream import Flow, SegmentStream
 from .tcp import IPV4
-from .verdict import ERROR, FAIL, NOT_APPLICABLE, PASS, LadderEntry, Verdict
+from .evidence import Event, NoteEvent
+from .verdict import ERROR, FAIL, NOT_APPLICABLE, PASS, Verdict
 from .wire import Wire, WireError
 
 
@@ -104,7 +105,7 @@ class _CaseRun:
             iss = random.randrange(MOD)
             self.flows[name] = Flow(name, port, Connection.opening(iss))
         self.flow = self.flows[case.connections[0]]   # the connection the current step is about
-        self.ladder: list[LadderEntry] = []
+        self.ladder: list[Event] = []
         self.stream = SegmentStream(self.wire, self.flows, self.ladder)
         self.app = (BlackBoxApplication if blind else Application)(
             engine.target, case, family, self.link, target_port, self.flows, self.ladder)
@@ -227,7 +228,7 @@ class _CaseRun:
         self.ref_time = time.time()
 
     def _note(self, text: str, mark: str = "") -> None:
-        self.ladder.append(LadderEntry(time.time(), "note", text, mark=mark))
+        self.ladder.append(NoteEvent(time.time(), text, mark))
 
     def _send(self, step: Send) -> None:
         self.sent_at = self.injector.send(step, self.flow)
@@ -327,7 +328,7 @@ class _CaseRun:
 
     def _state(self, step: StateCheck) -> None:
         seen = self.observer.check(step, self.flow, in_case=self.phase == "case")
-        self.ladder.extend(seen.notes + [seen.entry])
+        self.ladder.extend(seen.notes + [seen.event])
         self.decided += seen.decided
         if seen.unobserved:
             self.unobserved.append(seen.unobserved)

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from . import tcp
 from .case import StateCheck
 from .stream import Flow
-from .verdict import LadderEntry
+from .evidence import NoteEvent, StateEvent
 
 
 @dataclass
 class Observation:
-    entry: LadderEntry                    # the state line of the ladder
+    event: StateEvent                     # the state check on the ladder
     observed: bool = False                # the target showed something (state or probe answer)
     decided: bool = False                 # a check of the case's own steps was decided
     unobserved: str = ""                  # what the target could not show
@@ -31,8 +31,7 @@ class Observation:
 
 
 def not_observable(step: StateCheck, reason: str) -> Observation:
-    return Observation(LadderEntry(time.time(), "state", f"{step.state}? not observable",
-                                   mark=reason),
+    return Observation(StateEvent(time.time(), step.state, reason=reason),
                        unobserved=f"state {step.state} (line {step.line})")
 
 
@@ -58,8 +57,7 @@ class AgentObserver:
                 break
             time.sleep(0.005)
         holds = state == step.state
-        return Observation(LadderEntry(time.time(), "state", state,
-                                       mark="" if holds else f"expected {step.state}"),
+        return Observation(StateEvent(time.time(), step.state, state, holds),
                            observed=True, decided=in_case,
                            failure=None if holds else (f"state {step.state}", f"state {state}"))
 
@@ -75,21 +73,19 @@ class ProbeObserver:
         if not (in_case and id(step) in self.probed):
             return not_observable(step, self.reason)
         wanted = step.state not in (tcp.CLOSED, tcp.LISTEN)
-        notes = [LadderEntry(time.time(), "note", f"wire probe for state {step.state}: is there "
-                                                  f"a connection?", mark="probe")]
+        notes = [NoteEvent(time.time(), f"wire probe for state {step.state}: is there "
+                                        f"a connection?", mark="probe")]
         exists = self.probe.connection_exists(flow)
         if exists is None:
-            return Observation(LadderEntry(time.time(), "state",
-                                           f"{step.state}? no answer to the probe",
-                                           mark="black-box mode"),
+            return Observation(StateEvent(time.time(), step.state,
+                                          reason="no answer to the wire probe (black-box mode)"),
                                unobserved=f"state {step.state} (line {step.line}): the wire "
                                           f"probe was not answered", notes=notes)
         found = ("a connection exists (the probe drew an ACK)" if exists else
                  "no connection (the probe drew a RST)")
-        entry = LadderEntry(time.time(), "state", found,
-                            mark="" if exists == wanted else f"expected {step.state}")
+        event = StateEvent(time.time(), step.state, found, holds=exists == wanted)
         if exists != wanted:
-            return Observation(entry, observed=True, decided=True, notes=notes,
+            return Observation(event, observed=True, decided=True, notes=notes,
                                failure=(f"state {step.state}", f"{found}, by a wire probe"))
         unobserved = ""
         if wanted:
@@ -98,5 +94,5 @@ class ProbeObserver:
         elif step.state == tcp.LISTEN:
             unobserved = (f"state LISTEN (line {step.line}): a wire probe found no "
                           f"connection, not whether the listener remains")
-        return Observation(entry, observed=True, decided=True, unobserved=unobserved,
+        return Observation(event, observed=True, decided=True, unobserved=unobserved,
                            notes=notes)

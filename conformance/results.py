@@ -9,7 +9,9 @@ actual, the alternative the target followed), the ladder, the capture and the
 timing.  Everything in it is plain JSON, so it also travels between
 pytest-xdist workers and the controller as it is.
 
-    {"schema": 1, "run": {...}, "cases": {"<case id>": {...}}, "records": [{...}, ...]}
+    {"schema": 2, "run": {...}, "cases": {"<case id>": {...}}, "records": [{...}, ...]}
+
+A record's ladder is a list of events, as evidence.to_json writes them.
 """
 
 from __future__ import annotations
@@ -22,10 +24,14 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+from . import evidence
 from .case import Case, script
 from .verdict import Verdict
 
-SCHEMA = 1
+# 2: the ladder as typed events (evidence.py); 1 wrote it as text, which is
+# not read back: a schema-1 file's records keep their verdicts, not their ladders.
+SCHEMA = 2
+READABLE_SCHEMAS = (1, 2)
 
 # Statuses of a record, in the order reports count them.  pass, fail, error
 # and n/a are a verdict; warn, info, known and fixed are a verdict weighed by
@@ -92,7 +98,7 @@ def record(verdict: Verdict, status: str, *, target: str, nodeid: str, deviation
         "baseline": ({"where": deviation.where, "reason": deviation.reason}
                      if deviation is not None else None),
         "states": _states(verdict),
-        "ladder": _ladder(verdict),
+        "ladder": evidence.to_json(verdict.ladder),
         "pcap": os.path.abspath(verdict.pcap) if verdict.pcap else "",   # made relative on writing
         "duration": round(verdict.wall_time, 4), "waits": round(verdict.protocol_waits, 4),
     }
@@ -111,21 +117,10 @@ def undecided_record(*, case: str, target: str, family: str, nodeid: str, reason
             "pcap": "", "duration": 0.0, "waits": 0.0}
 
 
-def _ladder(verdict: Verdict) -> list[dict]:
-    entries = sorted(verdict.ladder, key=lambda e: e.time)
-    t0 = entries[0].time if entries else 0.0
-    return [{"t": round(e.time - t0, 6), "kind": e.kind, "text": e.text,
-             "direction": e.direction, "mark": e.mark} for e in entries]
-
-
 def _states(verdict: Verdict) -> list[str]:
     """The states the case is about: where it starts and every state it checked
     (for the report's filter by state)."""
-    states = [verdict.case.start]
-    for entry in verdict.ladder:
-        if entry.kind == "state":
-            states.append(entry.text.split("?")[0].strip())
-    return list(dict.fromkeys(states))
+    return list(dict.fromkeys([verdict.case.start] + evidence.states_checked(verdict.ladder)))
 
 
 @dataclass
@@ -180,9 +175,9 @@ def load_results(path: Path) -> Results:
     if not isinstance(data, dict) or "records" not in data:
         raise ResultsError(f"{path}: not a results file of this suite (expected an object "
                            f"with schema, run, cases and records)")
-    if data.get("schema") != SCHEMA:
+    if data.get("schema") not in READABLE_SCHEMAS:
         raise ResultsError(f"{path}: results schema {data.get('schema')!r}; this suite reads "
-                           f"schema {SCHEMA}")
+                           f"schema {' and '.join(map(str, READABLE_SCHEMAS))}")
     for index, rec in enumerate(data["records"]):
         for key, kind in _RECORD_KEYS.items():
             if not isinstance(rec, dict) or not isinstance(rec.get(key), kind):
@@ -190,5 +185,11 @@ def load_results(path: Path) -> Results:
         if rec["status"] not in STATUSES:
             raise ResultsError(f"{path}: records[{index}].status: expected one of "
                                f"{', '.join(STATUSES)}; got {rec['status']!r}")
+        if data["schema"] == 1:
+            rec["ladder"] = []
+        try:
+            evidence.from_json(rec.get("ladder", []))   # checked here, read by the report
+        except ValueError as exc:
+            raise ResultsError(f"{path}: records[{index}].ladder: {exc}") from None
     return Results(run=data.get("run", {}), cases=data.get("cases", {}),
                    records=data["records"], path=path)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 
 from .outcomes import CannotDecide, NotApplicable
-from .verdict import LadderEntry
+from .evidence import Event, NoteEvent
 
 
 class CaseSettings:
-    def __init__(self, target, sysctls: dict, ladder: list[LadderEntry]):
+    def __init__(self, target, sysctls: dict, ladder: list[Event]):
         self.target, self.sysctls, self.ladder = target, sysctls, ladder
         self.restore: dict[str, str] = {}   # the settings changed, with their old values
 
@@ -27,7 +27,7 @@ class CaseSettings:
                 self.restore[key] = setter(key, value)
             except Exception as exc:  # noqa: BLE001 - any failure means: cannot decide
                 raise CannotDecide(f"cannot set {key}={value} on the target: {exc}") from None
-            self.ladder.append(LadderEntry(time.time(), "note", f"target setting {key}={value}"))
+            self.ladder.append(NoteEvent(time.time(), f"target setting {key}={value}"))
 
     def put_back(self) -> str | None:
         """Restore what apply() changed; the reason the verdict cannot stand,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from . import tcp
 from .connection import Connection
 from .seq import relative
-from .verdict import LadderEntry
+from .evidence import Event, SegmentEvent, describe
 from .wire import decode, write_pcap
 
 
@@ -36,10 +36,10 @@ class Flow:
 
 
 class SegmentStream:
-    def __init__(self, wire, flows: dict[str, Flow], ladder: list[LadderEntry]):
+    def __init__(self, wire, flows: dict[str, Flow], ladder: list[Event]):
         self.wire, self.flows, self.ladder = wire, flows, ladder
         self._by_port = {flow.tester_port: flow for flow in flows.values()}
-        self._entries: dict[int, LadderEntry] = {}    # id(segment) -> its ladder line
+        self._events: dict[int, SegmentEvent] = {}    # id(segment) -> its ladder event
         self.segments: list[tcp.Segment] = []         # every frame of the case, for the pcap
         self.skipped: tcp.Segment | None = None       # the last retransmission passed over
         self.in_setup = True                          # the case's setup is running
@@ -65,10 +65,9 @@ class SegmentStream:
             if owner is None:
                 continue
             self.segments.append(seg)
-            entry = LadderEntry(seg.time, "segment", self.describe(seg, owner), seg.direction,
-                                mark=mark)
+            entry = self.event(seg, owner, mark)
             self.ladder.append(entry)
-            self._entries[id(seg)] = entry
+            self._events[id(seg)] = entry
             if seg.direction == tcp.OUT:
                 entry.mark = ""  # only the target's segments can go unexamined
                 continue
@@ -95,7 +94,7 @@ class SegmentStream:
             pass
         for each in self.flows.values():
             for seg in each.held:
-                entry = self._entries.get(id(seg))
+                entry = self._events.get(id(seg))
                 if entry is not None and entry.mark in ("", "setup"):
                     entry.mark = "unexamined"
 
@@ -120,32 +119,26 @@ class SegmentStream:
                 f"retransmission: write retransmission: true if it is the answer")
 
     def describe(self, seg: tcp.Segment, flow: Flow) -> str:
-        """One ladder line, sequence numbers relative to the sender's ISN; with
-        several connections, the line starts with the connection's name."""
-        return describe_segment(seg, flow.conn, flow.name if len(self.flows) > 1 else "")
+        """The segment's ladder line, for a failure's actual."""
+        return describe(self.event(seg, flow))
+
+    def event(self, seg: tcp.Segment, flow: Flow, mark: str = "") -> SegmentEvent:
+        """The segment as evidence; with several connections, it names its own."""
+        return segment_event(seg, flow.conn, flow.name if len(self.flows) > 1 else "", mark)
 
 
-def describe_segment(seg: tcp.Segment, conn: Connection, name: str = "") -> str:
-    """A segment as a ladder shows it: flags, seq and ack relative to each
-    side's ISN (a SYN's seq to itself), window, length, options."""
+def segment_event(seg: tcp.Segment, conn: Connection, name: str = "",
+                  mark: str = "") -> SegmentEvent:
+    """A captured segment as a ladder event: seq and ack also relative to each
+    side's ISN (a SYN's seq to itself), as far as the connection knows them."""
     if seg.direction == tcp.OUT:
-        seq = relative(seg.seq, conn.iss)
-        ack = relative(seg.ack, conn.irs) if conn.irs is not None else seg.ack
+        own_isn, peer_isn = conn.iss, conn.irs
     else:
         own_isn = seg.seq if seg.has(tcp.SYN) else conn.irs
-        seq = relative(seg.seq, own_isn) if own_isn is not None else seg.seq
-        ack = relative(seg.ack, conn.iss)
-    parts = [tcp.format_flags(seg.flags), f"seq={seq}"]
-    if seg.has(tcp.ACK) or seg.ack:
-        parts.append(f"ack={ack}")
-    parts.append(f"win={seg.window}")
-    if seg.payload:
-        parts.append(f"len={len(seg.payload)}")
-    if seg.urgptr:
-        parts.append(f"urg={seg.urgptr}")
-    if seg.options:
-        parts.append("<" + ",".join(tcp.format_option(n, v) for n, v in seg.options) + ">")
-    if not seg.checksum_ok:
-        parts.append("(bad checksum)")
-    return (f"[{name}] " if name else "") + " ".join(parts)
-
+        peer_isn = conn.iss
+    return SegmentEvent(
+        seg.time, seg.direction, seg.flags, seg.seq, seg.ack,
+        rel_seq=relative(seg.seq, own_isn) if own_isn is not None else None,
+        rel_ack=relative(seg.ack, peer_isn) if peer_isn is not None else None,
+        window=seg.window, length=len(seg.payload), urg=seg.urgptr,
+        options=tuple(seg.options), checksum_ok=seg.checksum_ok, connection=name, mark=mark)

@@ -48,18 +48,54 @@ class FlagsError(ValueError):
 
 
 def format_option(name: str, value) -> str:
-    """An option as a ladder writes it: "mss 1460", "sack_ok", "timestamp 100/0"."""
+    """An option as a ladder writes it: "mss 1460", "sack_ok", "timestamp 100/0",
+    an unknown kind's octets in hex: "kind-30 0102"."""
     if value is True or value is None:
         return name
     if isinstance(value, tuple):
         return f"{name} {'/'.join(map(str, value))}"
+    if isinstance(value, (bytes, bytearray)):
+        return f"{name} {bytes(value).hex()}"
     return f"{name} {value}"
 
 
 def format_flags(bits: int) -> str:
     """``SYN+ACK``; ``none`` for a segment with no flags at all."""
-    names = [n for n in _SPOKEN_ORDER if bits & FLAG_NAMES[n]]
-    return "+".join(names) if names else "none"
+    return "+".join(flag_names(bits)) or "none"
+
+
+def flag_names(bits: int) -> list[str]:
+    """The flags set in `bits`, in the order engineers say them."""
+    return [n for n in _SPOKEN_ORDER if bits & FLAG_NAMES[n]]
+
+
+def flag_bits(names: list[str]) -> int:
+    """The inverse of flag_names (ValueError for a name that is not a flag)."""
+    unknown = [n for n in names if n not in FLAG_NAMES]
+    if unknown:
+        raise ValueError(f"not a TCP flag: {', '.join(map(repr, unknown))}")
+    return sum(FLAG_NAMES[n] for n in set(names))
+
+
+def format_segment(flags: int, *, seq=None, ack=None, win=None, length=None, urg=0,
+                   options=(), raw_options: bytes = b"", bad_checksum: bool = False) -> str:
+    """A segment as a ladder writes it: "SYN+ACK seq=0 ack=1 win=64240 <mss 1460>".
+    Numbers may be expressions (a case's send step); a field given as None
+    is left out."""
+    parts = [format_flags(flags)]
+    parts += [f"{name}={value}" for name, value in
+              (("seq", seq), ("ack", ack), ("win", win), ("len", length))
+              if value is not None]
+    if urg:
+        parts.append(f"urg={urg}")
+    if options:
+        parts.append("<" + ",".join(format_option(name, value) for name, value in options)
+                     + ">")
+    if raw_options:
+        parts.append(f"raw options {raw_options.hex()}")
+    if bad_checksum:
+        parts.append("(bad checksum)")
+    return " ".join(parts)
 
 
 def parse_flags(text: str) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""Verdicts and the ladder: what a case run tells the engineer.
+"""Verdicts: what a case run tells the engineer.
 
 PASS and FAIL describe the target.  ERROR means the suite could not decide
 (the lab broke, the agent died, the starting state was never reached): it is
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import tcp
 from .case import Case
+from .evidence import Event, render_ladder
 from .requirements import Requirement
 
 PASS, FAIL, ERROR = "pass", "fail", "error"
@@ -27,15 +27,6 @@ FAILING = (FAIL, FIXED)
 
 
 @dataclass
-class LadderEntry:
-    time: float
-    kind: str              # "segment", "app", "state", "note"
-    text: str
-    direction: str = ""    # tcp.OUT / tcp.IN for segments
-    mark: str = ""         # "retransmission", "unexamined", "bad checksum", "setup"...
-
-
-@dataclass
 class Verdict:
     outcome: str
     case: Case
@@ -45,7 +36,7 @@ class Verdict:
     actual: str = ""
     reason: str = ""                 # for ERROR: why the suite could not decide
     alternative: str | None = None   # which labelled alternative the target followed
-    ladder: list[LadderEntry] = field(default_factory=list)
+    ladder: list[Event] = field(default_factory=list)
     pcap: str | None = None
     wall_time: float = 0.0           # seconds the run took
     protocol_waits: float = 0.0      # seconds of silence/wait the case itself asks for
@@ -115,24 +106,3 @@ def judge(verdict: Verdict, strict: bool = False, deviation=None) -> str:
     if level == "MUST" or (level == "SHOULD" and strict):
         return FAIL
     return WARN if level == "SHOULD" else INFO
-
-
-def render_ladder(entries: list[LadderEntry]) -> list[str]:
-    """A text ladder: tester on the left, target on the right."""
-    if not entries:
-        return ["(nothing happened)"]
-    entries = sorted(entries, key=lambda e: e.time)
-    t0 = entries[0].time
-    width = max((len(e.text) for e in entries if e.kind == "segment"), default=20)
-    out = [f"{'ms':>9}  tester{' ' * (width + 4)}target"]
-    for e in entries:
-        stamp = f"{(e.time - t0) * 1000:9.3f}"
-        mark = f"  [{e.mark}]" if e.mark else ""
-        if e.kind == "segment" and e.direction == tcp.OUT:
-            body = f"  --> {e.text.ljust(width)} -->"
-        elif e.kind == "segment":
-            body = f"  <-- {e.text.ljust(width)} <--"
-        else:
-            body = f"      {' ' * width}     | {e.kind}: {e.text}"
-        out.append(f"{stamp}{body}{mark}")
-    return out

@@ -6,7 +6,7 @@ from __future__ import annotations
 from conformance import tcp
 from conformance.connection import Connection
 from conformance.stream import Flow, SegmentStream
-from conformance.verdict import LadderEntry
+from conformance.evidence import Event, describe
 from conformance.wire import Frame, Link, build_frame
 
 TESTER = Link("t0", "02:00:00:00:00:01", "02:00:00:00:00:02", "198.18.0.1", "198.18.0.2")
@@ -50,14 +50,14 @@ def flows(*ports: int) -> dict[str, Flow]:
 
 def test_answers_come_in_order_and_the_tester_own_segments_only_on_the_ladder():
     fl = flows(40000)
-    ladder: list[LadderEntry] = []
+    ladder: list[Event] = []
     stream = SegmentStream(FakeWire([
         from_tester(1.0, 40000, tcp.ACK, ISS + 1, IRS + 1),
         from_target(1.1, 40000, tcp.ACK | tcp.PSH, IRS + 1, ISS + 1, b"hello"),
     ]), fl, ladder)
     seg = stream.next(fl["a"], deadline=2.0)
     assert seg.payload == b"hello" and seg.direction == tcp.IN
-    assert [e.text for e in ladder] == ["ACK seq=1 ack=1 win=65535",
+    assert [describe(e) for e in ladder] == ["ACK seq=1 ack=1 win=65535",
                                        "PSH+ACK seq=1 ack=1 win=65535 len=5"]
     assert stream.next(fl["a"], deadline=2.0) is None
     assert len(stream.segments) == 2
@@ -69,7 +69,7 @@ def test_a_retransmission_is_passed_over_unless_wanted():
     fl = flows(40000)
     fl["a"].conn.peer_max = IRS + 6            # "hello" was seen already
     again = [from_target(1.0, 40000, tcp.ACK | tcp.PSH, IRS + 1, ISS + 1, b"hello")]
-    ladder: list[LadderEntry] = []
+    ladder: list[Event] = []
     stream = SegmentStream(FakeWire(again), fl, ladder)
     assert stream.next(fl["a"], deadline=2.0) is None
     assert ladder[0].mark == "retransmission" and stream.skipped is not None
@@ -99,7 +99,7 @@ def test_frames_of_other_flows_and_other_protocols_are_ignored():
 
 def test_setup_segments_are_marked_and_leftovers_are_unexamined():
     fl = flows(40000)
-    ladder: list[LadderEntry] = []
+    ladder: list[Event] = []
     stream = SegmentStream(FakeWire([
         from_target(1.0, 40000, tcp.ACK, IRS + 1, ISS + 1),
         from_target(1.2, 40000, tcp.FIN | tcp.ACK, IRS + 1, ISS + 1),

@@ -9,7 +9,8 @@ import os
 from pathlib import Path
 
 from ..report import page_name
-from ..verdict import ERROR, FAIL, NOT_APPLICABLE, Verdict, render_ladder
+from ..evidence import render_ladder
+from ..verdict import ERROR, FAIL, NOT_APPLICABLE, Verdict
 
 
 class HtmlReport:

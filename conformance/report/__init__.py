@@ -31,9 +31,9 @@ from pathlib import Path
 
 import jinja2
 
+from .. import evidence
 from ..requirements import load_catalogue
 from ..results import STATUSES, Results
-from ..verdict import LadderEntry, render_ladder
 from ..summary import count_line, stack_verdict, tally
 from . import model
 from .ladder import ladder_svg, state_timeline
@@ -107,14 +107,14 @@ def _write_case_pages(directory: Path, results: Results, env: jinja2.Environment
         path.parent.mkdir(parents=True, exist_ok=True)
         root = os.path.relpath(directory, path.parent)
         info = results.cases.get(rec["case"], {})
+        events = evidence.from_json(rec["ladder"])
         path.write_text(case_page.render(
             rec=rec, case=info, root=root, page_name=page_name,
             siblings=siblings[rec["case"]], meanings=STATUS_MEANINGS,
             requirements=_requirements_first_deciding(info, rec),
-            svg=ladder_svg(rec["ladder"], tester="tester", target=rec["target"]),
-            timeline=state_timeline(rec["ladder"]),
-            wire=render_ladder([LadderEntry(e["t"], e["kind"], e["text"], e["direction"],
-                                            e["mark"]) for e in rec["ladder"]]),
+            svg=ladder_svg(events, tester="tester", target=rec["target"]),
+            timeline=state_timeline(events),
+            wire=evidence.render_ladder(events),
             pcap=_pcap_link(rec, base, path.parent)), encoding="utf-8")
 
 

@@ -13,8 +13,9 @@ Rules of this file:
   break mark on the lifelines and the gap's length beside the axis.
 - A segment's time is taken at the tester's lifeline, where the tester sent
   or captured it: an outgoing arrow starts there, an incoming one ends there.
-- The input is plain dicts, as the JSON results file holds them; they are
-  checked here, at the edge, and a bad one is named by its index.
+- The input is the case's evidence (evidence.py), read from results.json by
+  evidence.from_json; every text is the one formatter's (evidence.describe
+  and evidence.tag), and the state band reads the state events' fields.
 - All text is escaped for XML, and the SVG is styled by presentation
   attributes only, so it can be embedded in any page, several per page.
 """
@@ -27,7 +28,8 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from numbers import Real
+
+from ..evidence import Event, StateEvent, describe, tag
 
 # --- the time scale ---------------------------------------------------------
 PX_PER_MS = 0.5          # vertical pixels per millisecond of elapsed time
@@ -64,10 +66,6 @@ APP_FILL, APP_STROKE = "#e3f2fd", "#1565c0"
 STATE_FILLS, STATE_STROKE = ("#c8e6c9", "#a5d6a7"), "#2e7d32"
 MISMATCH_FILL = "#ffcdd2"
 
-KINDS = ("segment", "app", "state", "note")
-DIRECTIONS = ("out", "in")     # out: tester -> target; in: target -> tester
-NOT_OBSERVABLE = "not observable"
-EXPECTED = "expected "
 
 
 @dataclass(frozen=True)
@@ -90,31 +88,62 @@ SEGMENT_LOOKS = {
 
 @dataclass(frozen=True)
 class StateSpan:
-    """One state entry of the target and how long it stood."""
+    """One state check of the target and how long its state stood."""
 
-    start: float          # seconds, as the entry's "t"
-    end: float | None     # the next state entry's "t"; None: until the end
-    state: str            # the entry's text: "ESTABLISHED", "SYN-RECEIVED? not observable"
-    mark: str = ""        # "", "expected X" (X was expected, `state` observed), or
-                          # why the state could not be observed
+    start: float          # seconds from the first event
+    end: float | None     # the next state check's time; None: until the end
+    event: StateEvent
 
     @property
     def observable(self) -> bool:
-        return not self.state.endswith(NOT_OBSERVABLE)
+        return self.event.observed is not None
 
     @property
     def expected(self) -> str | None:
         """The state the case expected, when the target was seen in another."""
-        if self.observable and self.mark.startswith(EXPECTED):
-            return self.mark[len(EXPECTED):]
-        return None
+        return self.event.expected if self.event.holds is False else None
+
+    @property
+    def state(self) -> str:
+        """The state shown, or "X? not observable"."""
+        return describe(self.event)
+
+    @property
+    def note(self) -> str:
+        """Why the state could not be observed, or the expectation it missed."""
+        return tag(self.event)
+
+
+@dataclass(frozen=True)
+class _Item:
+    """An event, its time in seconds from the first event, and its text as
+    the one formatter writes it."""
+
+    t: float
+    event: Event
+
+    @property
+    def kind(self) -> str:
+        return self.event.kind
+
+    @property
+    def text(self) -> str:
+        return describe(self.event)
+
+    @property
+    def mark(self) -> str:
+        return tag(self.event)
+
+    @property
+    def direction(self) -> str:
+        return getattr(self.event, "direction", "")
 
 
 # --- public API ----------------------------------------------------------------
 
-def ladder_svg(entries: list[dict], tester: str = "tester", target: str = "target") -> str:
-    """The ladder of `entries` as one inline <svg> element."""
-    entries = _checked(entries)
+def ladder_svg(events: list[Event], tester: str = "tester", target: str = "target") -> str:
+    """The ladder of `events` as one inline <svg> element."""
+    entries = _items(events)
     if not entries:
         return _empty_svg(tester, target)
     rows, breaks = _place(entries)
@@ -122,17 +151,17 @@ def ladder_svg(entries: list[dict], tester: str = "tester", target: str = "targe
     body = (_names(geo, tester, target) + _lifelines(geo, breaks) + _breaks(geo, breaks)
             + _time_axis(geo, rows) + _states(geo, entries, rows) + _events(geo, rows)
             + _legend(geo))
-    segments = sum(1 for e in entries if e["kind"] == "segment")
+    segments = sum(1 for e in entries if e.kind == "segment")
     title = (f"Ladder diagram: {tester} (left) and {target} (right), {segments} segments "
-             f"over {time_label(entries[-1]['t'] - entries[0]['t'])} ms")
+             f"over {time_label(entries[-1].t - entries[0].t)} ms")
     return _svg(geo.width, geo.height, title, [_hatch(geo.hatch)] + body)
 
 
-def state_timeline(entries: list[dict]) -> list[StateSpan]:
-    """The target's states in time order, each until the next state entry."""
-    states = [e for e in _checked(entries) if e["kind"] == "state"]
-    ends = [e["t"] for e in states[1:]] + [None]
-    return [StateSpan(e["t"], end, e["text"], e["mark"]) for e, end in zip(states, ends)]
+def state_timeline(events: list[Event]) -> list[StateSpan]:
+    """The target's states in time order, each until the next state check."""
+    states = [e for e in _items(events) if e.kind == "state"]
+    ends = [e.t for e in states[1:]] + [None]
+    return [StateSpan(e.t, end, e.event) for e, end in zip(states, ends)]
 
 
 def time_label(t: float) -> str:
@@ -161,28 +190,11 @@ def _ms_text(ms: float, decimals: int) -> str:
 
 # --- input --------------------------------------------------------------------
 
-def _checked(entries) -> list[dict]:
-    """The entries, checked and completed, in time order (stable for equal times)."""
-    if not isinstance(entries, (list, tuple)):
-        raise ValueError(f"ladder entries must be a list of dicts, got {type(entries).__name__}")
-    out = []
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise ValueError(f"ladder entry {i}: expected a dict, got {entry!r}")
-        t = entry.get("t")
-        if isinstance(t, bool) or not isinstance(t, Real) or not t >= 0 or math.isinf(t):
-            raise ValueError(f"ladder entry {i}: 't' must be a number of seconds >= 0, got {t!r}")
-        kind = entry.get("kind")
-        if kind not in KINDS:
-            raise ValueError(f"ladder entry {i}: 'kind' must be one of {', '.join(KINDS)}, "
-                             f"got {kind!r}")
-        direction = entry.get("direction") or ""
-        if kind == "segment" and direction not in DIRECTIONS:
-            raise ValueError(f"ladder entry {i}: 'direction' of a segment must be 'out' or 'in', "
-                             f"got {direction!r}")
-        out.append({"t": float(t), "kind": kind, "text": str(entry.get("text") or ""),
-                    "direction": direction, "mark": str(entry.get("mark") or "")})
-    return sorted(out, key=lambda e: e["t"])
+def _items(events: list[Event]) -> list[_Item]:
+    """The events in time order (stable for equal times), timed from the first."""
+    events = sorted(events, key=lambda e: e.time)
+    t0 = events[0].time if events else 0.0
+    return [_Item(e.time - t0, e) for e in events]
 
 
 # --- the vertical layout -----------------------------------------------------------
@@ -191,7 +203,7 @@ def _checked(entries) -> list[dict]:
 class _Row:
     """An event and the y it is drawn at."""
 
-    entry: dict
+    entry: _Item
     y: float
 
 
@@ -208,13 +220,13 @@ class _Break:
         return (self.top + self.bottom) / 2
 
 
-def _place(entries: list[dict]) -> tuple[list[_Row], list[_Break]]:
-    """Each (checked, sorted) entry's y, and the gaps that were cut."""
+def _place(entries: list[_Item]) -> tuple[list[_Row], list[_Break]]:
+    """Each (sorted) entry's y, and the gaps that were cut."""
     rows = [_Row(entries[0], TOP_PX)]
     breaks = []
     for entry in entries[1:]:
         y = rows[-1].y
-        gap_ms = (entry["t"] - rows[-1].entry["t"]) * 1000
+        gap_ms = (entry.t - rows[-1].entry.t) * 1000
         if gap_ms > GAP_CAP_MS:
             # Between the arrow above and the label of the one below.
             breaks.append(_Break(y + SLANT_PX + 2, y + BREAK_PX - SLANT_PX - FONT_PX - 2,
@@ -246,19 +258,19 @@ class _Geometry:
 
 
 def _geometry(entries, rows, breaks, tester, target) -> _Geometry:
-    labels = _axis_labels([e["t"] for e in entries]) + [gap_label(b.seconds) for b in breaks]
+    labels = _axis_labels([e.t for e in entries]) + [gap_label(b.seconds) for b in breaks]
     axis_x = MARGIN_PX + max(_width(s) for s in labels + ["ms"])
     tester_x = max(axis_x + AXIS_TO_TESTER_PX, axis_x + 8 + _width(tester) / 2)
-    longest = max((_label_width(e) for e in entries if e["kind"] == "segment"), default=0)
+    longest = max((_label_width(e) for e in entries if e.kind == "segment"), default=0)
     target_x = tester_x + max(MIN_LIFELINE_GAP_PX, longest + 2 * LABEL_PAD_PX)
     app_x = target_x + APP_OFFSET_PX
-    apps = [_app_width(e) for e in entries if e["kind"] == "app"]
+    apps = [_app_width(e) for e in entries if e.kind == "app"]
     band_x = (app_x + max(apps) if apps else target_x) + BAND_OFFSET_PX
     end_y = rows[-1].y + END_PX
     rights = [target_x + _width(target) / 2, _legend_x() + _width(_legend_text())]
     rights += [band_x + BAND_PX + 6 + _width(_state_text(e)) for e in entries
-               if e["kind"] == "state"]
-    rights += [_note_x(tester_x) + _width(e["text"]) for e in entries if e["kind"] == "note"]
+               if e.kind == "state"]
+    rights += [_note_x(tester_x) + _width(e.text) for e in entries if e.kind == "note"]
     width = max(rights) + MARGIN_PX
     height = end_y + 24 + MARGIN_PX
     return _Geometry(axis_x, tester_x, target_x, app_x, band_x, end_y, math.ceil(width),
@@ -269,17 +281,17 @@ def _width(text: str) -> float:
     return len(text) * CHAR_PX
 
 
-def _label_width(entry: dict) -> float:
-    tag = _look(entry["mark"]).tag
-    return _width(entry["text"]) + (len(tag) + 3) * TAG_CHAR_PX if tag else _width(entry["text"])
+def _label_width(entry: _Item) -> float:
+    tag = _look(entry.mark).tag
+    return _width(entry.text) + (len(tag) + 3) * TAG_CHAR_PX if tag else _width(entry.text)
 
 
-def _app_width(entry: dict) -> float:
+def _app_width(entry: _Item) -> float:
     return _width(_app_text(entry)) + 12
 
 
-def _app_text(entry: dict) -> str:
-    return f"app: {entry['text']}"
+def _app_text(entry: _Item) -> str:
+    return f"app: {entry.text}"
 
 
 def _note_x(tester_x: float) -> float:
@@ -339,7 +351,7 @@ def _zigzag(x: float, c: float) -> str:
 def _time_axis(geo: _Geometry, rows: list[_Row]) -> list[str]:
     """Each event's time, with a faint guide to the tester's lifeline."""
     out = []
-    for row, label in zip(rows, _axis_labels([row.entry["t"] for row in rows])):
+    for row, label in zip(rows, _axis_labels([row.entry.t for row in rows])):
         out.append(_line(geo.axis_x + 4, row.y, geo.tester_x - 3, row.y, cls="guide",
                          stroke="#cfcfcf", width=0.8))
         out.append(_text(geo.axis_x, row.y + 4, label, cls="time", anchor="end", fill="#555"))
@@ -364,25 +376,25 @@ def _axis_labels(times: list[float]) -> list[str]:
 
 def _events(geo: _Geometry, rows: list[_Row]) -> list[str]:
     draw = {"segment": _segment, "app": _app, "note": _note, "state": _state_tick}
-    return [draw[row.entry["kind"]](geo, row) for row in rows]
+    return [draw[row.entry.kind](geo, row) for row in rows]
 
 
 def _segment(geo: _Geometry, row: _Row) -> str:
     """An arrow between the lifelines, its text above it, its mark as a tag."""
     entry = row.entry
-    look = _look(entry["mark"])
-    if entry["direction"] == "out":
+    look = _look(entry.mark)
+    if entry.direction == "out":
         x1, y1, x2, y2 = geo.tester_x, row.y, geo.target_x, row.y + SLANT_PX
     else:
         x1, y1, x2, y2 = geo.target_x, row.y - SLANT_PX, geo.tester_x, row.y
-    cls = " ".join(["seg", entry["direction"]] + ([_slug(entry["mark"])] if entry["mark"] else []))
+    cls = " ".join(["seg", entry.direction] + ([_slug(entry.mark)] if entry.mark else []))
     arrow = _line(x1, y1, x2, y2, cls="arrow", stroke=look.colour, width=1.4, dash=look.dash)
     head = (f'<polygon class="head" points="{_points(_head(x1, y1, x2, y2))}" '
             f'fill="{look.colour}"/>')
     tag = (f'<tspan class="tag" font-size="{TAG_FONT_PX}" font-weight="bold" dx="{TAG_CHAR_PX}">'
            f'[{_esc(look.tag)}]</tspan>' if look.tag else "")
     label = (f'<text class="label" x="{_n(geo.middle_x)}" y="{_n(min(y1, y2) - 4)}" '
-             f'text-anchor="middle" fill="{look.colour}">{_esc(entry["text"])}{tag}</text>')
+             f'text-anchor="middle" fill="{look.colour}">{_esc(entry.text)}{tag}</text>')
     return f'<g class="{cls}" {_data(row)}>{arrow}{head}{label}</g>'
 
 
@@ -406,10 +418,10 @@ def _app(geo: _Geometry, row: _Row) -> str:
 
 def _note(geo: _Geometry, row: _Row) -> str:
     """Free text across the diagram, on a light ground so the lifelines do not cross it."""
-    x, width = _note_x(geo.tester_x), _width(row.entry["text"]) + 6
+    x, width = _note_x(geo.tester_x), _width(row.entry.text) + 6
     ground = (f'<rect x="{_n(x - 3)}" y="{_n(row.y - 9)}" width="{_n(width)}" height="17" '
               f'fill="#fffde7" fill-opacity="0.9"/>')
-    label = _text(x, row.y + 4, row.entry["text"], fill="#555", italic=True)
+    label = _text(x, row.y + 4, row.entry.text, fill="#555", italic=True)
     return f'<g class="note" {_data(row)}>{ground}{label}</g>'
 
 
@@ -420,10 +432,10 @@ def _state_tick(geo: _Geometry, row: _Row) -> str:
     return f'<g class="state-entry" {_data(row)}>{tick}</g>'
 
 
-def _states(geo: _Geometry, entries: list[dict], rows: list[_Row]) -> list[str]:
+def _states(geo: _Geometry, entries: list[_Item], rows: list[_Row]) -> list[str]:
     """The band: each state from its entry down to the next state entry, or the end."""
-    spans = state_timeline(entries)
-    tops = [row.y for row in rows if row.entry["kind"] == "state"]
+    spans = state_timeline([e.event for e in entries])
+    tops = [row.y for row in rows if row.entry.kind == "state"]
     bottoms = tops[1:] + [geo.end_y]
     return [_span(geo, span, top, bottom, STATE_FILLS[i % 2])
             for i, (span, top, bottom) in enumerate(zip(spans, tops, bottoms))]
@@ -446,13 +458,13 @@ def _span(geo: _Geometry, span: StateSpan, top: float, bottom: float, green: str
 def _span_text(span: StateSpan) -> str:
     if span.expected is not None:
         return f"{span.state} (expected {span.expected})"
-    if not span.observable and span.mark:
-        return f"{span.state}: {span.mark}"
+    if not span.observable and span.note:
+        return f"{span.state}: {span.note}"
     return span.state
 
 
-def _state_text(entry: dict) -> str:
-    return _span_text(StateSpan(entry["t"], None, entry["text"], entry["mark"]))
+def _state_text(entry: _Item) -> str:
+    return _span_text(StateSpan(entry.t, None, entry.event))
 
 
 def _legend_text() -> str:
@@ -495,7 +507,8 @@ def _hatch(hatch_id: str) -> str:
 def _hatch_id(entries, tester, target) -> str:
     """An id for the hatch pattern that differs between the ladders of one page
     (ids are page-wide) yet is the same for the same ladder."""
-    digest = hashlib.sha1(json.dumps([entries, tester, target]).encode()).hexdigest()
+    shown = [[e.t, e.kind, e.text, e.mark] for e in entries]
+    digest = hashlib.sha1(json.dumps([shown, tester, target]).encode()).hexdigest()
     return f"ladder-hatch-{digest[:10]}"
 
 
@@ -519,7 +532,7 @@ def _line(x1, y1, x2, y2, cls, stroke, width, dash=None) -> str:
 
 def _data(row: _Row) -> str:
     """The event's time (seconds) and y, for tests and scripts in the page."""
-    return f'data-t="{row.entry["t"]!r}" data-y="{_n(row.y)}"'
+    return f'data-t="{row.entry.t!r}" data-y="{_n(row.y)}"'
 
 
 def _points(points) -> str:
