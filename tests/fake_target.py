@@ -1,0 +1,109 @@
+"""A pretend target on a fake wire, to run the engine without root or a lab.
+
+The target's answers are a script: :class:`ScriptedWire` hands each segment
+the tester sends to ``answer(segment)``, which returns the target's segments
+back (:class:`Reply`), with their delays.  The wire delivers the tester's own
+frames and the replies in time order, as the real capture does, and stamps
+them with the real clock, so silences and time bounds run as they do on a
+real wire (keep them short in tests).  :class:`FakeTarget` is a target with
+no agent (black-box mode), or with :class:`FakeAgent` for cases whose
+setup calls the application and reads states.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from conformance import tcp
+from conformance.targets import ALL, NONE, Target
+from conformance.wire import Frame, Link, build_frame, decode
+
+TESTER = Link("t0", "02:00:00:00:00:01", "02:00:00:00:00:02", "198.18.0.1", "198.18.0.2")
+# The target's frames: the same link seen from the other end.
+TARGET = Link("t0", TESTER.target_mac, TESTER.tester_mac, TESTER.target_ip, TESTER.tester_ip)
+IRS = 7000           # the pretend target's ISN
+
+
+@dataclass
+class Reply:
+    flags: int
+    seq: int
+    ack: int
+    delay: float = 0.001
+    payload: bytes = b""
+    window: int = 65535
+
+
+class ScriptedWire:
+    def __init__(self, answer=lambda seg: [], echo: bool = True):
+        self.answer, self.echo_answered = answer, echo
+        self.pending: list[Frame] = []
+        self.sent: list[tcp.Segment] = []     # what the tester sent, decoded
+        self.ports: list[int] = []
+
+    # The parts of wire.Wire the engine uses.
+    def watch(self, link, ports) -> None:
+        self.ports = list(ports)
+
+    def send(self, data: bytes) -> None:
+        now = time.time()
+        self._deliver(Frame(now, True, data))
+        seg = decode(Frame(now, True, data))
+        self.sent.append(seg)
+        for reply in self.answer(seg):
+            self._deliver(Frame(now + reply.delay, False, build_frame(
+                TARGET, seg.dport, seg.sport, reply.seq, reply.ack, reply.flags, reply.window,
+                reply.payload)))
+
+    def receive(self, deadline: float) -> Frame | None:
+        if self.pending and self.pending[0].time <= deadline:
+            time.sleep(max(0.0, self.pending[0].time - time.time()))
+            return self.pending.pop(0)
+        time.sleep(max(0.0, deadline - time.time()))
+        return None
+
+    def echo(self, link) -> bool:
+        return self.echo_answered
+
+    def _deliver(self, frame: Frame) -> None:
+        self.pending.append(frame)
+        self.pending.sort(key=lambda f: f.time)
+
+
+class FakeAgent:
+    """The target's application: listens and accepts by script, and reports
+    the states it is given for the case's connection on `wire`, one per
+    states call, the last one from then on."""
+
+    def __init__(self, wire: ScriptedWire, states=("ESTABLISHED",)):
+        self.wire, self.states, self.calls = wire, list(states), []
+
+    def call(self, op: str, **args) -> dict:
+        self.calls.append(op)
+        if op in ("listen", "accept", "connect"):
+            return {"sock": 1, "peer": f"{TESTER.tester_ip}:0"}
+        if op == "states":
+            state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+            remote = f"{TESTER.tester_ip}:{self.wire.ports[0]}"
+            return {"connections": [{"state": state, "remote": remote}]}
+        return {}
+
+
+class FakeTarget(Target):
+    name = "fake"
+    tester_ports = range(40000, 40100)
+
+    def __init__(self, agent: FakeAgent | None = None):
+        self.links = {tcp.IPV4: TESTER}
+        self.agent = agent
+        self.state_view = ALL if agent else NONE
+        self.state_view_reason = "" if agent else "black-box mode: no agent on the target"
+        self.listen_port, self.closed_port = 80, 81
+
+
+def handshake(seg: tcp.Segment) -> list[Reply]:
+    """The answers of a listening target to the tester's SYN: a SYN-ACK."""
+    if seg.flags == tcp.SYN:
+        return [Reply(tcp.SYN | tcp.ACK, IRS, seg.seq + 1)]
+    return []
