@@ -1,39 +1,18 @@
 """tcpconf target agent: performs socket operations on command.
 
 This program runs inside the host under test (a network namespace, a
-remote host over ssh, a container) and is driven by the suite through a
-line protocol on its stdin/stdout.  It is deliberately self-contained:
-standard library only, Python 3.6+ (no annotations, no walrus), and it
-never relies on ``__file__`` or on being importable, because it is
-started as::
-
-    python3 -u -c "import sys;exec(compile(sys.stdin.buffer.read(N),'tcpconf-agent','exec'))"
-
-with its own source written to stdin first (N = byte length of this
-file).  The protocol lines follow on the same stdin.
-
-Protocol (version 1): one JSON object per line each way, UTF-8.
-
-    request:  {"id": <int>, "op": "<name>", ...arguments}
-    response: {"id": <same>, "ok": true, ...results}
-              {"id": <same>, "ok": false, "error": "<ERRNO NAME or word>",
-               "message": "<human text>"}
-
-Error words: an errno name such as "ECONNRESET" for an OSError,
-"timeout" when an operation's own timeout expires, "bad-request" for an
-unknown op or a missing/wrongly typed argument, "unsupported" when the
-host lacks a facility, "agent-error" for anything unexpected.  The agent
-never dies on a bad request.
-
-Addresses are rendered "ip:port" (IPv6 unbracketed, e.g. "::1:80"; split
-with ``rsplit(":", 1)``).
-
-Diagnostics go to stderr only; stdout carries nothing but responses.
+remote host over ssh, a container, a gVisor sandbox) and is driven by the
+suite through the line protocol of agent_protocol.py on its stdin/stdout.
+Nothing is installed there: agent_bootstrap.py pipes this program and the
+modules it imports through the same stdin, ahead of the protocol.  So it
+is held to the rules of a program that must run on any Linux with Python:
+standard library only, Python 3.6+ (no annotations, no walrus), never
+relying on ``__file__``, and importing only modules that are shipped with
+it (agent_bootstrap.SHIPPED), by their absolute names.
 """
 
 import base64
 import errno
-import json
 import os
 import select
 import socket
@@ -41,84 +20,12 @@ import struct
 import sys
 import time
 
-PROTOCOL = 1
-AGENT_NAME = "tcpconf-agent"
-
-# Printable pattern used by ``send`` with ``size``.
-PATTERN = (b"0123456789abcdefghijklmnopqrstuvwxyz"
-           b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
-# /proc/net/tcp state numbers (include/net/tcp_states.h) -> RFC 9293 names.
-# 12 is TCP_NEW_SYN_RECV, the kernel's lightweight request socket for a
-# half-open passive connection; on the wire it is SYN-RECEIVED.
-TCP_STATES = {
-    1: "ESTABLISHED",
-    2: "SYN-SENT",
-    3: "SYN-RECEIVED",
-    4: "FIN-WAIT-1",
-    5: "FIN-WAIT-2",
-    6: "TIME-WAIT",
-    7: "CLOSED",
-    8: "CLOSE-WAIT",
-    9: "LAST-ACK",
-    10: "LISTEN",
-    11: "CLOSING",
-    12: "SYN-RECEIVED",
-}
-
-# Where ``states`` reads the kernel's connections from (see op_states).
-STATE_SOURCES = ("auto", "netlink", "proc")
-
-# sock_diag netlink (linux/netlink.h, linux/sock_diag.h, linux/inet_diag.h).
-NETLINK_SOCK_DIAG = 4
-SOCK_DIAG_BY_FAMILY = 20
-NLM_F_REQUEST = 0x01
-NLM_F_DUMP = 0x300                  # NLM_F_ROOT | NLM_F_MATCH
-NLMSG_ERROR = 2
-NLMSG_DONE = 3
-INET_DIAG_REQ_BYTECODE = 1          # request attribute: a filter program
-INET_DIAG_BC_S_GE = 2               # filter ops: local port >=, <=,
-INET_DIAG_BC_S_LE = 3               # remote port >=, <= (all kernels;
-INET_DIAG_BC_D_GE = 4               # the _EQ ops are 4.16+)
-INET_DIAG_BC_D_LE = 5
-# idiag_states bits 1..12: every state /proc/net/tcp* lists, including
-# TIME-WAIT (6) and request sockets (TCP_NEW_SYN_RECV, 12; the kernel
-# reports them as state 3), which are dumped only when their bits are
-# set.  Not all 32 bits: bit 13 is
-# TCP_BOUND_INACTIVE on recent kernels, which adds sockets that are only
-# bound (reported as CLOSE, state 7) and that /proc never lists.
-DIAG_STATES = sum(1 << state for state in range(1, 13))
-NLMSG_HEADER = struct.Struct("=IHHII")     # len, type, flags, seq, pid
-# struct inet_diag_req_v2 with an all-zero inet_diag_sockid (48 bytes):
-# family, protocol, ext, pad, states.
-DIAG_REQUEST = struct.Struct("=BBBBI48x")
-# The start of struct inet_diag_msg: family, state, timer, retrans, then
-# inet_diag_sockid's sport, dport (network order), src[16], dst[16].
-DIAG_MESSAGE = struct.Struct("!BB2xHH16s16s")
-DIAG_MESSAGE_SIZE = 72                     # sizeof(struct inet_diag_msg)
-NETLINK_TIMEOUT = 2.0
-
-# Option-name prefix -> socket level for setsockopt / sockopts.
-OPTION_LEVELS = (
-    ("SO_", socket.SOL_SOCKET),
-    ("TCP_", socket.IPPROTO_TCP),
-    ("IPV6_", getattr(socket, "IPPROTO_IPV6", 41)),
-    ("IP_", socket.IPPROTO_IP),
-)
-
-_REQUIRED = object()
-
-
-class BadRequest(Exception):
-    """The request itself is malformed: reported as "bad-request"."""
-
-
-class OpTimeout(Exception):
-    """An operation's own timeout expired: reported as "timeout"."""
-
-
-class Unsupported(Exception):
-    """The host lacks a facility the op needs: reported as "unsupported"."""
+from conformance.agent_protocol import (BadRequest, OpTimeout, ProtocolAgent,
+                                        Unsupported, arg, check_sockopts,
+                                        errno_name, hello, resolve_option,
+                                        send_payload, serve)
+from conformance.agent_states import (STATE_SOURCES, connections,
+                                      diag_tcp_sockets, proc_tcp_sockets)
 
 
 class Entry(object):
@@ -130,29 +37,14 @@ class Entry(object):
         self.pending_error = 0      # connect() error returned synchronously
 
 
-class Agent(object):
+class Agent(ProtocolAgent):
+    """The operations, on the host's own sockets."""
+
+    entry_type = Entry
+
     def __init__(self):
-        self.socks = {}
-        self.next_handle = 1
-        self.quitting = False
+        super().__init__()
         self.warned_netlink = False
-
-    # ----------------------------------------------------------- helpers
-
-    def add(self, sock, kind):
-        handle = self.next_handle
-        self.next_handle += 1
-        self.socks[handle] = Entry(sock, kind)
-        return handle
-
-    def entry(self, req):
-        handle = arg(req, "sock", int)
-        try:
-            return self.socks[handle]
-        except KeyError:
-            raise BadRequest("sock: unknown handle %d" % handle)
-
-    # --------------------------------------------------------------- ops
 
     def op_listen(self, req):
         port = arg(req, "port", int)
@@ -290,8 +182,7 @@ class Agent(object):
 
     def op_close(self, req):
         """Normal close: the kernel sends FIN (or RST if unread data)."""
-        ent = self.entry(req)
-        del self.socks[arg(req, "sock", int)]
+        ent = self.release(req)
         ent.sock.close()
         return {}
 
@@ -302,17 +193,14 @@ class Agent(object):
         on with a zero timeout followed by close(), which makes the kernel
         drop queued data and send RST instead of FIN (no TIME-WAIT).
         """
-        ent = self.entry(req)
-        del self.socks[arg(req, "sock", int)]
+        ent = self.release(req)
         abort_socket(ent.sock)
         return {}
 
     def op_setsockopt(self, req):
         ent = self.entry(req)
         option = arg(req, "option", str)
-        value = req.get("value", _REQUIRED)
-        if value is _REQUIRED:
-            raise BadRequest("value: missing")
+        value = arg(req, "value", object)   # checked by check_sockopts
         check_sockopts({option: value})
         apply_sockopts(ent.sock, {option: value})
         return {}
@@ -356,19 +244,8 @@ class Agent(object):
                         "reading /proc/net/tcp instead" % (e,))
         if rows is None:
             rows = proc_tcp_sockets()
-        conns = []
-        for lip, lport, rip, rport, state in rows:
-            if local_port is not None and lport != local_port:
-                continue
-            if remote_port is not None and rport != remote_port:
-                continue
-            if remote_addr is not None and not same_ip(rip, remote_addr):
-                continue
-            conns.append({"local": "%s:%d" % (lip, lport),
-                          "remote": "%s:%d" % (rip, rport),
-                          "state": TCP_STATES.get(state,
-                                                  "UNKNOWN-%d" % state)})
-        return {"connections": conns}
+        return {"connections": connections(rows, local_port, remote_addr,
+                                           remote_port)}
 
     def op_cleanup(self, req):
         """Drop everything: abort connections, close listeners."""
@@ -384,132 +261,6 @@ class Agent(object):
             except OSError as e:
                 log("cleanup: sock %d: %r" % (handle, e))
         return {"aborted": aborted}
-
-    def op_quit(self, req):
-        """Stop after this response; open sockets close with the process."""
-        self.quitting = True
-        return {}
-
-    # ---------------------------------------------------------- dispatch
-
-    def handle(self, line):
-        """Turn one request line into one response dict."""
-        try:
-            req = json.loads(line.decode("utf-8"))
-        except ValueError as e:
-            return fail(None, "bad-request", "not a JSON line: %s" % e)
-        if not isinstance(req, dict):
-            return fail(None, "bad-request", "request must be a JSON object")
-        rid = req.get("id")
-        if rid is not None and (not isinstance(rid, int)
-                                or isinstance(rid, bool)):
-            return fail(None, "bad-request", "id: must be an integer")
-        op = req.get("op")
-        func = OPS.get(op) if isinstance(op, str) else None
-        if func is None:
-            return fail(rid, "bad-request", "op: unknown operation %r" % (op,))
-        try:
-            result = func(self, req)
-        except BadRequest as e:
-            return fail(rid, "bad-request", str(e))
-        except OpTimeout as e:
-            return fail(rid, "timeout", str(e))
-        except Unsupported as e:
-            return fail(rid, "unsupported", str(e))
-        except OSError as e:
-            if e.errno is None:
-                return fail(rid, "agent-error", repr(e))
-            return fail(rid, errno_name(e.errno),
-                        e.strerror or os.strerror(e.errno))
-        except Exception as e:  # never die on a request
-            return fail(rid, "agent-error", repr(e))
-        response = {"id": rid, "ok": True}
-        response.update(result)
-        return response
-
-
-OPS = {
-    "listen": Agent.op_listen,
-    "accept": Agent.op_accept,
-    "connect": Agent.op_connect,
-    "wait_connected": Agent.op_wait_connected,
-    "send": Agent.op_send,
-    "recv": Agent.op_recv,
-    "shutdown": Agent.op_shutdown,
-    "close": Agent.op_close,
-    "abort": Agent.op_abort,
-    "setsockopt": Agent.op_setsockopt,
-    "sockerror": Agent.op_sockerror,
-    "states": Agent.op_states,
-    "cleanup": Agent.op_cleanup,
-    "quit": Agent.op_quit,
-}
-
-
-# ------------------------------------------------------------- utilities
-
-def arg(req, name, kind, default=_REQUIRED):
-    """Fetch argument ``name`` of type ``kind``; BadRequest naming it.
-
-    ``bool`` is never accepted for int/float (it is an int subclass in
-    Python, but true/false for a port is a caller bug); an int is accepted
-    for float.  A default of None makes the argument nullable.
-    """
-    if name not in req or (req[name] is None and default is None):
-        if default is _REQUIRED:
-            raise BadRequest("%s: missing" % name)
-        return default
-    value = req[name]
-    if kind in (int, float):
-        ok = isinstance(value, (int, float) if kind is float else int)
-        ok = ok and not isinstance(value, bool)
-        if ok and kind is float:
-            value = float(value)
-    else:
-        ok = isinstance(value, kind)
-    if not ok:
-        raise BadRequest("%s: expected %s, got %s"
-                         % (name, kind.__name__, type(value).__name__))
-    return value
-
-
-def send_payload(req):
-    """The bytes to send: exactly one of data, data_b64, size."""
-    given = [k for k in ("data", "data_b64", "size") if k in req]
-    if len(given) != 1:
-        raise BadRequest("data: give exactly one of data, data_b64, size")
-    if given[0] == "data":
-        return arg(req, "data", str).encode("utf-8")
-    if given[0] == "data_b64":
-        try:
-            return base64.b64decode(arg(req, "data_b64", str), validate=True)
-        except ValueError as e:
-            raise BadRequest("data_b64: %s" % e)
-    size = arg(req, "size", int)
-    if size < 0:
-        raise BadRequest("size: must not be negative")
-    reps = size // len(PATTERN) + 1
-    return (PATTERN * reps)[:size]
-
-
-def resolve_option(name):
-    """Map an option name to (level, optname) or raise BadRequest."""
-    for prefix, level in OPTION_LEVELS:
-        if name.startswith(prefix):
-            optname = getattr(socket, name, None)
-            if isinstance(optname, int):
-                return level, optname
-            break
-    raise BadRequest("option: unknown socket option %r" % (name,))
-
-
-def check_sockopts(opts):
-    """Validate a {name: value} dict before any socket is created."""
-    for name, value in opts.items():
-        resolve_option(name)
-        if not isinstance(value, int):  # bool is an int: True -> 1
-            raise BadRequest("value: option %s expects int or bool, got %s"
-                             % (name, type(value).__name__))
 
 
 def apply_sockopts(sock, opts):
@@ -558,210 +309,13 @@ def fmt_addr(sockaddr):
     return "%s:%d" % (sockaddr[0], sockaddr[1])
 
 
-def errno_name(num):
-    return errno.errorcode.get(num, "E%d" % num)
-
-
-def same_ip(a, b):
-    """Compare textual addresses; an IPv4 filter also matches the
-    IPv4-mapped IPv6 form (::ffff:a.b.c.d) of the same address."""
-    def norm(text):
-        try:
-            if ":" in text:
-                packed = socket.inet_pton(socket.AF_INET6, text)
-                if packed[:12] == b"\0" * 10 + b"\xff\xff":
-                    return packed[12:]
-                return packed
-            return socket.inet_pton(socket.AF_INET, text)
-        except (OSError, ValueError):
-            return text
-    return norm(a) == norm(b)
-
-
-def parse_hex_addr(text, family):
-    """Decode "0100007F:0050" from /proc/net/tcp{,6} into (ip, port).
-
-    The address is printed as 32-bit words, each the host-order value of
-    network-order memory, so packing each word natively restores the
-    original bytes.  The port is printed already converted to host order.
-    """
-    hexip, hexport = text.split(":")
-    words = [int(hexip[i:i + 8], 16) for i in range(0, len(hexip), 8)]
-    packed = b"".join(struct.pack("=I", w) for w in words)
-    return socket.inet_ntop(family, packed), int(hexport, 16)
-
-
-def parse_proc_line(line, family):
-    """One /proc/net/tcp{,6} line as (lip, lport, rip, rport, state)."""
-    fields = line.split()
-    if len(fields) < 4:
-        return None
-    try:
-        lip, lport = parse_hex_addr(fields[1], family)
-        rip, rport = parse_hex_addr(fields[2], family)
-        state = int(fields[3], 16)
-    except (ValueError, OSError, struct.error):
-        return None
-    return lip, lport, rip, rport, state
-
-
-def proc_tcp_sockets():
-    """All TCP sockets from /proc/net/tcp and /proc/net/tcp6, as
-    (lip, lport, rip, rport, state) tuples."""
-    rows = []
-    readable = False
-    for path, family in (("/proc/net/tcp", socket.AF_INET),
-                         ("/proc/net/tcp6", socket.AF_INET6)):
-        try:
-            with open(path) as f:
-                lines = f.readlines()
-        except (IOError, OSError):
-            continue
-        readable = True
-        for line in lines[1:]:
-            row = parse_proc_line(line, family)
-            if row is not None:
-                rows.append(row)
-    if not readable:
-        raise Unsupported("neither /proc/net/tcp nor /proc/net/tcp6 "
-                          "is readable")
-    return rows
-
-
-def diag_port_filter(local_port, remote_port):
-    """inet_diag bytecode accepting only the given ports (None: any).
-
-    Each op is struct inet_diag_bc_op {u8 code; u8 yes; u16 no;}; a port
-    comparison is followed by a second op whose ``no`` holds the port.
-    ``yes``/``no`` are forward jumps in bytes; landing exactly on the end
-    accepts the socket, jumping 4 bytes past it rejects it.
-    """
-    tests = []
-    if local_port is not None:
-        tests += [(INET_DIAG_BC_S_GE, local_port),
-                  (INET_DIAG_BC_S_LE, local_port)]
-    if remote_port is not None:
-        tests += [(INET_DIAG_BC_D_GE, remote_port),
-                  (INET_DIAG_BC_D_LE, remote_port)]
-    total = 8 * len(tests)
-    code = b""
-    for i, (op, port) in enumerate(tests):
-        code += struct.pack("=BBH", op, 8, total - 8 * i + 4)
-        code += struct.pack("=BBH", 0, 0, port)
-    return code
-
-
-def diag_tcp_sockets(local_port=None, remote_port=None):
-    """All TCP sockets through sock_diag netlink, as (lip, lport, rip,
-    rport, state) tuples, in the order /proc/net/tcp{,6} lists them.
-
-    The ports, when given, are also passed to the kernel as a filter so
-    it copies out only the matching sockets (the caller filters again).
-    Raises OSError (or ValueError on a malformed reply) when netlink or
-    sock_diag is unavailable.
-    """
-    if not hasattr(socket, "AF_NETLINK"):
-        raise OSError(errno.EAFNOSUPPORT, "no AF_NETLINK on this host")
-    for port in (local_port, remote_port):
-        if port is not None and not 0 <= port <= 0xFFFF:
-            return []                       # no socket has such a port
-    code = diag_port_filter(local_port, remote_port)
-    attr = b""
-    if code:
-        attr = struct.pack("=HH", 4 + len(code),
-                           INET_DIAG_REQ_BYTECODE) + code
-    nl = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM,
-                       NETLINK_SOCK_DIAG)
-    try:
-        nl.settimeout(NETLINK_TIMEOUT)
-        rows = []
-        for seq, family in ((1, socket.AF_INET), (2, socket.AF_INET6)):
-            body = DIAG_REQUEST.pack(family, socket.IPPROTO_TCP, 0, 0,
-                                     DIAG_STATES) + attr
-            nl.send(NLMSG_HEADER.pack(NLMSG_HEADER.size + len(body),
-                                      SOCK_DIAG_BY_FAMILY,
-                                      NLM_F_REQUEST | NLM_F_DUMP, seq, 0)
-                    + body)
-            diag_read_dump(nl, seq, rows)
-        return rows
-    finally:
-        nl.close()
-
-
-def diag_read_dump(nl, seq, rows):
-    """Read one multipart dump reply up to NLMSG_DONE into ``rows``."""
-    while True:
-        data = nl.recv(65536)
-        offset = 0
-        while offset + NLMSG_HEADER.size <= len(data):
-            length, kind, _, msg_seq, _ = NLMSG_HEADER.unpack_from(data,
-                                                                   offset)
-            if length < NLMSG_HEADER.size or offset + length > len(data):
-                raise ValueError("truncated netlink message")
-            payload = offset + NLMSG_HEADER.size
-            offset += (length + 3) & ~3     # NLMSG_ALIGN
-            if msg_seq != seq:
-                continue                    # not an answer to this request
-            if kind == NLMSG_DONE or kind == NLMSG_ERROR:
-                # Both carry an int: 0, or a negative errno.
-                err = 0
-                if length >= NLMSG_HEADER.size + 4:
-                    err = struct.unpack_from("=i", data, payload)[0]
-                if err < 0:
-                    raise OSError(-err, os.strerror(-err))
-                if kind == NLMSG_DONE:
-                    return
-                continue                    # an ACK
-            if kind != SOCK_DIAG_BY_FAMILY:
-                continue
-            if length < NLMSG_HEADER.size + DIAG_MESSAGE_SIZE:
-                raise ValueError("short inet_diag_msg")
-            family, state, sport, dport, src, dst = \
-                DIAG_MESSAGE.unpack_from(data, payload)
-            size = 4 if family == socket.AF_INET else 16
-            rows.append((socket.inet_ntop(family, src[:size]), sport,
-                         socket.inet_ntop(family, dst[:size]), dport, state))
-
-
-def fail(rid, error, message):
-    return {"id": rid, "ok": False, "error": error, "message": message}
-
-
 def log(text):
     sys.stderr.write("tcpconf-agent: %s\n" % text)
     sys.stderr.flush()
 
 
-def hello():
-    u = os.uname()
-    return {"agent": AGENT_NAME, "protocol": PROTOCOL,
-            "python": sys.version.split()[0],
-            "system": "%s %s %s" % (u.sysname, u.release, u.machine),
-            "hostname": socket.gethostname()}
-
-
-def write(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
-
-
 def main():
-    agent = Agent()
-    write({"id": 0, "ok": True, "hello": hello()})
-    stdin = sys.stdin.buffer
-    while True:
-        line = stdin.readline()
-        if not line:  # EOF: the suite went away; same as quit
-            break
-        if not line.strip():
-            continue
-        response = agent.handle(line)
-        try:
-            write(response)
-        except (BrokenPipeError, OSError):
-            break
-        if agent.quitting:
-            break
+    serve(Agent(), hello(), sys.stdout)
     sys.exit(0)
 
 

@@ -1,9 +1,9 @@
-"""Suite-side client for the target agent (see agent.py for the protocol).
+"""Suite-side client for the target agent (see agent_protocol.py for the protocol).
 
 The agent is not installed on the target: its source is piped through the
 same stdin that later carries the protocol, using a tiny bootstrap given
-on the command line.  Any command prefix that runs a program "over there"
-with stdin/stdout attached works::
+on the command line (agent_bootstrap.py).  Any command prefix that runs a
+program "over there" with stdin/stdout attached works::
 
     AgentClient.start(["ip", "netns", "exec", "tcpconf-1234-target"])
     AgentClient.start(["ssh", "user@host"], remote_shell=True)
@@ -25,11 +25,11 @@ import shlex
 import subprocess
 import threading
 import time
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-AGENT_SOURCE: bytes = Path(__file__).with_name("agent.py").read_bytes()
-PROTOCOL = 1
+from .agent_bootstrap import AGENT_SOURCE, agent_argv
+from .agent_protocol import AGENT_NAME, PROTOCOL
+
 STDERR_LINES = 50
 DEFAULT_CALL_TIMEOUT = 10.0   # client wait when no timeout is given
 RESPONSE_GRACE = 5.0          # extra client wait beyond an op's timeout
@@ -69,17 +69,6 @@ class AgentDied(AgentFailure):
         return self.message
 
 
-def bootstrap_command(python: str = "python3") -> List[str]:
-    """argv that reads exactly len(AGENT_SOURCE) bytes of stdin and runs them.
-
-    The rest of stdin stays buffered in sys.stdin.buffer, where the agent
-    reads protocol lines from.
-    """
-    code = ("import sys;exec(compile(sys.stdin.buffer.read(%d),"
-            "'tcpconf-agent','exec'))" % len(AGENT_SOURCE))
-    return [python, "-u", "-c", code]
-
-
 class AgentClient:
     """One running agent process and its request/response channel."""
 
@@ -109,17 +98,9 @@ class AgentClient:
     def start(cls, prefix: List[str], python: str = "python3",
               timeout: float = 10.0, *,
               remote_shell: bool = False) -> "AgentClient":
-        """Spawn ``prefix + bootstrap_command(python)`` and await hello.
-
-        ``remote_shell=True`` is for prefixes that join their arguments
-        into one string for a shell on the far side, as ssh does: the
-        bootstrap is then passed as a single shell-quoted argument, since
-        unquoted its ``;`` and parentheses would be parsed by that shell.
-        """
-        bootstrap = bootstrap_command(python)
-        if remote_shell:
-            bootstrap = [shlex.join(bootstrap)]
-        argv = list(prefix) + bootstrap
+        """Spawn the agent through ``prefix`` (agent_bootstrap.agent_argv)
+        and await hello."""
+        argv = agent_argv(prefix, python, remote_shell=remote_shell)
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE,
@@ -153,7 +134,7 @@ class AgentClient:
         response = self._await(0, "hello", timeout)
         hello = response.get("hello")
         if (not isinstance(hello, dict)
-                or hello.get("agent") != "tcpconf-agent"):
+                or hello.get("agent") != AGENT_NAME):
             self._die("unexpected hello: %r" % (response,))
         if hello.get("protocol") != PROTOCOL:
             self._die("agent speaks protocol %r, client %d"

@@ -4,6 +4,7 @@ Everything happens over loopback 127.0.0.1 inside this host's network
 namespace; listeners use port 0 so the kernel picks free ports.
 """
 
+import ast
 import base64
 import errno
 import json
@@ -16,13 +17,19 @@ import time
 
 import pytest
 
-from conformance.agent_client import (
+from conformance import agent as agent_module
+from conformance import agent_states
+from conformance.agent_bootstrap import (
     AGENT_SOURCE,
+    SHIPPED,
+    SOURCES,
+    bootstrap_command,
+)
+from conformance.agent_client import (
     AgentClient,
     AgentDied,
     AgentError,
     AgentFailure,
-    bootstrap_command,
 )
 
 LOOPBACK = "127.0.0.1"
@@ -80,11 +87,36 @@ def pid_exists(pid):
 
 # ------------------------------------------------------------ bootstrap
 
-def test_bootstrap_command_embeds_source_length():
-    """The bootstrap reads exactly as many bytes as agent.py has."""
+def test_bootstrap_command_embeds_source_lengths():
+    """The bootstrap reads exactly as many bytes of each shipped module as
+    the client writes, the agent last."""
     argv = bootstrap_command("py")
     assert argv[:3] == ["py", "-u", "-c"]
-    assert "read(%d)" % len(AGENT_SOURCE) in argv[3]
+    *modules, agent = SHIPPED
+    for name in modules:
+        assert "(%r, %d)" % (name, len(SOURCES[name])) in argv[3]
+    assert "r(%d)" % len(SOURCES[agent]) in argv[3]
+    assert len(AGENT_SOURCE) == sum(len(source) for source in SOURCES.values())
+    assert "\n" not in argv[3]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_modules_run_on_python_3_6(name):
+    """What is shipped parses with Python 3.6's grammar, has no annotations
+    and imports only the standard library and the modules shipped before it."""
+    tree = ast.parse(SOURCES[name], feature_version=(3, 6))
+    for node in ast.walk(tree):
+        assert not isinstance(node, ast.AnnAssign), node.lineno
+        if isinstance(node, ast.arg):
+            assert node.annotation is None, node.lineno
+        if isinstance(node, ast.FunctionDef):
+            assert node.returns is None, node.lineno
+        if isinstance(node, ast.ImportFrom):
+            assert node.module != "__future__", node.lineno
+            if node.module.startswith("conformance"):
+                assert SHIPPED.index(node.module) < SHIPPED.index(name)
+        if isinstance(node, ast.Import):
+            assert not any(a.name.startswith("conformance") for a in node.names)
 
 
 def test_hello(agent):
@@ -397,17 +429,9 @@ def test_states_sources_and_default(agent):
         assert info.value.message.startswith("source")
 
 
-def load_agent_module():
-    """agent.py's namespace, run in this process without starting main()."""
-    namespace = {"__name__": "tcpconf_agent_under_test"}
-    exec(compile(AGENT_SOURCE, "tcpconf-agent", "exec"), namespace)
-    return namespace
-
-
 def test_states_falls_back_to_proc_without_netlink(monkeypatch, capsys):
     """Where a netlink socket cannot be made, auto reads /proc/net/tcp*
     (saying so once on stderr) and source netlink is "unsupported"."""
-    mod = load_agent_module()
     listener = socket.socket()
     listener.bind((LOOPBACK, 0))
     listener.listen(1)
@@ -427,7 +451,7 @@ def test_states_falls_back_to_proc_without_netlink(monkeypatch, capsys):
     listening = [{"local": "%s:%d" % (LOOPBACK, port),
                   "remote": "0.0.0.0:0", "state": "LISTEN"}]
     try:
-        agent = mod["Agent"]()
+        agent = agent_module.Agent()
         assert states("netlink")["connections"] == listening
         monkeypatch.setattr(socket, "socket", no_netlink)
         for _ in range(2):
@@ -445,16 +469,16 @@ def test_states_falls_back_to_proc_without_netlink(monkeypatch, capsys):
 def test_netlink_port_filter_bytecode():
     """The inet_diag filter program jumps to the end to accept and 4 bytes
     past it to reject, as the kernel's bytecode audit requires."""
-    mod = load_agent_module()
-    assert mod["diag_port_filter"](None, None) == b""
+    diag_port_filter = agent_states.diag_port_filter
+    assert diag_port_filter(None, None) == b""
     op = struct.Struct("=BBH")  # code, yes, no
-    assert mod["diag_port_filter"](80, None) == (
+    assert diag_port_filter(80, None) == (
         op.pack(2, 8, 20) + op.pack(0, 0, 80)      # local port >= 80
         + op.pack(3, 8, 12) + op.pack(0, 0, 80))   # local port <= 80
-    assert mod["diag_port_filter"](None, 443) == (
+    assert diag_port_filter(None, 443) == (
         op.pack(4, 8, 20) + op.pack(0, 0, 443)
         + op.pack(5, 8, 12) + op.pack(0, 0, 443))
-    both = mod["diag_port_filter"](80, 443)
+    both = diag_port_filter(80, 443)
     assert [op.unpack_from(both, i)[2] for i in range(0, 32, 8)] == \
         [36, 28, 20, 12]
 

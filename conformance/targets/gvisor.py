@@ -55,7 +55,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..agent_client import AgentClient, AgentFailure, bootstrap_command
+from ..agent_bootstrap import bootstrap_command
+from ..agent_client import AgentClient, AgentFailure
 from ..lab import Lab, LabError, pid_alive
 from . import HELD, Target
 

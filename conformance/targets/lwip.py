@@ -13,7 +13,7 @@ import fcntl
 import shutil
 import subprocess
 
-from ..agent_client import AGENT_SOURCE
+from ..agent_bootstrap import AGENT_SOURCE
 from ..lab import PREFIXLEN, TARGET_IP, TARGET_IP6, TARGET_MAC, LabError
 from .tap import TARGETS_DIR, TapStack
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 
-from ..agent_client import AGENT_SOURCE
+from ..agent_bootstrap import AGENT_SOURCE
 from ..lab import (PREFIXLEN, PREFIXLEN6, TARGET_IP, TARGET_IP6, TARGET_MAC, TESTER_IP,
                    TESTER_IP6, TESTER_MAC, LabError)
 from .tap import TARGETS_DIR, TapStack

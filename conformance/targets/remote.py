@@ -137,7 +137,7 @@ def agent_prefix(command: str) -> tuple[list[str], str, bool]:
     trailing '-' (read the program from stdin) is what the suite does, but
     Python reads a program from stdin only up to its end, and the agent's
     protocol follows on the same stream: so the suite runs the interpreter
-    with its own bootstrap instead (agent_client.bootstrap_command).  ssh
+    with its own bootstrap instead (agent_bootstrap.bootstrap_command).  ssh
     hands its arguments to a shell over there, so the bootstrap goes as one
     quoted word."""
     try:

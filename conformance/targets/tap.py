@@ -18,9 +18,10 @@ tester before it answers: the injector's :class:`NeighbourResponder` answers
 for the tester's addresses for as long as the target runs.
 
 The agent is the stack's own program speaking the suite's agent protocol
-(conformance/agent.py), driven by the unchanged AgentClient: ``--skip-stdin
-N --`` makes it discard the Python agent source the client sends first and
-ignore the bootstrap command the client appends.  The stack runs inside the
+(conformance/agent_protocol.py), driven by the unchanged AgentClient:
+``--skip-stdin N --`` makes it discard the Python agent's modules the client
+sends first (N = len(agent_bootstrap.AGENT_SOURCE)) and ignore the bootstrap
+command the client appends.  The stack runs inside the
 agent's process, so a dead agent is a dead stack: ``recover()`` starts
 another on the same tap.
 """
