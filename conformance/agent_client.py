@@ -84,9 +84,11 @@ class AgentClient:
         self._closed = False
         self.hello: Dict[str, Any] = {}
         self._threads = [
-            threading.Thread(target=self._read_stdout, daemon=True,
+            threading.Thread(target=_read_responses, daemon=True,
+                             args=(proc.stdout, self._responses, self._stderr),
                              name="agent-stdout-%d" % proc.pid),
-            threading.Thread(target=self._read_stderr, daemon=True,
+            threading.Thread(target=_read_lines, daemon=True,
+                             args=(proc.stderr, self._stderr),
                              name="agent-stderr-%d" % proc.pid),
         ]
         for t in self._threads:
@@ -236,35 +238,6 @@ class AgentClient:
         """The last lines the agent wrote to stderr (and stray stdout)."""
         return "\n".join(list(self._stderr))
 
-    # ----------------------------------------------------------- readers
-
-    def _read_stdout(self) -> None:
-        stream = self._proc.stdout
-        try:
-            for raw in iter(stream.readline, b""):
-                text = raw.decode("utf-8", "replace").rstrip("\r\n")
-                try:
-                    item = json.loads(text)
-                except ValueError:
-                    item = None
-                if isinstance(item, dict):
-                    self._responses.put(item)
-                elif text:
-                    # e.g. a login banner printed by a remote shell
-                    self._stderr.append("stdout: " + text)
-        except (OSError, ValueError):
-            pass
-        finally:
-            self._responses.put(_EOF)
-
-    def _read_stderr(self) -> None:
-        stream = self._proc.stderr
-        try:
-            for raw in iter(stream.readline, b""):
-                self._stderr.append(raw.decode("utf-8", "replace").rstrip())
-        except (OSError, ValueError):
-            pass
-
     # ----------------------------------------------------------- closing
 
     def close(self) -> None:
@@ -327,3 +300,34 @@ class AgentClient:
     def __repr__(self) -> str:
         return "<AgentClient pid=%d %s>" % (
             self._proc.pid, shlex.join(self._prefix) or "local")
+
+
+# The readers of the agent's pipes, each in a thread of its own: responses
+# into a queue (then _EOF), anything else into the tail of lines kept for
+# diagnosis.
+
+def _read_responses(stream, responses: queue.Queue, tail: collections.deque) -> None:
+    try:
+        for raw in iter(stream.readline, b""):
+            text = raw.decode("utf-8", "replace").rstrip("\r\n")
+            try:
+                item = json.loads(text)
+            except ValueError:
+                item = None
+            if isinstance(item, dict):
+                responses.put(item)
+            elif text:
+                # e.g. a login banner printed by a remote shell
+                tail.append("stdout: " + text)
+    except (OSError, ValueError):
+        pass
+    finally:
+        responses.put(_EOF)
+
+
+def _read_lines(stream, tail: collections.deque) -> None:
+    try:
+        for raw in iter(stream.readline, b""):
+            tail.append(raw.decode("utf-8", "replace").rstrip())
+    except (OSError, ValueError):
+        pass
