@@ -5,9 +5,9 @@ PyTCP (https://github.com/ccie18643/PyTCP, PyPI ``pytcp``) is a TCP/IP stack
 written in Python that runs in user space on a tap device.  This program
 runs PyTCP inside the lab's target namespace, on an existing tap that
 ``targets/tap-bridge.sh`` bridged with the lab's veth end, and speaks
-protocol 1 of ``conformance/agent.py`` on stdin/stdout (JSON lines, hello
-first, the same ops, argument names, reply fields and error words), with
-PyTCP's own socket API doing the work::
+protocol 1 of ``conformance/agent_protocol.py`` on stdin/stdout (JSON lines,
+hello first, the same ops, argument names, reply fields and error words as
+the Linux agent), with PyTCP's own socket API doing the work::
 
     ip netns exec NS .venv/bin/python -O targets/pytcp/agent.py --tap pytcp0 \
         --ip 198.18.0.2/24 --ip6 2001:2::2/64 --mac 02:00:c6:12:00:02 \
@@ -15,7 +15,7 @@ PyTCP's own socket API doing the work::
         [--skip-stdin N] [-- anything]
 
 ``--skip-stdin N`` discards the first N bytes of stdin (the suite's
-AgentClient sends the Python agent's source first); everything after ``--``
+AgentClient sends the Python agent's modules first); everything after ``--``
 is ignored (AgentClient appends its bootstrap command).  Run it with
 ``python -O``: PyTCP formats a log message for every packet unless
 ``__debug__`` is off, which costs milliseconds per segment.
@@ -41,7 +41,6 @@ import argparse
 import base64
 import errno
 import fcntl
-import json
 import os
 import struct
 import sys
@@ -49,10 +48,13 @@ import threading
 import time
 import traceback
 
-PROTOCOL = 1
-AGENT_NAME = "tcpconf-agent"
-PATTERN = (b"0123456789abcdefghijklmnopqrstuvwxyz"
-           b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+# The protocol layer is the Linux agent's (conformance/agent_protocol.py),
+# imported from this checkout whatever the working directory and the venv.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
+from conformance.agent_protocol import (  # noqa: E402
+    BadRequest, OpTimeout, ProtocolAgent, Unsupported, arg, check_sockopts,
+    errno_name, hello, send_payload, serve)
 
 TUNSETIFF = 0x400454CA
 IFF_TAP = 0x0002
@@ -63,8 +65,6 @@ IFF_NO_PI = 0x1000
 _PROTO_OUT = os.fdopen(os.dup(1), "w", buffering=1)
 sys.stdout = sys.stderr
 
-_REQUIRED = object()
-
 # PyTCP's FsmState names -> RFC 9293 names.
 STATE_NAMES = {
     "CLOSED": "CLOSED", "LISTEN": "LISTEN", "SYN_SENT": "SYN-SENT",
@@ -73,23 +73,6 @@ STATE_NAMES = {
     "CLOSING": "CLOSING", "CLOSE_WAIT": "CLOSE-WAIT", "LAST_ACK": "LAST-ACK",
     "TIME_WAIT": "TIME-WAIT",
 }
-
-# Socket option names conformance/agent.py accepts (Linux names).  PyTCP has
-# no socket options at all: a known name is "unsupported", an unknown one
-# "bad-request", as in the Linux agent.
-KNOWN_OPTION_PREFIXES = ("SO_", "TCP_", "IPV6_", "IP_")
-
-
-class BadRequest(Exception):
-    pass
-
-
-class OpTimeout(Exception):
-    pass
-
-
-class Unsupported(Exception):
-    pass
 
 
 def log(text):
@@ -263,27 +246,18 @@ class Entry(object):
         self.eof_seen = False
 
 
-class Agent(object):
+class Agent(ProtocolAgent):
+    """The operations, on PyTCP's sockets.  PyTCP has no socket options at
+    all: a known name is "unsupported" (check_sockopts says which names are
+    known, Linux's), an unknown one "bad-request", as in the Linux agent."""
+
+    entry_type = Entry
+
     def __init__(self, pstack):
+        super().__init__()
         self.pstack = pstack
-        self.socks = {}
-        self.next_handle = 1
-        self.quitting = False
         from pytcp.lib import socket as psocket
         self.psocket = psocket
-
-    def add(self, sock, kind):
-        handle = self.next_handle
-        self.next_handle += 1
-        self.socks[handle] = Entry(sock, kind)
-        return handle
-
-    def entry(self, req):
-        handle = arg(req, "sock", int)
-        try:
-            return self.socks[handle]
-        except KeyError:
-            raise BadRequest("sock: unknown handle %d" % handle)
 
     def family_of(self, addr):
         return self.psocket.AF_INET6 if ":" in addr else self.psocket.AF_INET4
@@ -443,8 +417,7 @@ class Agent(object):
         return {}
 
     def op_close(self, req):
-        ent = self.entry(req)
-        del self.socks[arg(req, "sock", int)]
+        ent = self.release(req)
         if ent.sock.tcp_session is None:
             self.forget_unconnected(ent.sock)
             return {}
@@ -456,8 +429,7 @@ class Agent(object):
         return {}
 
     def op_abort(self, req):
-        ent = self.entry(req)
-        del self.socks[arg(req, "sock", int)]
+        ent = self.release(req)
         self.abort(ent.sock)
         return {}
 
@@ -490,9 +462,7 @@ class Agent(object):
     def op_setsockopt(self, req):
         self.entry(req)
         option = arg(req, "option", str)
-        value = req.get("value", _REQUIRED)
-        if value is _REQUIRED:
-            raise BadRequest("value: missing")
+        value = arg(req, "value", object)   # checked by check_sockopts
         check_sockopts({option: value})
         raise Unsupported("PyTCP has no socket options (%s)" % option)
 
@@ -553,73 +523,33 @@ class Agent(object):
                 log("cleanup: sock %d: %r" % (handle, e))
         return {"aborted": aborted}
 
-    def op_quit(self, req):
-        self.quitting = True
-        return {}
-
-    def handle(self, line):
-        try:
-            req = json.loads(line.decode("utf-8"))
-        except ValueError as e:
-            return fail(None, "bad-request", "not a JSON line: %s" % e)
-        if not isinstance(req, dict):
-            return fail(None, "bad-request", "request must be a JSON object")
-        rid = req.get("id")
-        if rid is not None and (not isinstance(rid, int) or isinstance(rid, bool)):
-            return fail(None, "bad-request", "id: must be an integer")
-        op = req.get("op")
-        func = OPS.get(op) if isinstance(op, str) else None
-        if func is None:
-            return fail(rid, "bad-request", "op: unknown operation %r" % (op,))
-        try:
-            result = func(self, req)
-        except BadRequest as e:
-            return fail(rid, "bad-request", str(e))
-        except OpTimeout as e:
-            return fail(rid, "timeout", str(e))
-        except Unsupported as e:
-            return fail(rid, "unsupported", str(e))
-        except ErrnoError as e:
-            return fail(rid, e.name, e.message)
-        except OverflowError as e:
-            return fail(rid, "bad-request", str(e))
-        except OSError as e:
-            name = errno_name(e.errno) if e.errno else pytcp_errno(str(e))
+    def error_reply(self, op, exc):
+        """As the Linux agent's, and: an ErrnoError by its name, a number
+        out of range (a port, say) as a bad request, PyTCP's OSError text
+        read for its errno, and the traceback of an unexpected error logged."""
+        if isinstance(exc, ErrnoError):
+            return exc.name, exc.message
+        if isinstance(exc, OverflowError):
+            return "bad-request", str(exc)
+        if isinstance(exc, OSError):
+            name = errno_name(exc.errno) if exc.errno else pytcp_errno(str(exc))
             if name is None:
-                return fail(rid, "agent-error", repr(e))
-            return fail(rid, name, str(e))
-        except Exception as e:  # noqa: BLE001 - never die on a request
+                return "agent-error", repr(exc)
+            return name, str(exc)
+        error, message = super().error_reply(op, exc)
+        if error == "agent-error":
             log("op %s: %s" % (op, traceback.format_exc()))
-            return fail(rid, "agent-error", repr(e))
-        response = {"id": rid, "ok": True}
-        response.update(result)
-        return response
+        return error, message
 
 
 class ErrnoError(Exception):
+    """An error reported by its errno name (PyTCP's own errors have none)."""
+
     def __init__(self, name, message=None):
         super().__init__(name)
         self.name = name
         num = getattr(errno, name, None)
         self.message = message or (os.strerror(num) if num else name)
-
-
-OPS = {
-    "listen": Agent.op_listen,
-    "accept": Agent.op_accept,
-    "connect": Agent.op_connect,
-    "wait_connected": Agent.op_wait_connected,
-    "send": Agent.op_send,
-    "recv": Agent.op_recv,
-    "shutdown": Agent.op_shutdown,
-    "close": Agent.op_close,
-    "abort": Agent.op_abort,
-    "setsockopt": Agent.op_setsockopt,
-    "sockerror": Agent.op_sockerror,
-    "states": Agent.op_states,
-    "cleanup": Agent.op_cleanup,
-    "quit": Agent.op_quit,
-}
 
 
 def snapshot(table):
@@ -642,81 +572,18 @@ def pytcp_errno(text):
     return None
 
 
-def arg(req, name, kind, default=_REQUIRED):
-    if name not in req or (req[name] is None and default is None):
-        if default is _REQUIRED:
-            raise BadRequest("%s: missing" % name)
-        return default
-    value = req[name]
-    if kind in (int, float):
-        ok = isinstance(value, (int, float) if kind is float else int)
-        ok = ok and not isinstance(value, bool)
-        if ok and kind is float:
-            value = float(value)
-    else:
-        ok = isinstance(value, kind)
-    if not ok:
-        raise BadRequest("%s: expected %s, got %s"
-                         % (name, kind.__name__, type(value).__name__))
-    return value
-
-
-def send_payload(req):
-    given = [k for k in ("data", "data_b64", "size") if k in req]
-    if len(given) != 1:
-        raise BadRequest("data: give exactly one of data, data_b64, size")
-    if given[0] == "data":
-        return arg(req, "data", str).encode("utf-8")
-    if given[0] == "data_b64":
-        try:
-            return base64.b64decode(arg(req, "data_b64", str), validate=True)
-        except ValueError as e:
-            raise BadRequest("data_b64: %s" % e)
-    size = arg(req, "size", int)
-    if size < 0:
-        raise BadRequest("size: must not be negative")
-    return (PATTERN * (size // len(PATTERN) + 1))[:size]
-
-
-def check_sockopts(opts):
-    """The same validation as conformance/agent.py (Linux option names)."""
-    import socket
-    for name, value in opts.items():
-        if not (name.startswith(KNOWN_OPTION_PREFIXES)
-                and isinstance(getattr(socket, name, None), int)):
-            raise BadRequest("option: unknown socket option %r" % (name,))
-        if not isinstance(value, int):
-            raise BadRequest("value: option %s expects int or bool, got %s"
-                             % (name, type(value).__name__))
-
-
-def errno_name(num):
-    return errno.errorcode.get(num, "E%d" % num)
-
-
-def fail(rid, error, message):
-    return {"id": rid, "ok": False, "error": error, "message": message}
-
-
-def write(obj):
-    _PROTO_OUT.write(json.dumps(obj) + "\n")
-    _PROTO_OUT.flush()
-
-
-def hello(args):
+def introduction(args):
+    """The protocol's hello, with the stack and the tap."""
     u = os.uname()
     try:
         from importlib.metadata import version
         pytcp_version = version("pytcp")
     except Exception:  # noqa: BLE001
         pytcp_version = "?"
-    return {"agent": AGENT_NAME, "protocol": PROTOCOL,
-            "python": sys.version.split()[0],
-            "system": "PyTCP %s on %s %s %s" % (pytcp_version, u.sysname, u.release,
-                                                u.machine),
-            "hostname": os.uname().nodename,
-            "implementation": "pytcp", "stack": "PyTCP %s" % pytcp_version,
-            "tap": args.tap, "ipv6": bool(args.ip6), "optimized": not __debug__}
+    return hello(system="PyTCP %s on %s %s %s" % (pytcp_version, u.sysname, u.release,
+                                                  u.machine),
+                 implementation="pytcp", stack="PyTCP %s" % pytcp_version,
+                 tap=args.tap, ipv6=bool(args.ip6), optimized=not __debug__)
 
 
 def main(argv=None):
@@ -741,21 +608,7 @@ def main(argv=None):
             break
         left -= len(chunk)
     pstack = Stack(args)
-    agent = Agent(pstack)
-    write({"id": 0, "ok": True, "hello": hello(args)})
-    while True:
-        line = stdin.readline()
-        if not line:
-            break
-        if not line.strip():
-            continue
-        response = agent.handle(line)
-        try:
-            write(response)
-        except (BrokenPipeError, OSError):
-            break
-        if agent.quitting:
-            break
+    serve(Agent(pstack), introduction(args), _PROTO_OUT)
     # PyTCP's threads are not daemons: leave without waiting for them.
     sys.stderr.flush()
     os._exit(0)
