@@ -2,6 +2,10 @@
 
 Tests that need the lab use one Linux lab for the whole test session (building
 one costs about a second); tests that alter the target undo their alterations.
+
+Every test that builds a lab or runs a sweep is marked ``lab`` (by the
+fixtures below, or by its module); the others are pure logic and need no
+root: ``./run test -m "not lab"`` runs them in seconds.
 """
 
 from __future__ import annotations
@@ -19,6 +23,21 @@ from conformance.runner import Runner
 
 REPO = Path(__file__).resolve().parents[1]
 CASES = REPO / "cases"
+
+
+# Fixtures that build a lab or sweep: a test using one is marked lab.
+LAB_FIXTURES = {"linux_runner", "linux", "report_sweep", "runners", "responder", "namespace"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "lab: builds a lab or runs a sweep (needs root, or a "
+                                       "user namespace)")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if LAB_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.lab)
 
 
 def lab_namespaces() -> set[str]:

@@ -22,6 +22,8 @@ from conformance.verdict import FAIL, PASS
 
 from .conftest import REPO, all_cases, line_of
 
+pytestmark = pytest.mark.lab  # every test here builds a lab or runs a sweep
+
 CASES = all_cases()
 BASELINE = load_baseline(REPO / "baselines" / "linux.yaml")
 BREAKS = {}

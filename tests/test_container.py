@@ -22,6 +22,8 @@ from conformance.targets.container import discover
 from .bench import CONTAINER_MAC, REPO, bridged_container, fake_engine, stop
 from .conftest import CASES, lab_namespaces
 
+pytestmark = pytest.mark.lab  # every test here builds a lab or runs a sweep
+
 NAME = "tcpconf-bench-target"
 HOLD = REPO / "containers" / "target" / "tcpconf-hold.py"
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from conformance.casefile import load_case_file
 from conformance.grid import grid_cells
 from conformance.verdict import FAIL, PASS
+
+pytestmark = pytest.mark.lab  # every test here builds a lab or runs a sweep
 
 
 def case(steps: str, start: str = "ESTABLISHED", role: str = "listener"):

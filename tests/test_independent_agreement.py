@@ -24,6 +24,8 @@ from conformance.verdict import FAIL, PASS
 
 from .conftest import REPO, all_cases
 
+pytestmark = pytest.mark.lab  # every test here builds a lab or runs a sweep
+
 OBSERVED = yaml.safe_load(
     (Path(__file__).parent / "independent" / "observed.yaml").read_text())["behaviours"]
 BASELINE = load_baseline(REPO / "baselines" / "linux.yaml")

@@ -19,6 +19,8 @@ import yaml
 
 from tests.independent import probes
 
+pytestmark = pytest.mark.lab  # every test here builds a lab or runs a sweep
+
 OBSERVED = yaml.safe_load((Path(__file__).parent / "independent" / "observed.yaml").read_text())["behaviours"]
 
 needs_lab = pytest.mark.skipif(

@@ -20,6 +20,8 @@ from conformance.wire import Link, Wire
 
 from .conftest import REPO, all_cases, lab_namespaces
 
+pytestmark = pytest.mark.lab  # every test here builds a lab or runs a sweep
+
 
 def _wait_for(predicate, timeout=20.0):
     deadline = time.time() + timeout

@@ -14,6 +14,8 @@ from conformance.verdict import ERROR, PASS
 
 from .conftest import all_cases
 
+pytestmark = pytest.mark.lab  # every test here builds a lab or runs a sweep
+
 TARGET_MAC = "02:00:c6:12:00:02"
 
 

@@ -11,6 +11,8 @@ from scapy.utils import rdpcap
 
 from .conftest import CASES, REPO, lab_namespaces
 
+pytestmark = pytest.mark.lab  # every test here builds a lab or runs a sweep
+
 GOOD = "handshake/passive-open.yaml"
 BAD_FILES = {
     # file name: (content, the line the error must name, words it must say)

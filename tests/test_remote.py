@@ -27,6 +27,8 @@ from conformance.wire import Link, Wire, build_frame
 from .bench import REPO, point_to_point, stop
 from .conftest import CASES, all_cases, lab_namespaces
 
+pytestmark = pytest.mark.lab  # every test here builds a lab or runs a sweep
+
 HOLD = REPO / "containers" / "target" / "tcpconf-hold.py"
 UNOWNED = "198.18.5.9,2001:2:0:5::9"
 # Passive open and closed ports: cases every mode can run, with and without

@@ -226,6 +226,7 @@ def test_a_schema_1_file_keeps_its_verdicts_not_its_text_ladders(tmp_path):
     assert record["status"] == "pass" and record["ladder"] == []
 
 
+@pytest.mark.lab
 def test_an_unreadable_case_file_makes_the_sweep_undecided(tmp_path):
     """A case file that cannot be read is an error of the run, named at the top of the
     report, and the sweep exits 3 (the tool could not run everything), not 1."""
@@ -239,6 +240,7 @@ def test_an_unreadable_case_file_makes_the_sweep_undecided(tmp_path):
     assert "Case files that could not be read" in index and "broken.yaml:3" in index
 
 
+@pytest.mark.lab
 def test_an_item_skipped_before_its_case_ran_is_not_a_pass(tmp_path):
     """pytest may skip an item before the case runs (here its `skip` mark): the record
     says not applicable with pytest's reason, never pass."""

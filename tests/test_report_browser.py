@@ -20,6 +20,8 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
+pytestmark = pytest.mark.lab  # every test here builds a lab or runs a sweep
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 # Exactly these, so that the browser neither reaches out (there is no

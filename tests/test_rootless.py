@@ -26,6 +26,8 @@ from conformance.summary import COULD_NOT_RUN
 
 from .conftest import REPO, lab_namespaces
 
+pytestmark = pytest.mark.lab  # every test here builds a lab or runs a sweep
+
 NOBODY = 65534
 AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
 USER_PATH = "/usr/local/bin:/usr/bin:/bin"      # a Debian user's: no sbin directories

@@ -11,6 +11,8 @@ from conformance.case import load_setups
 from conformance.casefile import load_case_file
 from conformance.verdict import PASS
 
+pytestmark = pytest.mark.lab  # every test here builds a lab or runs a sweep
+
 SETUPS = sorted(load_setups())
 
 

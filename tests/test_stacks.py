@@ -26,6 +26,8 @@ from conformance.verdict import ERROR, FAIL, NOT_APPLICABLE, PASS
 
 from .conftest import REPO, all_cases
 
+pytestmark = pytest.mark.lab  # every test here builds a lab or runs a sweep
+
 STACKS = ("lwip", "gvisor", "pytcp")
 
 
