@@ -18,11 +18,11 @@ import time
 
 from . import tcp
 from .agent_client import AgentError
-from .case import App, fmt_duration, is_errno
+from .evidence import AppEvent, Event, NoteEvent
 from .outcomes import CannotDecide, NotApplicable, StepFailed
+from .steps import App, fmt_duration, is_errno
 from .stream import Flow
 from .targets import ALL
-from .evidence import AppEvent, Event, NoteEvent
 
 # Agent errors that are the suite's fault or a broken target host, never the
 # target's TCP behaviour.

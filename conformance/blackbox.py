@@ -30,7 +30,8 @@ does not reach it fails on the wire and the case is an error, as anywhere.
 
 from __future__ import annotations
 
-from .case import DEFAULT_BACKLOG, App, Case, Expect, OneOf, Silence, StateCheck
+from .case import DEFAULT_BACKLOG, Case
+from .steps import App, Expect, OneOf, Silence, StateCheck
 
 
 def cannot_run(case: Case, listen_port: int | None, closed_port: int | None) -> str | None:

@@ -25,8 +25,9 @@ from pathlib import Path
 from . import blackbox, tcp
 from .agent_client import AgentFailure
 from .application import Application, BlackBoxApplication
-from .case import App, Case, Expect, OneOf, Send, Silence, StateCheck, Wait, fmt_duration
+from .case import Case
 from .connection import Connection
+from .evidence import Event, NoteEvent
 from .injector import Injector
 from .matching import candidates, choose, mismatches
 from .observers import AgentObserver, ProbeObserver
@@ -34,9 +35,9 @@ from .outcomes import CannotDecide, NotApplicable, StepFailed
 from .probe import WireProbe, sanity_probe
 from .seq import MOD
 from .settings import CaseSettings
+from .steps import App, Expect, OneOf, Send, Silence, StateCheck, Wait, fmt_duration
 from .stream import Flow, SegmentStream
 from .tcp import IPV4
-from .evidence import Event, NoteEvent
 from .verdict import ERROR, FAIL, NOT_APPLICABLE, PASS, Verdict
 from .wire import Wire, WireError
 

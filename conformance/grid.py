@@ -25,9 +25,10 @@ import jsonschema
 import yaml
 
 from . import tcp
-from .case import Case, CaseError, Expect, OneOf, Silence, StateCheck, build_case
+from .case import Case, CaseError, build_case
 from .requirements import load_catalogue
 from .source import Marks, check_schema, dotted, load_yaml_documents
+from .steps import Expect, OneOf, Silence, StateCheck
 
 SCHEMA_PATH = Path(__file__).with_name("grid-schema.yaml")
 DEFAULT_GRID = Path(__file__).resolve().parents[1] / "cases" / "grid" / "state-event.yaml"

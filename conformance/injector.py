@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import time
 
-from .case import Send, pattern
 from .outcomes import NotApplicable
+from .steps import Send, pattern
 from .stream import Flow
 from .tcp import IPV6
 from .wire import build_frame

@@ -11,10 +11,10 @@ window opened, in.
 from __future__ import annotations
 
 from . import tcp
-from .case import ISN_COMPARISONS, Expect, StateCheck
 from .connection import Connection
 from .outcomes import CannotDecide
 from .seq import seq_diff
+from .steps import ISN_COMPARISONS, Expect, StateCheck
 
 
 def mismatches(step: Expect, seg: tcp.Segment, conn: Connection, ref: float,

@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, field
 
 from . import tcp
-from .case import StateCheck
-from .stream import Flow
 from .evidence import NoteEvent, StateEvent
+from .steps import StateCheck
+from .stream import Flow
 
 
 @dataclass

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
-from .outcomes import CannotDecide, NotApplicable
 from .evidence import Event, NoteEvent
+from .outcomes import CannotDecide, NotApplicable
 
 
 class CaseSettings:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from . import tcp
 from .connection import Connection
-from .seq import relative
 from .evidence import Event, SegmentEvent, describe
+from .seq import relative
 from .wire import decode, write_pcap
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from conformance.case import (
+from conformance.case import Case, CaseError, load_setups
+from conformance.casefile import load_case_file
+from conformance.steps import (
     Alternative,
     App,
-    Case,
-    CaseError,
     Expect,
     OneOf,
     Send,
@@ -20,11 +20,9 @@ from conformance.case import (
     Silence,
     StateCheck,
     Wait,
-    load_setups,
     parse_duration,
     parse_seqexpr,
 )
-from conformance.casefile import load_case_file
 from conformance.tcp import ACK, FIN, PSH, RST, SYN
 
 REPO = Path(__file__).resolve().parents[1]

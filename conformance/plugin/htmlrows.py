@@ -8,8 +8,8 @@ import html
 import os
 from pathlib import Path
 
-from ..report import page_name
 from ..evidence import render_ladder
+from ..report import page_name
 from ..verdict import ERROR, FAIL, NOT_APPLICABLE, Verdict
 
 
