@@ -1,4 +1,5 @@
-"""The ladder drawn to time as SVG (conformance.report.ladder)."""
+"""The ladder drawn to time as SVG (conformance.report.ladder, timescale and
+timeline)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,13 @@ import pytest
 
 from conformance import tcp
 from conformance.evidence import AppEvent, NoteEvent, SegmentEvent, StateEvent, describe
-from conformance.report.ladder import (
-    CHAR_PX,
+from conformance.report.ladder import CHAR_PX, ladder_svg
+from conformance.report.timeline import state_timeline
+from conformance.report.timescale import (
     GAP_CAP_MS,
     MIN_SPACING_PX,
     PX_PER_MS,
     gap_label,
-    ladder_svg,
-    state_timeline,
     time_label,
 )
 

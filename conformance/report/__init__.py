@@ -36,8 +36,9 @@ from ..requirements import load_catalogue
 from ..results import STATUSES, Results
 from ..summary import count_line, stack_verdict, tally
 from . import model
-from .ladder import ladder_svg, state_timeline
+from .ladder import ladder_svg
 from .model import page_name
+from .timeline import state_timeline
 
 __all__ = ["write_report", "page_name"]
 

@@ -7,45 +7,48 @@ target are small boxes beside its lifeline; the target's state is a band
 further right.  The time axis on the far left gives each event's time in ms.
 
 Rules of this file:
-- Vertical distance is proportional to elapsed time (PX_PER_MS), except that
-  consecutive events are never closer than MIN_SPACING_PX (so labels never
-  overlap) and a gap longer than GAP_CAP_MS is cut: drawn BREAK_PX tall with a
-  break mark on the lifelines and the gap's length beside the axis.
+- Vertical distance is proportional to elapsed time, with close events set
+  apart and long gaps cut (timescale.py); a cut gap has a break mark on the
+  lifelines and its length beside the axis.
 - A segment's time is taken at the tester's lifeline, where the tester sent
   or captured it: an outgoing arrow starts there, an incoming one ends there.
 - The input is the case's evidence (evidence.py), read from results.json by
   evidence.from_json; every text is the one formatter's (evidence.describe
   and evidence.tag), and the state band reads the state events' fields.
 - All text is escaped for XML, and the SVG is styled by presentation
-  attributes only, so it can be embedded in any page, several per page.
+  attributes only (svg.py), so it can be embedded in any page, several per page.
 """
 
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import math
-import re
 from dataclasses import dataclass
 
-from ..evidence import Event, StateEvent, describe, tag
+from ..evidence import Event, describe, tag
+from . import svg
+from .timeline import StateSpan, state_timeline
+from .timescale import (
+    FONT_PX,
+    GAP_CAP_MS,
+    MIN_SPACING_PX,
+    PX_PER_MS,
+    SLANT_PX,
+    Break,
+    Row,
+    axis_labels,
+    gap_label,
+    place,
+    time_label,
+)
 
-# --- the time scale ---------------------------------------------------------
-PX_PER_MS = 0.5          # vertical pixels per millisecond of elapsed time
-MIN_SPACING_PX = 28      # between consecutive events: room for a label and a slanted arrow
-GAP_CAP_MS = 300         # a longer gap between two events is cut ...
-BREAK_PX = 64            # ... and drawn this tall, with a break mark
-SLANT_PX = 5             # how far an arrow drops between the two lifelines
-
-# --- text and widths ---------------------------------------------------------
-FONT_PX = 12
+# --- text and widths (the time scale's constants are in timescale.py) --------
 CHAR_PX = 7.25           # advance of one monospace character at FONT_PX
 TAG_FONT_PX = 10
 TAG_CHAR_PX = 6.1        # ... at TAG_FONT_PX
 MIN_LIFELINE_GAP_PX = 280
 LABEL_PAD_PX = 24        # free space at each end of the longest segment label
-TOP_PX = 56              # y of the first event, below the lifelines' names
 NAME_Y_PX = 18
 LIFELINE_TOP_PX = 28
 END_PX = 22              # the lifelines go on this far below the last event
@@ -67,7 +70,6 @@ STATE_FILLS, STATE_STROKE = ("#c8e6c9", "#a5d6a7"), "#2e7d32"
 MISMATCH_FILL = "#ffcdd2"
 
 
-
 @dataclass(frozen=True)
 class SegmentLook:
     colour: str
@@ -84,34 +86,6 @@ SEGMENT_LOOKS = {
     "unexamined": SegmentLook(ORANGE, None, "unexamined: no step looked at it"),
     "bad checksum": SegmentLook(RED, None, "bad checksum"),
 }
-
-
-@dataclass(frozen=True)
-class StateSpan:
-    """One state check of the target and how long its state stood."""
-
-    start: float          # seconds from the first event
-    end: float | None     # the next state check's time; None: until the end
-    event: StateEvent
-
-    @property
-    def observable(self) -> bool:
-        return self.event.observed is not None
-
-    @property
-    def expected(self) -> str | None:
-        """The state the case expected, when the target was seen in another."""
-        return self.event.expected if self.event.holds is False else None
-
-    @property
-    def state(self) -> str:
-        """The state shown, or "X? not observable"."""
-        return describe(self.event)
-
-    @property
-    def note(self) -> str:
-        """Why the state could not be observed, or the expectation it missed."""
-        return tag(self.event)
 
 
 @dataclass(frozen=True)
@@ -146,7 +120,7 @@ def ladder_svg(events: list[Event], tester: str = "tester", target: str = "targe
     entries = _items(events)
     if not entries:
         return _empty_svg(tester, target)
-    rows, breaks = _place(entries)
+    rows, breaks = place(entries)
     geo = _geometry(entries, rows, breaks, tester, target)
     body = (_names(geo, tester, target) + _lifelines(geo, breaks) + _breaks(geo, breaks)
             + _time_axis(geo, rows) + _states(geo, entries, rows) + _events(geo, rows)
@@ -154,38 +128,7 @@ def ladder_svg(events: list[Event], tester: str = "tester", target: str = "targe
     segments = sum(1 for e in entries if e.kind == "segment")
     title = (f"Ladder diagram: {tester} (left) and {target} (right), {segments} segments "
              f"over {time_label(entries[-1].t - entries[0].t)} ms")
-    return _svg(geo.width, geo.height, title, [_hatch(geo.hatch)] + body)
-
-
-def state_timeline(events: list[Event]) -> list[StateSpan]:
-    """The target's states in time order, each until the next state check."""
-    states = [e for e in _items(events) if e.kind == "state"]
-    ends = [e.t for e in states[1:]] + [None]
-    return [StateSpan(e.t, end, e.event) for e, end in zip(states, ends)]
-
-
-def time_label(t: float) -> str:
-    """`t` seconds as the axis writes it in ms, to about four significant
-    digits: "0.000", "1.204", "200.5", "3 012"."""
-    ms = t * 1000
-    return _ms_text(ms, _decimals(ms))
-
-
-def gap_label(seconds: float) -> str:
-    """The length of a cut gap: "+450 ms", "+1.0 s", "+60 s"."""
-    if seconds < 1:
-        return f"+{seconds * 1000:.0f} ms"
-    if seconds < 10:
-        return f"+{seconds:.1f} s"
-    return f"+{seconds:.0f} s"
-
-
-def _decimals(ms: float) -> int:
-    return 3 if ms < 10 else 2 if ms < 100 else 1 if ms < 1000 else 0
-
-
-def _ms_text(ms: float, decimals: int) -> str:
-    return f"{ms:,.{decimals}f}".replace(",", " ")
+    return svg.document(geo.width, geo.height, title, [_hatch(geo.hatch)] + body, FONT_PX)
 
 
 # --- input --------------------------------------------------------------------
@@ -198,44 +141,6 @@ def _items(events: list[Event]) -> list[_Item]:
 
 
 # --- the vertical layout -----------------------------------------------------------
-
-@dataclass(frozen=True)
-class _Row:
-    """An event and the y it is drawn at."""
-
-    entry: _Item
-    y: float
-
-
-@dataclass(frozen=True)
-class _Break:
-    """A cut gap: drawn between `top` and `bottom`, `seconds` long."""
-
-    top: float
-    bottom: float
-    seconds: float
-
-    @property
-    def middle(self) -> float:
-        return (self.top + self.bottom) / 2
-
-
-def _place(entries: list[_Item]) -> tuple[list[_Row], list[_Break]]:
-    """Each (sorted) entry's y, and the gaps that were cut."""
-    rows = [_Row(entries[0], TOP_PX)]
-    breaks = []
-    for entry in entries[1:]:
-        y = rows[-1].y
-        gap_ms = (entry.t - rows[-1].entry.t) * 1000
-        if gap_ms > GAP_CAP_MS:
-            # Between the arrow above and the label of the one below.
-            breaks.append(_Break(y + SLANT_PX + 2, y + BREAK_PX - SLANT_PX - FONT_PX - 2,
-                                gap_ms / 1000))
-            y += BREAK_PX
-        else:
-            y += max(MIN_SPACING_PX, gap_ms * PX_PER_MS)
-        rows.append(_Row(entry, y))
-    return rows, breaks
 
 
 # --- the horizontal layout ----------------------------------------------------------
@@ -258,7 +163,7 @@ class _Geometry:
 
 
 def _geometry(entries, rows, breaks, tester, target) -> _Geometry:
-    labels = _axis_labels([e.t for e in entries]) + [gap_label(b.seconds) for b in breaks]
+    labels = axis_labels([e.t for e in entries]) + [gap_label(b.seconds) for b in breaks]
     axis_x = MARGIN_PX + max(_width(s) for s in labels + ["ms"])
     tester_x = max(axis_x + AXIS_TO_TESTER_PX, axis_x + 8 + _width(tester) / 2)
     longest = max((_label_width(e) for e in entries if e.kind == "segment"), default=0)
@@ -309,33 +214,33 @@ def _look(mark: str) -> SegmentLook:
 # --- drawing --------------------------------------------------------------------
 
 def _names(geo: _Geometry, tester: str, target: str) -> list[str]:
-    return [_text(geo.axis_x, NAME_Y_PX, "ms", cls="axis-title", anchor="end", fill=GREY),
-            _text(geo.tester_x, NAME_Y_PX, tester, cls="name tester", anchor="middle",
+    return [svg.text(geo.axis_x, NAME_Y_PX, "ms", cls="axis-title", anchor="end", fill=GREY),
+            svg.text(geo.tester_x, NAME_Y_PX, tester, cls="name tester", anchor="middle",
                   weight="bold"),
-            _text(geo.target_x, NAME_Y_PX, target, cls="name target", anchor="middle",
+            svg.text(geo.target_x, NAME_Y_PX, target, cls="name target", anchor="middle",
                   weight="bold")]
 
 
-def _lifelines(geo: _Geometry, breaks: list[_Break]) -> list[str]:
+def _lifelines(geo: _Geometry, breaks: list[Break]) -> list[str]:
     """Each lifeline from the names down to the end, interrupted at the cut gaps."""
     cuts = [LIFELINE_TOP_PX] + [y for b in breaks for y in (b.middle - 7, b.middle + 7)]
     cuts.append(geo.end_y)
     out = []
     for cls, x in (("lifeline tester", geo.tester_x), ("lifeline target", geo.target_x)):
         for top, bottom in zip(cuts[::2], cuts[1::2]):
-            out.append(_line(x, top, x, bottom, cls=cls, stroke=INK, width=1.5))
+            out.append(svg.line(x, top, x, bottom, cls=cls, stroke=INK, width=1.5))
     return out
 
 
-def _breaks(geo: _Geometry, breaks: list[_Break]) -> list[str]:
+def _breaks(geo: _Geometry, breaks: list[Break]) -> list[str]:
     """A zig-zag on both lifelines and the gap's length by the axis."""
     out = []
     for b in breaks:
         c = b.middle
         marks = [_zigzag(x, c) for x in (geo.tester_x, geo.target_x)]
-        cut = _line(geo.tester_x + 8, c, geo.target_x - 8, c, cls="cut", stroke=GREY,
+        cut = svg.line(geo.tester_x + 8, c, geo.target_x - 8, c, cls="cut", stroke=GREY,
                     width=0.8, dash="2 4")
-        label = _text(geo.axis_x, c + 4, gap_label(b.seconds), cls="gap", anchor="end",
+        label = svg.text(geo.axis_x, c + 4, gap_label(b.seconds), cls="gap", anchor="end",
                       fill=INK, weight="bold")
         out.append(f'<g class="break" data-seconds="{b.seconds:g}">{"".join(marks)}{cut}'
                    f'{label}</g>')
@@ -344,42 +249,26 @@ def _breaks(geo: _Geometry, breaks: list[_Break]) -> list[str]:
 
 def _zigzag(x: float, c: float) -> str:
     points = [(x, c - 7), (x - 5, c - 4), (x + 5, c), (x - 5, c + 4), (x, c + 7)]
-    return (f'<polyline class="zigzag" points="{_points(points)}" fill="none" '
+    return (f'<polyline class="zigzag" points="{svg.points(points)}" fill="none" '
             f'stroke="{INK}" stroke-width="1.5"/>')
 
 
-def _time_axis(geo: _Geometry, rows: list[_Row]) -> list[str]:
+def _time_axis(geo: _Geometry, rows: list[Row]) -> list[str]:
     """Each event's time, with a faint guide to the tester's lifeline."""
     out = []
-    for row, label in zip(rows, _axis_labels([row.entry.t for row in rows])):
-        out.append(_line(geo.axis_x + 4, row.y, geo.tester_x - 3, row.y, cls="guide",
+    for row, label in zip(rows, axis_labels([row.entry.t for row in rows])):
+        out.append(svg.line(geo.axis_x + 4, row.y, geo.tester_x - 3, row.y, cls="guide",
                          stroke="#cfcfcf", width=0.8))
-        out.append(_text(geo.axis_x, row.y + 4, label, cls="time", anchor="end", fill="#555"))
+        out.append(svg.text(geo.axis_x, row.y + 4, label, cls="time", anchor="end", fill="#555"))
     return out
 
 
-def _axis_labels(times: list[float]) -> list[str]:
-    """time_label() of each time, with more decimals (up to a microsecond) where
-    it would read the same as the time before it: "1 040" then "1 040.2"."""
-    labels = [time_label(t) for t in times]
-    for i in range(1, len(times)):
-        before, now = times[i - 1] * 1000, times[i] * 1000
-        if before == now:
-            labels[i] = labels[i - 1]
-            continue
-        digits = _decimals(now)
-        while digits < 3 and round(before, digits) == round(now, digits):
-            digits += 1
-            labels[i] = _ms_text(now, digits)
-    return labels
-
-
-def _events(geo: _Geometry, rows: list[_Row]) -> list[str]:
+def _events(geo: _Geometry, rows: list[Row]) -> list[str]:
     draw = {"segment": _segment, "app": _app, "note": _note, "state": _state_tick}
     return [draw[row.entry.kind](geo, row) for row in rows]
 
 
-def _segment(geo: _Geometry, row: _Row) -> str:
+def _segment(geo: _Geometry, row: Row) -> str:
     """An arrow between the lifelines, its text above it, its mark as a tag."""
     entry = row.entry
     look = _look(entry.mark)
@@ -387,14 +276,14 @@ def _segment(geo: _Geometry, row: _Row) -> str:
         x1, y1, x2, y2 = geo.tester_x, row.y, geo.target_x, row.y + SLANT_PX
     else:
         x1, y1, x2, y2 = geo.target_x, row.y - SLANT_PX, geo.tester_x, row.y
-    cls = " ".join(["seg", entry.direction] + ([_slug(entry.mark)] if entry.mark else []))
-    arrow = _line(x1, y1, x2, y2, cls="arrow", stroke=look.colour, width=1.4, dash=look.dash)
-    head = (f'<polygon class="head" points="{_points(_head(x1, y1, x2, y2))}" '
+    cls = " ".join(["seg", entry.direction] + ([svg.slug(entry.mark)] if entry.mark else []))
+    arrow = svg.line(x1, y1, x2, y2, cls="arrow", stroke=look.colour, width=1.4, dash=look.dash)
+    head = (f'<polygon class="head" points="{svg.points(_head(x1, y1, x2, y2))}" '
             f'fill="{look.colour}"/>')
     tag = (f'<tspan class="tag" font-size="{TAG_FONT_PX}" font-weight="bold" dx="{TAG_CHAR_PX}">'
-           f'[{_esc(look.tag)}]</tspan>' if look.tag else "")
-    label = (f'<text class="label" x="{_n(geo.middle_x)}" y="{_n(min(y1, y2) - 4)}" '
-             f'text-anchor="middle" fill="{look.colour}">{_esc(entry.text)}{tag}</text>')
+           f'[{svg.esc(look.tag)}]</tspan>' if look.tag else "")
+    label = (f'<text class="label" x="{svg.n(geo.middle_x)}" y="{svg.n(min(y1, y2) - 4)}" '
+             f'text-anchor="middle" fill="{look.colour}">{svg.esc(entry.text)}{tag}</text>')
     return f'<g class="{cls}" {_data(row)}>{arrow}{head}{label}</g>'
 
 
@@ -406,33 +295,33 @@ def _head(x1, y1, x2, y2) -> list[tuple[float, float]]:
     return [(x2, y2), (bx - 4 * uy, by + 4 * ux), (bx + 4 * uy, by - 4 * ux)]
 
 
-def _app(geo: _Geometry, row: _Row) -> str:
+def _app(geo: _Geometry, row: Row) -> str:
     """A socket call on the target: a small box beside its lifeline."""
     text = _app_text(row.entry)
-    box = (f'<rect x="{_n(geo.app_x)}" y="{_n(row.y - 9)}" width="{_n(_app_width(row.entry))}" '
+    box = (f'<rect x="{svg.n(geo.app_x)}" y="{svg.n(row.y - 9)}" width="{svg.n(_app_width(row.entry))}" '
            f'height="18" rx="3" fill="{APP_FILL}" stroke="{APP_STROKE}"/>')
-    tick = _line(geo.target_x, row.y, geo.app_x, row.y, cls="tick", stroke=APP_STROKE, width=1)
-    label = _text(geo.app_x + 6, row.y + 4, text, fill=INK)
+    tick = svg.line(geo.target_x, row.y, geo.app_x, row.y, cls="tick", stroke=APP_STROKE, width=1)
+    label = svg.text(geo.app_x + 6, row.y + 4, text, fill=INK)
     return f'<g class="app" {_data(row)}>{tick}{box}{label}</g>'
 
 
-def _note(geo: _Geometry, row: _Row) -> str:
+def _note(geo: _Geometry, row: Row) -> str:
     """Free text across the diagram, on a light ground so the lifelines do not cross it."""
     x, width = _note_x(geo.tester_x), _width(row.entry.text) + 6
-    ground = (f'<rect x="{_n(x - 3)}" y="{_n(row.y - 9)}" width="{_n(width)}" height="17" '
+    ground = (f'<rect x="{svg.n(x - 3)}" y="{svg.n(row.y - 9)}" width="{svg.n(width)}" height="17" '
               f'fill="#fffde7" fill-opacity="0.9"/>')
-    label = _text(x, row.y + 4, row.entry.text, fill="#555", italic=True)
+    label = svg.text(x, row.y + 4, row.entry.text, fill="#555", italic=True)
     return f'<g class="note" {_data(row)}>{ground}{label}</g>'
 
 
-def _state_tick(geo: _Geometry, row: _Row) -> str:
+def _state_tick(geo: _Geometry, row: Row) -> str:
     """Where a state was looked at: a dotted tick from the target's lifeline to the band."""
-    tick = _line(geo.target_x, row.y, geo.band_x, row.y, cls="tick", stroke=GREY, width=0.8,
+    tick = svg.line(geo.target_x, row.y, geo.band_x, row.y, cls="tick", stroke=GREY, width=0.8,
                  dash="1 3")
     return f'<g class="state-entry" {_data(row)}>{tick}</g>'
 
 
-def _states(geo: _Geometry, entries: list[_Item], rows: list[_Row]) -> list[str]:
+def _states(geo: _Geometry, entries: list[_Item], rows: list[Row]) -> list[str]:
     """The band: each state from its entry down to the next state entry, or the end."""
     spans = state_timeline([e.event for e in entries])
     tops = [row.y for row in rows if row.entry.kind == "state"]
@@ -448,9 +337,9 @@ def _span(geo: _Geometry, span: StateSpan, top: float, bottom: float, green: str
         cls, fill, stroke, colour = "state mismatch", MISMATCH_FILL, RED, RED
     else:
         cls, fill, stroke, colour = "state", green, STATE_STROKE, STATE_STROKE
-    band = (f'<rect x="{_n(geo.band_x)}" y="{_n(top)}" width="{BAND_PX}" '
-            f'height="{_n(bottom - top)}" fill="{fill}" stroke="{stroke}" stroke-width="0.8"/>')
-    label = _text(geo.band_x + BAND_PX + 6, top + 4, _span_text(span), fill=colour,
+    band = (f'<rect x="{svg.n(geo.band_x)}" y="{svg.n(top)}" width="{BAND_PX}" '
+            f'height="{svg.n(bottom - top)}" fill="{fill}" stroke="{stroke}" stroke-width="0.8"/>')
+    label = svg.text(geo.band_x + BAND_PX + 6, top + 4, _span_text(span), fill=colour,
                   weight="bold" if span.expected is not None else None)
     return f'<g class="{cls}" data-t="{span.start!r}">{band}{label}</g>'
 
@@ -473,27 +362,17 @@ def _legend_text() -> str:
 
 
 def _legend(geo: _Geometry) -> list[str]:
-    return [_text(_legend_x(), geo.end_y + 22, _legend_text(), cls="legend", fill="#555",
+    return [svg.text(_legend_x(), geo.end_y + 22, _legend_text(), cls="legend", fill="#555",
                   size=11)]
 
 
 def _empty_svg(tester: str, target: str) -> str:
     title = f"Ladder diagram: {tester} and {target}: nothing happened"
-    body = [_text(MARGIN_PX, 24, "nothing happened", cls="empty", fill=GREY, italic=True)]
-    return _svg(200, 40, title, body)
+    body = [svg.text(MARGIN_PX, 24, "nothing happened", cls="empty", fill=GREY, italic=True)]
+    return svg.document(200, 40, title, body, FONT_PX)
 
 
 # --- SVG text ----------------------------------------------------------------------
-
-def _svg(width, height, title: str, body: list[str]) -> str:
-    content = "\n".join(body)
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="ladder" role="img" '
-            f'aria-label="{_esc(title)}" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}" style="max-width:100%;height:auto" '
-            f'font-family="monospace" font-size="{FONT_PX}">\n'
-            f'<title>{_esc(title)}</title>\n'
-            f'<rect class="ground" width="{width}" height="{height}" fill="#ffffff"/>\n'
-            f'{content}\n</svg>')
 
 
 def _hatch(hatch_id: str) -> str:
@@ -512,47 +391,8 @@ def _hatch_id(entries, tester, target) -> str:
     return f"ladder-hatch-{digest[:10]}"
 
 
-def _text(x, y, text, cls=None, anchor=None, fill=None, weight=None, italic=False,
-          size=None) -> str:
-    attrs = [f'x="{_n(x)}"', f'y="{_n(y)}"']
-    attrs += [f'class="{cls}"'] if cls else []
-    attrs += [f'text-anchor="{anchor}"'] if anchor else []
-    attrs += [f'fill="{fill}"'] if fill else []
-    attrs += [f'font-weight="{weight}"'] if weight else []
-    attrs += ['font-style="italic"'] if italic else []
-    attrs += [f'font-size="{size}"'] if size else []
-    return f'<text {" ".join(attrs)}>{_esc(text)}</text>'
-
-
-def _line(x1, y1, x2, y2, cls, stroke, width, dash=None) -> str:
-    dashed = f' stroke-dasharray="{dash}"' if dash else ""
-    return (f'<line class="{cls}" x1="{_n(x1)}" y1="{_n(y1)}" x2="{_n(x2)}" y2="{_n(y2)}" '
-            f'stroke="{stroke}" stroke-width="{width}"{dashed}/>')
-
-
-def _data(row: _Row) -> str:
+def _data(row: Row) -> str:
     """The event's time (seconds) and y, for tests and scripts in the page."""
-    return f'data-t="{row.entry.t!r}" data-y="{_n(row.y)}"'
+    return f'data-t="{row.entry.t!r}" data-y="{svg.n(row.y)}"'
 
 
-def _points(points) -> str:
-    return " ".join(f"{_n(x)},{_n(y)}" for x, y in points)
-
-
-def _n(value: float) -> str:
-    """A coordinate, to a tenth of a pixel, without a needless ".0"."""
-    text = f"{value:.1f}"
-    return text[:-2] if text.endswith(".0") else text
-
-
-# Characters XML 1.0 does not allow at all, even escaped.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-
-def _esc(text: str) -> str:
-    return html.escape(_NOT_XML.sub("\ufffd", text), quote=True)
-
-
-def _slug(mark: str) -> str:
-    """A mark as a class name: "bad checksum" -> "bad-checksum"."""
-    return re.sub(r"[^a-z0-9]+", "-", mark.lower()).strip("-") or "marked"
