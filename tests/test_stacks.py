@@ -10,19 +10,23 @@ not show, a crash) never becomes a verdict about it.
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from conformance.casefile import load_case_file
-from conformance.lab import list_namespaces, pid_alive
+from conformance.lab import (TARGET_IP, TARGET_IP6, TESTER_IP, TESTER_IP6, list_namespaces,
+                            pid_alive)
 from conformance.runner import Runner
 from conformance.targets import TARGETS
 from conformance.targets.gvisor import descendants
 from conformance.targets.lwip import AGENT, build_agent
 from conformance.verdict import ERROR, FAIL, NOT_APPLICABLE, PASS
+from conformance.wire import echo_request, is_echo_reply
 
 from .conftest import REPO, all_cases
 
@@ -104,6 +108,56 @@ def test_measured_differences_fail_on_the_right_stack(runners, linux, case_id, s
     assert verdict.outcome == outcome, verdict_text(verdict)
     if (case_id, stack) in WHY:
         assert WHY[case_id, stack] in verdict.actual, verdict_text(verdict)
+
+
+ABORT = """\
+id: t.abort
+title: the application aborts an established connection
+requirements: [RFC9293-MUST-13]
+target: {role: listener, start: ESTABLISHED}
+steps:
+  - app:    abort
+  - expect: {flags: RST+(ACK), seq: rcv_nxt}
+  - state:  CLOSED
+"""
+
+
+@pytest.mark.parametrize("stack", ("linux", *STACKS))
+def test_abort_resets_the_connection(runners, linux, tmp_path, stack):
+    """No case of cases/ aborts (the engine's cleanup does, unseen): each stack's
+    agent sends the RST of RFC 9293 3.10.5 ABORT at SND.NXT and, where its
+    states show it, keeps no connection block."""
+    runner = linux if stack == "linux" else runners(stack)
+    path = tmp_path / "abort.yaml"
+    path.write_text(ABORT)
+    (abort,) = load_case_file(path)
+    for family in ("ipv4", "ipv6"):
+        verdict = runner.run(abort, family)
+        assert verdict.outcome == PASS, verdict_text(verdict)
+        # gVisor shows no socket the application let go of.
+        assert verdict.unobserved == (["state CLOSED (line 8)"] if stack == "gvisor" else [])
+
+
+def test_netstack_alone_answers_for_the_target(runners):
+    """runsc gives the target's addresses to netstack and takes them off the host
+    side of target0, so the host kernel answers nothing for them (its answers
+    would be blamed on netstack); netstack got the lab's permanent entries for
+    the tester, so it needs no ARP or neighbour discovery (GvisorLab has no
+    responder)."""
+    runner = runners("gvisor")
+    target = runner.target
+    host = subprocess.run(["ip", "-n", target.lab.target_ns, "-br", "addr", "show", "target0"],
+                          capture_output=True, text=True, check=True).stdout
+    assert TARGET_IP not in host and TARGET_IP6 not in host, host
+    assert sorted(ip for _, ip, _ in target.sandbox.neighbours) == [TESTER_IP, TESTER_IP6]
+    for link in target.links.values():
+        ident = random.randrange(1, 65535)
+        runner.wire.watch_icmp(link)
+        runner.wire.send(echo_request(link, ident))
+        deadline, replies = time.time() + 0.3, 0
+        while (frame := runner.wire.receive(deadline)) is not None:
+            replies += is_echo_reply(frame, ident)
+        assert replies == 1, f"{replies} echo replies over {link.family}"
 
 
 # -- what a stack cannot show, and a stack that dies --------------------------------
