@@ -22,6 +22,8 @@ from conformance.agent_client import AgentError
 from conformance.lab import TARGET_IP, TARGET_IP6
 from conformance.targets.lwip import LwipLab
 
+pytestmark = pytest.mark.lab  # every test here builds a lab
+
 # An address of the lab's subnet that nobody holds: a SYN to it waits on ARP.
 NOBODY = "198.18.0.77"
 
