@@ -67,7 +67,7 @@ class Application:
         acted (the next step's time counts from now)."""
         op = step.op
         sock = flow.sock if flow.sock is not None else self.listener
-        text, result = step.describe(), "ok"
+        text, result = step.call(), "ok"
         try:
             if op == "listen":
                 self.listener = self.call("listen", port=self.target_port,

@@ -178,15 +178,21 @@ class App(Step):
     def fails_as_expected(self, error: str) -> bool:
         return self.expect_error is not None and error in self.expect_error.split(" or ")
 
-    def describe(self) -> str:
+    def call(self) -> str:
+        """The call as the application makes it, without the outcome the step
+        expects (the ladder writes the outcome it got after it)."""
         if self.op == "send":
             return f"send {self.argument!r}"
+        if self.op == "setsockopt":
+            return "setsockopt " + ", ".join(f"{k}={v}" for k, v in self.argument.items())
+        return self.op
+
+    def describe(self) -> str:
+        """The step as the case writes it: the call and the outcome it expects."""
         if self.op == "recv":
             return f"recv -> {self.argument}" if self.argument in ("EOF",) or is_errno(self.argument) \
                 else f"recv {self.argument!r}"
-        if self.op == "setsockopt":
-            return "setsockopt " + ", ".join(f"{k}={v}" for k, v in self.argument.items())
-        return self.op + (f" -> {self.expect_error}" if self.expect_error else "")
+        return self.call() + (f" -> {self.expect_error}" if self.expect_error else "")
 
 
 @dataclass

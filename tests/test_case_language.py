@@ -831,6 +831,9 @@ def test_app_forms(tmp_path):
     assert (connect.op, connect.expect_error) == ("connect", "ECONNREFUSED")
     assert connect.timeout == pytest.approx(0.3)
     assert recv.describe() == "recv -> EOF"
+    # The ladder writes the call, then the outcome it got; the case, the outcome it wants.
+    assert (connect.call(), connect.describe()) == ("connect", "connect -> ECONNREFUSED")
+    assert (recv.call(), send.call()) == ("recv", "send 'hello'")
 
 
 def test_app_connect_unknown_errno(tmp_path):
