@@ -28,66 +28,18 @@ And it may say what it cannot do, so that verdicts stay honest:
 
 from __future__ import annotations
 
-from ..agent_client import AgentClient
 from ..lab import LabError
-from ..wire import Link
+from .base import ALL, HELD, NONE, Target
+from .container import ContainerConfig, ContainerTarget
+from .gvisor import GvisorLab
+from .linux import LinuxLab
+from .lwip import LwipLab
+from .pytcp import PytcpLab
+from .remote import RemoteConfig, RemoteTarget
 
-ALL, HELD, NONE = "all", "held", "none"
-
-
-class Target:
-    name = "target"
-    links: dict[str, Link]
-    agent: AgentClient | None         # None: black-box mode
-    state_view = ALL
-    # Why some states are invisible, for the ladder and the report.
-    state_view_reason = ""
-    # The ports the tester may send from (each case takes fresh ones).
-    tester_ports = range(40000, 60000)
-    # Black-box mode: where the target's own service listens, and a port
-    # where nothing does (the cases' target port when there is no agent).
-    listen_port: int | None = None
-    closed_port: int | None = None
-    # Addresses outside the lab ranges that the user configured explicitly.
-    allowed_targets: tuple[str, ...] = ()
-    # The tester's MAC is not the interface's own: capture promiscuously.
-    promiscuous = False
-    # Prove the link with an ICMP echo before the first case (a target the
-    # suite did not build: its first case must not be the one to find out).
-    check_link_at_start = False
-
-    def start(self) -> None:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        raise NotImplementedError
-
-    def settings(self) -> dict:
-        return {}
-
-    def describe(self) -> str:
-        return self.name
-
-    def alive(self) -> bool:
-        """False once the target itself has died (not just one connection)."""
-        return True
-
-    def post_mortem(self) -> str:
-        """What the target said as it died (a log's last lines), if anything."""
-        return ""
-
-    def recover(self) -> None:
-        """Start the target again after it died; LabError if it cannot."""
-        raise LabError(f"the target {self.name} died and cannot be restarted")
-
-
-from .gvisor import GvisorLab  # noqa: E402  (they subclass Target)
-from .linux import LinuxLab  # noqa: E402
-from .lwip import LwipLab  # noqa: E402
-from .pytcp import PytcpLab  # noqa: E402
-
-from .remote import RemoteConfig, RemoteTarget  # noqa: E402
-from .container import ContainerConfig, ContainerTarget  # noqa: E402
+__all__ = ["ALL", "HELD", "NONE", "OUTSIDE_TARGETS", "TARGETS", "ContainerConfig",
+           "ContainerTarget", "GvisorLab", "LinuxLab", "LwipLab", "PytcpLab", "RemoteConfig",
+           "RemoteTarget", "Target", "make_target"]
 
 # The stacks the suite can build in its own lab, by the name --target takes.
 TARGETS = {"linux": LinuxLab, "lwip": LwipLab, "gvisor": GvisorLab, "pytcp": PytcpLab}

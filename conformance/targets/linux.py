@@ -7,7 +7,7 @@ import sys
 from ..agent_client import AgentClient, AgentFailure
 from ..lab import Lab, LabError, preflight
 from ..wire import Link
-from . import Target
+from .base import Target
 
 
 class LinuxLab(Target):

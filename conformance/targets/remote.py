@@ -48,7 +48,7 @@ from ..lab import LabError, ethtool_features, run
 from ..neighbour import NeighbourResponder, ask
 from ..tcp import IPV4, IPV6
 from ..wire import Link
-from . import ALL, NONE, Target
+from .base import ALL, NONE, Target
 
 HOST = "host"
 # In host mode the tester's ports must stay clear of the host's ephemeral

@@ -35,7 +35,7 @@ from pathlib import Path
 from ..agent_client import AgentClient, AgentFailure
 from ..lab import TARGET_IFACE, Lab, LabError, run
 from ..neighbour import NeighbourResponder
-from . import Target
+from .base import Target
 
 TARGETS_DIR = Path(__file__).resolve().parents[2] / "targets"
 TAP_BRIDGE = TARGETS_DIR / "tap-bridge.sh"

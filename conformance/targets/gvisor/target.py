@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...agent_client import AgentFailure
 from ...lab import Lab, LabError
-from .. import HELD, Target
+from ..base import HELD, Target
 from .sandbox import GvisorError, GvisorSandbox
 
 

@@ -1,0 +1,56 @@
+"""What every target is: the base class and the words for what its agent can
+show (see the package's docstring, targets/__init__.py)."""
+
+from __future__ import annotations
+
+from ..agent_client import AgentClient
+from ..lab import LabError
+from ..wire import Link
+
+ALL, HELD, NONE = "all", "held", "none"
+
+
+class Target:
+    name = "target"
+    links: dict[str, Link]
+    agent: AgentClient | None         # None: black-box mode
+    state_view = ALL
+    # Why some states are invisible, for the ladder and the report.
+    state_view_reason = ""
+    # The ports the tester may send from (each case takes fresh ones).
+    tester_ports = range(40000, 60000)
+    # Black-box mode: where the target's own service listens, and a port
+    # where nothing does (the cases' target port when there is no agent).
+    listen_port: int | None = None
+    closed_port: int | None = None
+    # Addresses outside the lab ranges that the user configured explicitly.
+    allowed_targets: tuple[str, ...] = ()
+    # The tester's MAC is not the interface's own: capture promiscuously.
+    promiscuous = False
+    # Prove the link with an ICMP echo before the first case (a target the
+    # suite did not build: its first case must not be the one to find out).
+    check_link_at_start = False
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def settings(self) -> dict:
+        return {}
+
+    def describe(self) -> str:
+        return self.name
+
+    def alive(self) -> bool:
+        """False once the target itself has died (not just one connection)."""
+        return True
+
+    def post_mortem(self) -> str:
+        """What the target said as it died (a log's last lines), if anything."""
+        return ""
+
+    def recover(self) -> None:
+        """Start the target again after it died; LabError if it cannot."""
+        raise LabError(f"the target {self.name} died and cannot be restarted")
