@@ -115,6 +115,12 @@ class _Builder:
     def error(self, field_path, message):
         return CaseError(self.path, self.marks.line(field_path), dotted(field_path), message)
 
+    def duration(self, value, field_path) -> float:
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise self.error(field_path, str(exc)) from None
+
     def steps(self, items, path) -> list:
         return [self.step(item, path + (i,)) for i, item in enumerate(items)]
 
@@ -134,13 +140,14 @@ class _Builder:
         if kind == "expect":
             return self.expect(value, here, common)
         if kind == "silence":
-            return Silence(duration=parse_duration(value), **common)
+            return Silence(duration=self.duration(value, here), **common)
         if kind == "wait":
-            return Wait(duration=parse_duration(value), **common)
+            return Wait(duration=self.duration(value, here), **common)
         if kind == "state":
             if isinstance(value, str):
                 return StateCheck(state=value, **common)
-            within = parse_duration(value["within"]) if "within" in value else DEFAULT_STATE_WITHIN
+            within = (self.duration(value["within"], here + ("within",)) if "within" in value
+                      else DEFAULT_STATE_WITHIN)
             return StateCheck(state=value["is"], within=within, **common)
         if kind == "app":
             return self.app(value, here, common)
@@ -222,8 +229,8 @@ class _Builder:
         flags = optional = None
         if "flags" in value:
             flags, optional = self.flags(value["flags"], path + ("flags",))
-        within = parse_duration(value.get("within", DEFAULT_WITHIN))
-        after = parse_duration(value.get("after", 0))
+        within = self.duration(value.get("within", DEFAULT_WITHIN), path + ("within",))
+        after = self.duration(value.get("after", 0), path + ("after",))
         if after > within:
             raise self.error(path + ("after",), f"expected a time not later than within "
                                                 f"({fmt_duration(within)})")
@@ -268,7 +275,8 @@ class _Builder:
                                                             f"ECONNREFUSED; got {name!r}")
             if expect_error:
                 expect_error = " or ".join(names)
-            return App(op=op, timeout=parse_duration(argument.get("timeout", 2.0)),
+            return App(op=op, timeout=self.duration(argument.get("timeout", 2.0),
+                                                   path + (op, "timeout")),
                        expect_error=expect_error, **common)
         return App(op=op, argument=argument, **common)
 

@@ -67,11 +67,29 @@ def parse_seqexpr(value: Union[int, str]) -> SeqExpr:
     return SeqExpr(constant, tuple(names), text)
 
 
+# The longest time a step may take.  The cases' longest is 170 s (a TIME-WAIT
+# of 2MSL is 60 s on Linux); ten minutes is a typo, and a sweep must not hang on it.
+MAX_DURATION = 600.0
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(us|ms|s)")
+
+
 def parse_duration(value) -> float:
-    if isinstance(value, (int, float)):
-        return float(value)
-    number, unit = re.fullmatch(r"([0-9.]+)\s*(us|ms|s)", value.strip()).groups()
-    return float(number) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
+    """Seconds from 300ms, 1.5s, 250us or a number of seconds; ValueError for
+    anything else, NaN, infinity, a negative time or one over MAX_DURATION."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"expected a duration such as 300ms, 1.5s or a number of seconds; "
+                         f"got {value!r}")
+    if isinstance(value, str):
+        match = _DURATION.fullmatch(value.strip())
+        if match is None:
+            raise ValueError(f"expected a duration such as 300ms, 1.5s or a number of "
+                             f"seconds; got {value!r}")
+        seconds = float(match.group(1)) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[match.group(2)]
+    else:
+        seconds = float(value)
+    if not 0 <= seconds <= MAX_DURATION:      # also false for NaN
+        raise ValueError(f"expected a duration from 0 to {MAX_DURATION:g}s; got {value!r}")
+    return seconds
 
 
 DEFAULT_CONNECTION = "a"

@@ -111,6 +111,8 @@ def parse_flags(text: str) -> tuple[int, int]:
     if text.lower() in ("none", "0", ""):
         return 0, 0
     words = [w for w in re.split(r"[+|,\s]+", text) if w]
+    if not words:                   # only separators: "+", ", "
+        raise FlagsError(f"no flag in {text!r}")
     if len(words) > 1 or _flag_word(words[0])[0] in FLAG_NAMES:
         required = optional = 0
         for word in words:

@@ -11,6 +11,7 @@ import pytest
 from conformance.case import Case, CaseError, load_setups
 from conformance.casefile import load_case_file
 from conformance.steps import (
+    MAX_DURATION,
     Alternative,
     App,
     Expect,
@@ -379,6 +380,25 @@ def test_bad_duration(tmp_path, value):
     assert error.field == "steps[1].silence"
     assert error.line == line_of(text, "- silence:")
     assert error.message.startswith("expected a duration such as 300ms")
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "1.0e+9", "601", '"700s"', '"600001ms"'])
+def test_a_duration_must_be_finite_and_at_most_ten_minutes(tmp_path, value):
+    """NaN would pass every time check and infinity hang the sweep: both, and any
+    time over MAX_DURATION, are refused at the field."""
+    text = case_text(f"""\
+        - send:    {{flags: SYN, seq: 0}}
+        - expect:  {{flags: SYN+ACK, within: {value}}}
+        """)
+    error = load_error(tmp_path, text)
+    assert error.field == "steps[1].expect.within"
+    assert error.message.startswith(f"expected a duration from 0 to {MAX_DURATION:g}s")
+
+
+def test_separators_without_a_flag_are_an_error(tmp_path):
+    """flags: + (a typo) names the field, not a traceback."""
+    error = load_error(tmp_path, case_text("- send: {flags: +, seq: 0}\n- silence: 1s"))
+    assert error.field == "steps[0].send.flags" and "no flag in '+'" in error.message
 
 
 def test_after_later_than_within(tmp_path):
