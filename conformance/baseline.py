@@ -34,11 +34,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import jsonschema
 import yaml
 
 from .requirements import load_catalogue
-from .source import SourceError, dotted, load_yaml_documents
+from .source import SourceError, dotted, load_yaml_documents, validator
 
 _SCHEMA = yaml.safe_load("""
 type: object
@@ -115,7 +114,7 @@ def load_baseline(path: Path) -> Baseline:
     if len(documents) != 1:
         raise BaselineError(f"{path}: expected one YAML document, found {len(documents)}")
     data, marks = documents[0]
-    errors = sorted(jsonschema.Draft202012Validator(_SCHEMA).iter_errors(data),
+    errors = sorted(validator(_SCHEMA).iter_errors(data),
                     key=lambda e: -len(e.absolute_path))
     if errors:
         error = errors[0]

@@ -30,7 +30,7 @@ import yaml
 
 from . import tcp
 from .requirements import Requirement, load_catalogue
-from .source import Marks, SourceError, check_schema, dotted, load_yaml_documents
+from .source import Marks, SourceError, check_schema, dotted, load_yaml_documents, validator
 from .steps import (
     DEFAULT_CONNECTION,
     DEFAULT_STATE_WITHIN,
@@ -65,9 +65,9 @@ CaseError = SourceError
 
 
 @lru_cache(maxsize=None)
-def _validator() -> jsonschema.Draft202012Validator:
+def _validator() -> jsonschema.Validator:
     schema = yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
-    return jsonschema.Draft202012Validator(schema)
+    return validator(schema)
 
 
 def _check_schema(data, marks: Marks, path: Path) -> None:

@@ -27,7 +27,7 @@ import yaml
 from . import tcp
 from .case import Case, CaseError, build_case
 from .requirements import load_catalogue
-from .source import Marks, check_schema, dotted, load_yaml_documents
+from .source import Marks, check_schema, dotted, load_yaml_documents, validator
 from .steps import Expect, OneOf, Silence, StateCheck
 
 SCHEMA_PATH = Path(__file__).with_name("grid-schema.yaml")
@@ -35,8 +35,8 @@ DEFAULT_GRID = Path(__file__).resolve().parents[1] / "cases" / "grid" / "state-e
 
 
 @lru_cache(maxsize=None)
-def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8")))
+def _validator() -> jsonschema.Validator:
+    return validator(yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8")))
 
 
 class _RuleMarks(Marks):

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import jsonschema
 
-from .source import Marks, SourceError, check_schema, dotted, load_yaml_documents
+from .source import Marks, SourceError, check_schema, dotted, load_yaml_documents, validator
 
 DEFAULT_PATH = Path(__file__).with_name("requirements.yaml")
 
@@ -258,8 +258,8 @@ def _package_catalogue() -> Catalogue:
 
 
 @lru_cache(maxsize=None)
-def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(SCHEMA)
+def _validator() -> jsonschema.Validator:
+    return validator(SCHEMA)
 
 
 def _load(path: Path) -> Catalogue:

@@ -62,6 +62,7 @@ def parse_seqexpr(value: Union[int, str]) -> SeqExpr:
         elif term in EXPR_NAMES:
             names.append((sign, term))
         else:
+            term = term if len(term) <= 40 else term[:40] + "..."
             raise ValueError(f"unknown name {term!r}; expected one of {', '.join(EXPR_NAMES)}")
         pos = match.end()
     return SeqExpr(constant, tuple(names), text)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -61,8 +62,10 @@ def linux(linux_runner):
     linux_runner.target.clear_alterations()
 
 
+@lru_cache(maxsize=None)
 def all_cases() -> dict:
-    """The written cases by id (the grid's cells have their own tests)."""
+    """The written cases by id (the grid's cells have their own tests); read once
+    per session, for the many test modules that parametrize over them."""
     cases = {}
     for path in sorted(CASES.rglob("*.yaml")):
         for case in load_case_file(path):

@@ -29,6 +29,20 @@ BAD_FILES = {
         "id: x\ntitle: t\nrequirements: [RFC9293-MUST-13]\n"
         "target: {role: listener, start: LISTEN}\n"
         "steps:\n  - send: {flags: SYN}\n  - expect: {within: 1s}\n", 7, "at least one field to check"),
+    # A typo that once raised an IndexError: the file's cases vanished and the run
+    # said "conformant".
+    "typo-flags.yaml": (
+        "id: y\ntitle: t\nrequirements: [RFC9293-MUST-13]\n"
+        "target: {role: listener, start: LISTEN}\n"
+        "steps:\n  - send: {flags: +}\n  - silence: 1s\n", 6, "no flag in '+'"),
+    "nan.yaml": (
+        "id: z\ntitle: t\nrequirements: [RFC9293-MUST-13]\n"
+        "target: {role: listener, start: LISTEN}\n"
+        "steps:\n  - send: {flags: SYN}\n  - silence: .nan\n", 7, "a duration from 0 to 600s"),
+    "same-id.yaml": (
+        "id: handshake.passive-open\ntitle: t\nrequirements: [RFC9293-MUST-13]\n"
+        "target: {role: listener, start: LISTEN}\n"
+        "steps:\n  - silence: 1s\n", 1, "the case id 'handshake.passive-open' is already used at"),
 }
 
 
@@ -46,17 +60,22 @@ def cases_dir(tmp_path):
     return root
 
 
-def test_bad_files_each_give_one_error_and_good_cases_still_run(cases_dir):
-    """Each bad file is one ERROR naming file, line and what was expected; good cases pass."""
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_bad_files_each_give_one_error_and_good_cases_still_run(cases_dir, workers):
+    """Each bad file is one ERROR naming file, line and what was expected, with or
+    without xdist workers; good cases pass, and the run could not test everything
+    (exit 3), the files named in the summary."""
     for name, (content, _line, _words) in BAD_FILES.items():
         (cases_dir / name).write_text(content)
-    result = run_pytest("-q", "-rE", str(cases_dir))
+    result = run_pytest("-q", "-rE", "-n", workers, str(cases_dir))
     out = result.stdout
+    assert result.returncode == 3, out
     assert "4 passed" in out and f"{len(BAD_FILES)} errors" in out, out
     for name, (_content, line, words) in BAD_FILES.items():
         errors = [l for l in out.splitlines() if l.startswith("invalid case file:") and name in l]
         assert len(errors) == 1, out
         assert f"{name}:{line}:" in errors[0] and words in errors[0], errors[0]
+        assert f"ERROR {name}" in out.split("TCP conformance summary")[1], out
     assert "Traceback" not in out
 
 

@@ -242,13 +242,16 @@ def test_an_unreadable_case_file_makes_the_sweep_undecided(tmp_path):
 
 @pytest.mark.lab
 def test_an_item_skipped_before_its_case_ran_is_not_a_pass(tmp_path):
-    """pytest may skip an item before the case runs (here its `skip` mark): the record
-    says not applicable with pytest's reason, never pass."""
+    """pytest may skip an item before the case runs (here a conftest's skip mark): the
+    record says not applicable with pytest's reason, never pass."""
     cases = tmp_path / "cases"
     cases.mkdir()
-    (cases / "skipped.yaml").write_text(PRETEND_MUST.replace("families: [ipv4]",
-                                                             "families: [ipv4]\nmarks: [skip]"))
+    (cases / "skipped.yaml").write_text(PRETEND_MUST)
+    (cases / "conftest.py").write_text(
+        "import pytest\n\n\ndef pytest_collection_modifyitems(items):\n"
+        "    for item in items:\n"
+        "        item.add_marker(pytest.mark.skip(reason='skipped by a conftest'))\n")
     result = sweep(cases, tmp_path / "report")
     assert result.returncode == summary.CONFORMANT, result.stdout
     [record] = load_results(tmp_path / "report" / "results.json").records
-    assert record["status"] == "n/a" and "unconditional skip" in record["reason"], record
+    assert record["status"] == "n/a" and "skipped by a conftest" in record["reason"], record

@@ -30,9 +30,26 @@ class CaseFile(pytest.File):
             # One clear error for this file; the other files still run.
             yield InvalidCase.from_parent(self, name=self.path.name, error=error)
             return
+        except Exception as exc:  # noqa: BLE001 - a file must never vanish from the run
+            error = CaseError(self.path, None, "",
+                              f"the suite could not read it ({type(exc).__name__}: {exc}); "
+                              f"this is a bug in the suite, please report it with the file")
+            yield InvalidCase.from_parent(self, name=self.path.name, error=error)
+            return
         families = self.config.stash[keys.FAMILIES]
         targets = self.config.stash[keys.TARGETS]
+        seen = self.config.stash.setdefault(keys.CASE_IDS, {})
         for case in cases:
+            where = (self.path, case.line)
+            first = seen.setdefault(case.id, where)
+            if first != where:
+                # results.json, baselines and compare know a case by its id.
+                error = CaseError(self.path, case.line, "id", f"the case id {case.id!r} is "
+                                                              f"already used at "
+                                                              f"{_shown(first[0])}:{first[1]}")
+                yield InvalidCase.from_parent(self, name=f"{case.id} (line {case.line})",
+                                              error=error)
+                continue
             for target in targets:
                 for family in case.families:
                     if family in families:
@@ -138,6 +155,13 @@ class CaseItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, self.case.line - 1, f"{self.name}: {self.case.title}"
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def strict(config) -> bool:
