@@ -83,6 +83,22 @@ _LAB_NAME = re.compile(rf"^{PREFIX}-(\d+)-\d+-(tester|target)$")
 _lab_numbers = itertools.count(1)
 
 
+# The sysctls a case or --target-sysctl may set: those of the network stack,
+# which each network namespace has its own copy of.  Any other (kernel.*,
+# vm.*, fs.*) belongs to the whole machine: 'ip netns exec NS sysctl' would
+# change the host the suite runs on.
+NETNS_SYSCTL = re.compile(r"^net\.[a-z0-9_.-]+$")
+
+
+def sysctl_problem(key: str) -> str | None:
+    """Why the suite refuses to set `key` in a namespace, or None."""
+    if NETNS_SYSCTL.match(key):
+        return None
+    return (f"{key} is not a setting of the target's network namespace: the suite sets "
+            f"only net.* sysctls, which each namespace has its own copy of; this one "
+            f"would change the machine the suite runs on")
+
+
 class LabError(Exception):
     """The lab cannot be built or used; the message says what to do."""
 
@@ -224,6 +240,9 @@ class Lab:
 
     def set_sysctl(self, key: str, value: str) -> str:
         """Change a sysctl in the target namespace; returns the old value."""
+        problem = sysctl_problem(key)
+        if problem:
+            raise LabError(problem)
         old = self.in_target("sysctl", "-n", key).strip()
         self.in_target("sysctl", "-qw", f"{key}={value}")
         return old

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from scapy.utils import rdpcap
@@ -308,3 +309,18 @@ def test_unknown_target_is_one_clear_error():
     result = run_pytest("-q", "--target", "linux,bsd", "--collect-only", "cases/handshake")
     assert result.returncode == 4
     assert "--target: expected one or more of linux" in result.stderr
+
+
+@pytest.mark.parametrize("setting, words", [
+    ("kernel.hostname=x", "kernel.hostname is not a setting of the target's network namespace"),
+    ("vm.swappiness=1", "vm.swappiness is not a setting of the target's network namespace"),
+    ("net.ipv4.tcp_rfc1337", "expected KEY=VALUE"),
+])
+def test_a_sysctl_outside_the_network_namespace_is_refused(cases_dir, setting, words):
+    """'ip netns exec' enters only the network namespace: kernel.hostname set there is
+    the host's own.  Such a setting stops the run before anything starts (exit 4)."""
+    hostname = Path("/proc/sys/kernel/hostname").read_text()
+    result = run_pytest("-q", "--target-sysctl", setting, str(cases_dir))
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert f"--target-sysctl: {words}" in result.stderr
+    assert Path("/proc/sys/kernel/hostname").read_text() == hostname

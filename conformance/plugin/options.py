@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ..baseline import BaselineError, load_baseline, resolve
+from ..lab import sysctl_problem
 from ..targets import OUTSIDE_TARGETS, TARGETS
 from ..targets.container import ContainerConfig
 from ..targets.remote import HOST, ConfigError, RemoteConfig, check_address
@@ -111,6 +112,12 @@ def read_options(config) -> None:
                                 f"{', '.join([*TARGETS, *OUTSIDE_TARGETS])} separated by "
                                 f"commas; got {config.option.target!r}")
     config.stash[keys.TARGETS] = targets
+    for item in config.option.target_sysctl:
+        key, equals, _value = item.partition("=")
+        problem = sysctl_problem(key.strip()) if equals else (
+            f"expected KEY=VALUE, such as net.ipv4.tcp_rfc1337=1; got {item!r}")
+        if problem:
+            raise pytest.UsageError(f"--target-sysctl: {problem}")
     config.stash[keys.OUTSIDE] = _outside_targets(config.option, targets)
     config.stash[keys.RUNNERS] = {}
     config.stash[keys.SETTINGS] = {}
