@@ -34,3 +34,23 @@ def check_target(address: str, allowed: tuple[str, ...] = ()) -> None:
     raise UnsafeTarget(
         f"refusing to inject at {ip}: it is outside the lab ranges "
         f"({', '.join(map(str, LAB_NETWORKS))}) and was not configured explicitly as a target")
+
+
+def unowned_address_problem(address: str, link_networks=()) -> str | None:
+    """Why an address the suite would speak for (a remote link's unowned tester
+    address) is refused, or None.  It must lie in the lab ranges or in a
+    subnet of the link itself (`link_networks`, the interface's own), and not
+    be such a subnet's network or broadcast address, which every host on the
+    link takes as its own."""
+    ip = ipaddress.ip_address(address)
+    networks = [ipaddress.ip_network(n, strict=False) for n in link_networks]
+    around = [n for n in networks + list(LAB_NETWORKS) if ip in n]
+    if not around:
+        return (f"{ip} is outside the lab ranges ({', '.join(map(str, LAB_NETWORKS))}) and "
+                f"outside the subnets of the link ({', '.join(map(str, networks)) or 'none'})")
+    for net in around:
+        if ip.version == 4 and net.prefixlen < 31 and ip in (net.network_address,
+                                                              net.broadcast_address):
+            return f"{ip} is the {'broadcast' if ip == net.broadcast_address else 'network'} " \
+                   f"address of {net}, not a host's"
+    return None

@@ -183,6 +183,20 @@ def test_a_tester_address_someone_owns_is_refused(bench, tmp_path):
             "--tester-address host") in own.stdout
 
 
+@pytest.mark.parametrize("tester, words", [
+    ("192.0.2.9", "is outside the lab ranges (198.18.0.0/15, 2001:2::/48) and outside the "
+                  "subnets of the link (198.18.5.0/24, 2001:2:0:5::/64)"),
+    ("198.18.5.255", "is the broadcast address of 198.18.5.0/24, not a host's"),
+])
+def test_a_tester_address_off_the_link_or_a_broadcast_is_refused(bench, tmp_path, tester, words):
+    """The suite speaks for an address only on the link's own subnets (or the lab
+    ranges), and never for one every host there takes as its own."""
+    result = bench.sweep(SMALL_SWEEP[:1], tmp_path, *remote_options(
+        bench, tester, True, "--remote-address", "198.18.5.2", "--family", "ipv4"))
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert f"the tester address {tester} {words}" in result.stdout
+
+
 def test_the_wire_refuses_an_address_that_is_not_configured(bench):
     """However a frame was built, the wire sends only to the configured target."""
     link = Link(iface="bench0", tester_mac="02:74:63:00:00:01", target_mac="02:00:00:00:00:02",

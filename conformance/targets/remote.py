@@ -46,6 +46,7 @@ from ..agent_client import AgentClient, AgentFailure
 from ..hostguard import HostGuard
 from ..lab import LabError, ethtool_features, run
 from ..neighbour import NeighbourResponder, ask
+from ..safety import unowned_address_problem
 from ..tcp import IPV4, IPV6
 from ..wire import Link
 from .base import ALL, NONE, Target
@@ -238,7 +239,13 @@ class RemoteTarget(Target):
                                f"{exc}") from None
 
     def _check_unowned(self, address: str, interface: dict) -> None:
-        """An address the suite speaks for must belong to no one else."""
+        """An address the suite speaks for must be a host's address of the lab
+        ranges or of the link's own subnets, and belong to no one else."""
+        networks = [f"{info['local']}/{info['prefixlen']}"
+                    for info in interface["addresses"].values()]
+        problem = unowned_address_problem(address, networks)
+        if problem:
+            raise LabError(f"the tester address {problem}")
         if address in interface["addresses"]:
             raise LabError(f"the tester address {address} is an address of {self.config.iface} "
                            f"itself: use --tester-address host to test from it")
