@@ -9,6 +9,7 @@ namespaces behind; the next run's lab removes them (lab.remove_stale_labs).
 from __future__ import annotations
 
 import atexit
+import os
 import signal
 from pathlib import Path
 
@@ -33,11 +34,41 @@ def _interrupt(signum, _frame):
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
-def install_signal_handlers() -> None:
-    """Make SIGTERM and SIGHUP unwind like Ctrl-C, so teardown code runs."""
+def _interrupt_with_children(signum, frame):
+    # Ctrl-C reaches every process of the terminal's group; SIGTERM reaches
+    # only the one it is sent to.  Passed on to this process's own children
+    # (an xdist controller's workers), by PID, they tear their labs down too.
+    for pid in children(os.getpid()):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+    _interrupt(signum, frame)
+
+
+def children(pid: int) -> list[int]:
+    """The PIDs of `pid`'s direct children (/proc/PID/stat's fourth field)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+def install_signal_handlers(pass_to_children: bool = False) -> None:
+    """Make SIGTERM and SIGHUP unwind like Ctrl-C, so teardown code runs;
+    with `pass_to_children` (an xdist controller), in the workers too."""
+    handler = _interrupt_with_children if pass_to_children else _interrupt
     for sig in (signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(sig) in (signal.SIG_DFL, None):
-            signal.signal(sig, _interrupt)
+            signal.signal(sig, handler)
 
 
 atexit.register(_stop_all)

@@ -28,6 +28,7 @@ EXIT_MEANINGS = {
     CONFORMANT: "conformant, or every deviation is in the baseline",
     NON_CONFORMANT: "non-conformant",
     COULD_NOT_RUN: "the tool could not run or decide every case",
+    INTERRUPTED: "interrupted (Ctrl-C or SIGTERM): the verdicts are of the items that finished",
 }
 
 _WORDS = {"pass": "passed", "fail": "failed", "warn": "warned", "info": "info",
@@ -78,15 +79,22 @@ def count_line(counts: Counter) -> str:
     return f"{total} {'check' if total == 1 else 'checks'}, " + ", ".join(parts)
 
 
+# A stack's verdict when the sweep was stopped before its end.
+INTERRUPTED_VERDICT = "INTERRUPTED: only what finished is known"
+
+
 def closing_summary(records: list[dict], cases: dict[str, dict] | None = None,
-                    targets: list[str] = ()) -> list[str]:
-    """The per-stack summary, then every failure and error, h2spec-style."""
+                    targets: list[str] = (), interrupted: bool = False) -> list[str]:
+    """The per-stack summary, then every failure and error, h2spec-style.  An
+    interrupted sweep claims nothing of a stack but what finished."""
     cases = cases or {}
     counts = tally(records, targets)
     width = max((len(t) for t in counts), default=0)
     lines = []
     for target, counter in counts.items():
-        lines.append(f"{target.ljust(width)}  {stack_verdict(counter)}")
+        verdict = (INTERRUPTED_VERDICT if interrupted
+                   else stack_verdict(counter))
+        lines.append(f"{target.ljust(width)}  {verdict}")
         lines.append(f"{' ' * width}  {count_line(counter)}")
     problems = [r for r in records if r["status"] in ("fail", "fixed", "error")]
     if problems:

@@ -3,6 +3,7 @@ refused with one clear message when it cannot be built; honest errors."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 
 from conformance import lab
 from conformance.lab import Lab, LabError, preflight
-from conformance.runner import Runner
+from conformance.runner import Runner, children
 from conformance.safety import UnsafeTarget, check_target
 from conformance.verdict import ERROR
 from conformance.wire import Link, Wire
@@ -94,25 +95,41 @@ def test_killed_run_is_cleaned_by_the_next_run():
             child.wait()
 
 
+@pytest.mark.parametrize("workers", ["0", "2"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupted_sweep_tears_the_lab_down(sig, tmp_path):
-    """Ctrl-C (SIGINT) or SIGTERM during a sweep still removes the lab and the agent."""
-    slow_case = tmp_path / "cases" / "slow.yaml"
-    slow_case.parent.mkdir()
-    slow_case.write_text(
+def test_interrupted_sweep_tears_the_lab_down(sig, workers, tmp_path):
+    """Ctrl-C (SIGINT) or SIGTERM to the sweep's process, with or without xdist
+    workers, ends it like this: the lab and the agents removed, exit status 2,
+    and results.json and the report of the cases that finished, marked
+    interrupted."""
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    (cases / "a-quick.yaml").write_text(
+        "id: quick\ntitle: answers\nrequirements: [RFC9293-MUST-13]\n"
+        "target: {role: listener, start: LISTEN}\nfamilies: [ipv4]\n"
+        "steps:\n  - send: {flags: SYN, seq: 0}\n  - expect: {flags: SYN+ACK, ack: 1}\n")
+    (cases / "z-slow.yaml").write_text(
         "id: slow\ntitle: waits\nrequirements: [RFC9293-MUST-13]\n"
-        "target: {role: listener, start: LISTEN}\n"
+        "target: {role: listener, start: LISTEN}\nfamilies: [ipv4]\n"
         "steps:\n  - silence: 30s\n")
+    report = tmp_path / "report"
     child = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "conformance.plugin",
-         "-q", str(slow_case)],
+         "-q", "-n", workers, str(cases), f"--report={report}"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        assert _wait_for(lambda: len(namespaces_of(child.pid)) == 2), "the sweep never built its lab"
+        assert _wait_for(lambda: (report / "pcap" / "quick-ipv4.pcap").exists(), timeout=30), \
+            "the quick case never finished"
         time.sleep(0.5)
+        family_tree = [child.pid] + children(child.pid)    # the xdist workers too
         child.send_signal(sig)
-        child.wait(30)
-        assert not namespaces_of(child.pid)
+        output, _ = child.communicate(timeout=30)
+        assert child.returncode == 2, output
+        assert "Exit status 2: interrupted" in output and "Traceback" not in output, output
+        data = json.loads((report / "results.json").read_text())
+        assert data["run"]["interrupted"] is True
+        assert [r["case"] for r in data["records"]] == ["quick"]
+        assert not any(namespaces_of(pid) for pid in family_tree)
         agents = subprocess.run(["pgrep", "-f", "tcpconf-agent"], capture_output=True, text=True)
         assert str(child.pid) not in agents.stdout
     finally:

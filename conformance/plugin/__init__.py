@@ -53,6 +53,10 @@ def pytest_configure(config):
     if not hasattr(config, "workerinput"):
         # The controller (or the only process): it sees every item's report.
         config.pluginmanager.register(SweepSummary(config), "tcp-conformance-summary")
+        # SIGTERM as Ctrl-C here too: an xdist controller collects nothing, and
+        # would otherwise die at once, with no results.json and no report.
+        runner_module.install_signal_handlers(
+            pass_to_children=bool(getattr(config.option, "numprocesses", None)))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -76,7 +80,7 @@ def pytest_collection_finish(session):
         if problems:
             pytest.exit("cannot build the lab: " + "; ".join(problems),
                         returncode=summary.COULD_NOT_RUN)
-        runner_module.install_signal_handlers()
+        runner_module.install_signal_handlers()     # an xdist worker's own
 
 
 def pytest_sessionfinish(session):

@@ -60,7 +60,7 @@ class SweepSummary:
             if "case_info" in fields:
                 self.cases.setdefault(fields["record"]["case"], fields["case_info"])
 
-    def results(self) -> results.Results:
+    def results(self, interrupted: bool = False) -> results.Results:
         config = self.config
         baselines = {t: str(b.path) for t, b in config.stash[keys.BASELINES].items()}
         settings = config.stash.get(keys.SETTINGS, {})
@@ -72,14 +72,17 @@ class SweepSummary:
             families=list(config.stash[keys.FAMILIES]), baselines=baselines,
             strict=strict(config), started=self.started,
             duration=time.monotonic() - self.clock)
+        run["interrupted"] = interrupted
         return results.Results(run, self.cases, self.records)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session, exitstatus):
-        if not self.records:
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED and self.announced
+        if not self.records and not interrupted:
             return
+        # An interrupted sweep (Ctrl-C, SIGTERM) still writes what finished.
         if self.report_dir is not None:
-            swept = self.results()
+            swept = self.results(interrupted)
             results.write_results(self.report_dir / "results.json", swept)
             write_report(self.report_dir, swept)
         if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
@@ -90,8 +93,9 @@ class SweepSummary:
         if not self.records:
             return
         terminalreporter.section("TCP conformance summary")
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         for line in summary.closing_summary(self.records, self.cases,
-                                            list(self.config.stash[keys.TARGETS])):
+                                            list(self.config.stash[keys.TARGETS]), interrupted):
             terminalreporter.write_line(line)
         if self.report_dir is not None:
             terminalreporter.write_line("")
@@ -100,7 +104,9 @@ class SweepSummary:
             terminalreporter.write_line(f"Results: {self.report_dir / 'results.json'} "
                                         f"(compare two: python -m conformance compare OLD NEW)")
         status = summary.exit_status(self.records)
-        if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        if interrupted:
+            status = summary.INTERRUPTED
+        if interrupted or exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             terminalreporter.write_line(f"Exit status {status}: {summary.EXIT_MEANINGS[status]}")
 
 

@@ -34,7 +34,7 @@ import jinja2
 from .. import evidence
 from ..requirements import load_catalogue
 from ..results import STATUSES, Results
-from ..summary import count_line, stack_verdict, tally
+from ..summary import INTERRUPTED_VERDICT, count_line, stack_verdict, tally
 from . import model
 from .ladder import ladder_svg
 from .model import page_name
@@ -81,7 +81,8 @@ def write_report(directory: Path, results: Results, case_pages: bool = True) -> 
     totals = tally(results.records, targets)
     index = env.get_template("index.html.j2").render(
         run=results.run, targets=targets, columns=cols, rows=rows,
-        verdicts={t: stack_verdict(totals[t]) for t in targets},
+        verdicts={t: (INTERRUPTED_VERDICT if results.run.get("interrupted")
+                      else stack_verdict(totals[t])) for t in targets},
         count_lines={t: count_line(totals[t]) for t in targets},
         summary=model.compliance_summary(requirements, targets),
         requirements=requirements, statuses=STATUSES, meanings=STATUS_MEANINGS,
