@@ -148,9 +148,9 @@ class _CaseRun:
                     self._app(App(line=case.line, note=None, requirement=None, op="listen"))
                 self._steps(case.setup_steps)
             except StepFailed as exc:
-                raise CannotDecide(
+                raise CannotDecide(self.stream.offload_suspected() or (
                     f"the target did not reach the starting state {case.start}: expected "
-                    f"{exc.expected}; got {exc.actual}") from None
+                    f"{exc.expected}; got {exc.actual}")) from None
             self.phase = "case"
             self.stream.in_setup = False
             if self.engine.after_setup is not None:
@@ -177,6 +177,8 @@ class _CaseRun:
             verdict.outcome, verdict.reason = ERROR, f"{type(exc).__name__}: {exc}"
         finally:
             self._finish(verdict)
+        if verdict.outcome == FAIL and self.stream.offload_suspected():
+            verdict.outcome, verdict.reason = ERROR, self.stream.offload_suspected()
         if verdict.outcome not in (ERROR, NOT_APPLICABLE):
             problem = sanity_probe(self.wire, self.link)
             if problem:

@@ -43,6 +43,8 @@ class SegmentStream:
         self.segments: list[tcp.Segment] = []         # every frame of the case, for the pcap
         self.skipped: tcp.Segment | None = None       # the last retransmission passed over
         self.in_setup = True                          # the case's setup is running
+        self.from_target = self.bad_checksums = 0     # the target's segments, and how
+                                                      # many of them had a wrong checksum
 
     def flow_of_port(self, tester_port: int) -> Flow | None:
         return self._by_port.get(tester_port)
@@ -71,7 +73,9 @@ class SegmentStream:
             if seg.direction == tcp.OUT:
                 entry.mark = ""  # only the target's segments can go unexamined
                 continue
+            self.from_target += 1
             if not seg.checksum_ok:
+                self.bad_checksums += 1
                 entry.mark = "bad checksum"
             if owner.conn.is_retransmission(seg):
                 entry.mark = "retransmission"
@@ -97,6 +101,18 @@ class SegmentStream:
                 entry = self._events.get(id(seg))
                 if entry is not None and entry.mark in ("", "setup"):
                     entry.mark = "unexamined"
+
+    def offload_suspected(self) -> str | None:
+        """Why no verdict can stand when every segment of the target came with
+        a wrong TCP checksum: a virtual link whose sender leaves the checksum
+        to an offload (CHECKSUM_PARTIAL on a veth or a tap) delivers them so,
+        whatever the stack does.  None once one came right."""
+        if self.from_target == 0 or self.bad_checksums < self.from_target:
+            return None
+        return (f"every segment from the target ({self.from_target}) has a wrong TCP "
+                f"checksum: the mark of a checksum offload on a virtual link, not of the "
+                f"stack; turn it off on the interface the target sends from "
+                f"(ethtool -K IFACE tx off) and run again")
 
     def save(self, path) -> str | None:
         """The case's frames as a pcap at `path` (its parent made if need be);

@@ -33,6 +33,7 @@ class Reply:
     delay: float = 0.001
     payload: bytes = b""
     window: int = 65535
+    bad_checksum: bool = False
 
 
 class ScriptedWire:
@@ -54,7 +55,7 @@ class ScriptedWire:
         for reply in self.answer(seg):
             self._deliver(Frame(now + reply.delay, False, build_frame(
                 TARGET, seg.dport, seg.sport, reply.seq, reply.ack, reply.flags, reply.window,
-                reply.payload)))
+                reply.payload, bad_checksum=reply.bad_checksum)))
 
     def receive(self, deadline: float) -> Frame | None:
         if self.pending and self.pending[0].time <= deadline:

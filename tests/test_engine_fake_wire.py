@@ -247,3 +247,24 @@ def test_a_target_that_never_reaches_the_starting_state_is_an_error():
 def test_a_broken_wire_after_the_case_voids_the_verdict():
     verdict, _ = run("  - send: {flags: ACK, seq: snd_nxt}\n  - silence: 10ms\n", echo=False)
     assert verdict.outcome == ERROR and "sanity probe" in verdict.reason
+
+
+# --- a link that damages every checksum -----------------------------------------------------------
+
+def test_a_wrong_checksum_on_one_answer_is_the_target_s():
+    def one_bad(seg):
+        return handshake(seg) + ([Reply(tcp.ACK, IRS + 1, seg.seq + 5, bad_checksum=True)]
+                                 if seg.payload else [])
+    verdict, _ = run(DATA_THEN_ACK, one_bad)
+    assert verdict.outcome == FAIL and "its TCP checksum is wrong" in verdict.actual
+
+
+def test_a_wrong_checksum_on_every_answer_is_the_link_s():
+    """A virtual link whose sender leaves checksums to an offload: no verdict."""
+    def all_bad(seg):
+        return [Reply(r.flags, r.seq, r.ack, bad_checksum=True) for r in acking()(seg)]
+    verdict, _ = run(DATA_THEN_ACK, all_bad)
+    assert verdict.outcome == ERROR
+    assert verdict.reason.startswith("every segment from the target (1) has a wrong TCP "
+                                     "checksum: the mark of a checksum offload")
+    assert "ethtool -K IFACE tx off" in verdict.reason
