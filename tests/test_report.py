@@ -255,3 +255,12 @@ def test_an_item_skipped_before_its_case_ran_is_not_a_pass(tmp_path):
     assert result.returncode == summary.CONFORMANT, result.stdout
     [record] = load_results(tmp_path / "report" / "results.json").records
     assert record["status"] == "n/a" and "skipped by a conftest" in record["reason"], record
+
+
+def test_an_interrupted_sweep_claims_nothing_of_a_stack():
+    """Four passes before Ctrl-C are not a conformant stack."""
+    records = [rec(f"c{i}", "pass") for i in range(4)]
+    assert summary.closing_summary(records, targets=["linux"])[0] == "linux  CONFORMANT"
+    interrupted = summary.closing_summary(records, targets=["linux"], interrupted=True)
+    assert interrupted[:2] == ["linux  INTERRUPTED: only what finished is known",
+                               "       4 checks, 4 passed"]
