@@ -27,13 +27,14 @@ import yaml
 MAX_DEPTH = 32            # mappings and lists inside each other
 MAX_VALUES = 20_000       # values one document builds, aliases expanded
 
-# Characters that are not text: C0 and C1 controls (tab, line feed and
-# carriage return aside, and NEL, which YAML reads as a line break), lone
-# surrogates, and the non-characters U+FFFE and U+FFFF.
 # libyaml's parser when PyYAML has it (Debian's and PyPI's wheels do): the same
 # nodes and marks, five times faster than the pure-Python one.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# A flow collection opened more than MAX_DEPTH times in a row.
 _DEEP_FLOW = re.compile(r"[\[{](?:\s*[\[{]){%d}" % MAX_DEPTH)
+# Characters that are not text: C0 and C1 controls (tab, line feed and
+# carriage return aside, and NEL, which YAML reads as a line break), lone
+# surrogates, and the non-characters U+FFFE and U+FFFF.
 _NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f"
                        "\ud800-\udfff\ufffe\uffff]")
 
@@ -169,7 +170,7 @@ def load_yaml_documents(path, text: str | None = None):
     except yaml.YAMLError as exc:
         raise SourceError(path, None, "", f"not valid YAML: {exc}") from None
     except RecursionError:
-        raise SourceError(path, None, "", "not valid YAML here: nested too deeply") from None
+        raise SourceError(path, None, "", "not valid YAML: nested too deeply") from None
     for node in nodes:
         if node is None:
             continue
