@@ -101,6 +101,7 @@ def record(verdict: Verdict, status: str, *, target: str, nodeid: str, deviation
         "ladder": evidence.to_json(verdict.ladder),
         "pcap": os.path.abspath(verdict.pcap) if verdict.pcap else "",   # made relative on writing
         "duration": round(verdict.wall_time, 4), "waits": round(verdict.protocol_waits, 4),
+        "runs": verdict.runs,
     }
 
 
@@ -114,7 +115,7 @@ def undecided_record(*, case: str, target: str, family: str, nodeid: str, reason
             "status": status, "outcome": status, "requirement": requirement,
             "level": level, "expected": "", "actual": "", "reason": reason, "at": None,
             "follows": "", "unobserved": [], "baseline": None, "states": [], "ladder": [],
-            "pcap": "", "duration": 0.0, "waits": 0.0}
+            "pcap": "", "duration": 0.0, "waits": 0.0, "runs": 0}
 
 
 def _states(verdict: Verdict) -> list[str]:

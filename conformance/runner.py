@@ -14,6 +14,7 @@ import signal
 from pathlib import Path
 
 from .case import Case
+from .confirm import confirm_failure
 from .engine import Engine
 from .lab import LabError
 from .safety import UnsafeTarget
@@ -78,19 +79,21 @@ class Runner:
     """A started target with its wire and engine."""
 
     def __init__(self, target: Target, pcap_dir: Path | None = None,
-                 share: tuple[int, int] = (0, 1)):
+                 share: tuple[int, int] = (0, 1), confirm: int = 0):
         self.target, self.pcap_dir, self.share = target, pcap_dir, share
+        self.confirm = confirm            # further runs a failure must repeat in
         self.wire: Wire | None = None
         self.engine: Engine | None = None
         self.failure: str | None = None   # why the run cannot start, once known
 
     @classmethod
     def for_target(cls, name: str, sysctls: dict | None = None, pcap_dir: Path | None = None,
-                   outside=None, share: tuple[int, int] = (0, 1)) -> "Runner":
+                   outside=None, share: tuple[int, int] = (0, 1),
+                   confirm: int = 0) -> "Runner":
         """`outside`: the description of a target the suite does not build
         (targets.RemoteConfig, ContainerConfig); `share`: this process's
         (index, count) among the processes testing the same target."""
-        return cls(make_target(name, sysctls, outside), pcap_dir, share)
+        return cls(make_target(name, sysctls, outside), pcap_dir, share, confirm)
 
     def start(self) -> None:
         if self.engine is not None or self.failure:
@@ -119,6 +122,22 @@ class Runner:
                     f"target)")
 
     def run(self, case: Case, family: str = IPV4) -> Verdict:
+        verdict = self._run_once(case, family)
+        return confirm_failure(verdict, lambda: self._again(case, family), self.confirm)
+
+    def _again(self, case: Case, family: str) -> Verdict:
+        """A confirming run, without a capture of its own: the case's pcap stays
+        the first run's, whose ladder the verdict shows."""
+        if self.engine is None:
+            return self._run_once(case, family)
+        keep, self.engine.pcap_dir = self.engine.pcap_dir, None
+        try:
+            return self._run_once(case, family)
+        finally:
+            if self.engine is not None:
+                self.engine.pcap_dir = keep
+
+    def _run_once(self, case: Case, family: str) -> Verdict:
         self.start()
         if self.failure:
             raise LabError(self.failure)

@@ -47,6 +47,7 @@ class Verdict:
     # State checks the target could not show (Target.state_view): the verdict
     # rests on the wire alone there.
     unobserved: list[str] = field(default_factory=list)
+    runs: int = 1                    # how often the case ran (--confirm repeats a failure)
 
     @property
     def name(self) -> str:

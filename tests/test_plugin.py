@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -324,3 +325,21 @@ def test_a_sysctl_outside_the_network_namespace_is_refused(cases_dir, setting, w
     assert result.returncode == 4, result.stdout + result.stderr
     assert f"--target-sysctl: {words}" in result.stderr
     assert Path("/proc/sys/kernel/hostname").read_text() == hostname
+
+
+def test_confirm_runs_a_failure_again_and_keeps_it_when_it_repeats(cases_dir, tmp_path):
+    """--confirm 2: a case failing for good fails three times, and says so."""
+    result = run_pytest("-q", str(cases_dir), "-k", "synack-mss and not ipv6", "--family", "ipv4",
+                        "--confirm", "2", f"--report={tmp_path / 'report'}",
+                        "--target-nft", "out:tcp flags & (syn|ack) == syn|ack drop")
+    assert result.returncode == 1, result.stdout
+    data = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert [(r["case"], r["status"], r["runs"]) for r in data["records"]] == [
+        ("handshake.synack-mss", "fail", 3)]
+
+
+@pytest.mark.parametrize("value", ["-1", "x", "11"])
+def test_confirm_takes_a_small_count(value):
+    result = run_pytest("-q", "--confirm", value, "--collect-only", "cases/handshake")
+    assert result.returncode == 4
+    assert "expected a number of runs, 0 to 10" in result.stderr

@@ -105,7 +105,8 @@ class CaseItem(pytest.Item):
                      if workerinput else (0, 1))
             runners[self.target] = current = runner_module.Runner.for_target(
                 self.target, sysctls, pcap_dir,
-                outside=self.config.stash[keys.OUTSIDE].get(self.target), share=share)
+                outside=self.config.stash[keys.OUTSIDE].get(self.target), share=share,
+                confirm=opts.confirm)
             current.start()
             if not current.failure:
                 _apply_nft(current, opts.target_nft)

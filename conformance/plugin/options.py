@@ -28,6 +28,10 @@ def pytest_addoption(parser):
     group.addoption("--target-nft", action="append", default=[], metavar="in|out:RULE",
                     help="alter the target with an nftables rule on its incoming or outgoing "
                          "segments, e.g. 'out:tcp flags & rst == rst drop' (repeatable)")
+    group.addoption("--confirm", type=_count, default=0, metavar="N",
+                    help="run a failing case N more times: the failure stands only if each "
+                         "run fails the same way, else it is an error (for targets on real "
+                         "links, where a lost segment looks like the target's doing)")
     group.addoption("--family", default="ipv4,ipv6", metavar="ipv4,ipv6",
                     help="the address families to run the cases over (default: both)")
     group.addoption("--baseline", metavar="PATH",
@@ -84,6 +88,13 @@ def pytest_addoption(parser):
     outside.addoption("--container-network", metavar="NAME",
                       help="--target container: the network to test it on, when it has "
                            "several")
+
+
+def _count(text: str) -> int:
+    import argparse
+    if not text.isdigit() or int(text) > 10:
+        raise argparse.ArgumentTypeError(f"expected a number of runs, 0 to 10; got {text!r}")
+    return int(text)
 
 
 def _port(text: str) -> int:
