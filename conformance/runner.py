@@ -17,6 +17,7 @@ from .case import Case
 from .confirm import confirm_failure
 from .engine import Engine
 from .lab import LabError
+from .proctree import children
 from .safety import UnsafeTarget
 from .targets import Target, make_target
 from .verdict import ERROR, FAIL, PASS, Verdict
@@ -45,22 +46,6 @@ def _interrupt_with_children(signum, frame):
         except ProcessLookupError:
             pass
     _interrupt(signum, frame)
-
-
-def children(pid: int) -> list[int]:
-    """The PIDs of `pid`'s direct children (/proc/PID/stat's fourth field)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(entry))
-    return found
 
 
 def install_signal_handlers(pass_to_children: bool = False) -> None:

@@ -14,7 +14,8 @@ import pytest
 
 from conformance import lab
 from conformance.lab import Lab, LabError, preflight
-from conformance.runner import Runner, children
+from conformance.proctree import children
+from conformance.runner import Runner
 from conformance.safety import UnsafeTarget, check_target
 from conformance.verdict import ERROR
 from conformance.wire import Link, Wire

@@ -12,20 +12,7 @@ import os
 import signal
 import time
 
-
-def _proc_children() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        children.setdefault(int(fields[1]), []).append(int(entry))
-    return children
+from ...proctree import process_tree
 
 
 def start_time(pid: int) -> str | None:
@@ -40,7 +27,7 @@ def start_time(pid: int) -> str | None:
 
 def descendants(pid: int) -> list[int]:
     """The PIDs of all live descendants of `pid` (not `pid` itself)."""
-    children = _proc_children()
+    children = process_tree()
     found, todo = [], list(children.get(pid, []))
     while todo:
         child = todo.pop()
