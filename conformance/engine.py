@@ -39,15 +39,17 @@ from .steps import App, Expect, OneOf, Send, Silence, StateCheck, Wait, fmt_dura
 from .stream import Flow, SegmentStream
 from .tcp import IPV4
 from .verdict import ERROR, FAIL, NOT_APPLICABLE, PASS, Verdict
-from .wire import Wire, WireError
+from .wire import Frame, Wire, WireError
+from .witness import Witness, summary
 
 
 class Engine:
     """Runs cases against one target over one wire."""
 
     def __init__(self, target, wire: Wire, pcap_dir: Path | None = None,
-                 share: tuple[int, int] = (0, 1)):
+                 share: tuple[int, int] = (0, 1), witness: Witness | None = None):
         self.target, self.wire, self.pcap_dir = target, wire, pcap_dir
+        self.witness = witness      # the capture at the target's end, where there is one
         # Called with the case run once its setup is done, before its own
         # steps: the project's tests alter the target there, to show that a
         # case fails when the target answers differently.
@@ -140,7 +142,10 @@ class _CaseRun:
             if self.link is None:
                 raise NotApplicable(f"the target has no {self.family} address (none was "
                                     f"configured or found)")
-            self.wire.watch(self.link, [flow.tester_port for flow in self.flows.values()])
+            ports = [flow.tester_port for flow in self.flows.values()]
+            self.wire.watch(self.link, ports)
+            if self.engine.witness is not None:
+                self.engine.witness.watch(self.link, ports)
             self.app.call("cleanup")
             self.settings.apply()
             try:
@@ -177,6 +182,7 @@ class _CaseRun:
             verdict.outcome, verdict.reason = ERROR, f"{type(exc).__name__}: {exc}"
         finally:
             self._finish(verdict)
+        self._check_link(verdict)
         if verdict.outcome == FAIL and self.stream.offload_suspected():
             verdict.outcome, verdict.reason = ERROR, self.stream.offload_suspected()
         if verdict.outcome not in (ERROR, NOT_APPLICABLE):
@@ -187,6 +193,34 @@ class _CaseRun:
         verdict.unobserved = self.unobserved
         verdict.wall_time = time.perf_counter() - started
         return verdict
+
+    def _check_link(self, verdict: Verdict) -> None:
+        """Whatever the case found, it stands only if the link delivered every
+        frame of it as sent (witness.py); else it is an error naming the damage."""
+        witness = self.engine.witness
+        if witness is None or self.link is None:
+            return
+        sent = [Frame(seg.time, seg.direction == tcp.OUT, seg.frame)
+                for seg in self.stream.segments]
+        try:
+            damage = witness.damage(sent, self._read_rest)
+        except OSError as exc:
+            verdict.outcome = ERROR
+            verdict.reason = f"the witness at {witness.where} could not be read: {exc}"
+            return
+        if damage:
+            verdict.damage = damage
+            verdict.outcome = ERROR
+            verdict.reason = (f"the link damaged this case's evidence, so no verdict can "
+                              f"stand: {summary(damage)}")
+
+    def _read_rest(self, deadline: float) -> list[Frame]:
+        """The tester's frames of the case not read yet (sent or answered after
+        the last step: the cleanup's, say)."""
+        frames = []
+        while (frame := self.wire.receive(deadline)) is not None:
+            frames.append(frame)
+        return frames
 
     def _finish(self, verdict: Verdict) -> None:
         # Whatever the target sent that no step examined goes on the ladder too.

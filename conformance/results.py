@@ -102,6 +102,10 @@ def record(verdict: Verdict, status: str, *, target: str, nodeid: str, deviation
         "pcap": os.path.abspath(verdict.pcap) if verdict.pcap else "",   # made relative on writing
         "duration": round(verdict.wall_time, 4), "waits": round(verdict.protocol_waits, 4),
         "runs": verdict.runs,
+        # Runs the link damaged before this one (witness.py), and, when this
+        # one was damaged too, what the link did to it.
+        "retries": verdict.retries,
+        "damage": [d.to_json() for d in verdict.damage],
     }
 
 
@@ -115,7 +119,7 @@ def undecided_record(*, case: str, target: str, family: str, nodeid: str, reason
             "status": status, "outcome": status, "requirement": requirement,
             "level": level, "expected": "", "actual": "", "reason": reason, "at": None,
             "follows": "", "unobserved": [], "baseline": None, "states": [], "ladder": [],
-            "pcap": "", "duration": 0.0, "waits": 0.0, "runs": 0}
+            "pcap": "", "duration": 0.0, "waits": 0.0, "runs": 0, "retries": 0, "damage": []}
 
 
 def _states(verdict: Verdict) -> list[str]:

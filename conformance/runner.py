@@ -23,6 +23,10 @@ from .targets import Target, make_target
 from .verdict import ERROR, FAIL, PASS, Verdict
 from .tcp import IPV4
 from .wire import Wire, WireError
+from .witness import Witness
+
+# Further runs of a case whose frames the link damaged, before it is an error.
+LINK_RETRIES = 3
 
 _running: list["Runner"] = []
 
@@ -64,10 +68,13 @@ class Runner:
     """A started target with its wire and engine."""
 
     def __init__(self, target: Target, pcap_dir: Path | None = None,
-                 share: tuple[int, int] = (0, 1), confirm: int = 0):
+                 share: tuple[int, int] = (0, 1), confirm: int = 0,
+                 link_retries: int = LINK_RETRIES):
         self.target, self.pcap_dir, self.share = target, pcap_dir, share
         self.confirm = confirm            # further runs a failure must repeat in
+        self.link_retries = link_retries  # further runs of a case the link damaged
         self.wire: Wire | None = None
+        self.witness: Witness | None = None
         self.engine: Engine | None = None
         self.failure: str | None = None   # why the run cannot start, once known
 
@@ -90,7 +97,11 @@ class Runner:
                              promiscuous=self.target.promiscuous)
             if self.target.check_link_at_start:
                 self._check_link()
-            self.engine = Engine(self.target, self.wire, self.pcap_dir, self.share)
+            if self.target.witness_at is not None:
+                namespace, iface = self.target.witness_at
+                self.witness = Witness.on(iface, namespace, settle=self.target.link_settle)
+            self.engine = Engine(self.target, self.wire, self.pcap_dir, self.share,
+                                 self.witness)
         except (LabError, WireError, UnsafeTarget, OSError) as exc:
             self.failure = str(exc)
             self.stop()
@@ -107,8 +118,24 @@ class Runner:
                     f"target)")
 
     def run(self, case: Case, family: str = IPV4) -> Verdict:
-        verdict = self._run_once(case, family)
+        verdict = self._run_undamaged(case, family)
         return confirm_failure(verdict, lambda: self._again(case, family), self.confirm)
+
+    def _run_undamaged(self, case: Case, family: str) -> Verdict:
+        """A run whose frames the link delivered as sent (witness.py): a case
+        the link damaged runs again, each time with its own capture, up to
+        `link_retries` times; if every run was damaged, the last one's error
+        stands, naming the damage."""
+        verdict = self._run_once(case, family)
+        damaged = []
+        while verdict.damage and len(damaged) < self.link_retries:
+            damaged.append(verdict.damage)
+            verdict = self._run_once(case, family)
+        verdict.retries = len(damaged)
+        if verdict.damage and damaged:
+            verdict.reason = (f"the link damaged all {len(damaged) + 1} runs of this case; "
+                              f"the last: {verdict.reason}")
+        return verdict
 
     def _again(self, case: Case, family: str) -> Verdict:
         """A confirming run, without a capture of its own: the case's pcap stays
@@ -147,6 +174,9 @@ class Runner:
         if self.wire is not None:
             self.wire.close()
             self.wire = None
+        if self.witness is not None:
+            self.witness.close()
+            self.witness = None
         self.engine = None
         try:
             self.target.stop()

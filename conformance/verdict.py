@@ -48,6 +48,10 @@ class Verdict:
     # rests on the wire alone there.
     unobserved: list[str] = field(default_factory=list)
     runs: int = 1                    # how often the case ran (--confirm repeats a failure)
+    # What the link did to this run's frames (witness.py): a verdict with
+    # damage is an error; the runner runs the case again, `retries` times.
+    damage: list = field(default_factory=list)
+    retries: int = 0
 
     @property
     def name(self) -> str:

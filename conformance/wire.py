@@ -88,11 +88,12 @@ def _sock_fprog(instructions: bytes, count: int):
 _DROP_ALL = struct.pack("HBBI", 0x06, 0, 0, 0)  # BPF "ret #0": accept nothing
 
 
-class Wire:
-    """The tester's two packet sockets on one interface.
+class Capture:
+    """A capture-only packet socket on one interface: the kernel filters
+    frames to the flows a case watches (BPF) and timestamps each one.
 
-    One wire serves every address family of a target (its `links` share the
-    interface): each case watches the flow of the link it runs over.
+    The wire has one on the tester's end of the link; the witness
+    (witness.py) has one on the target's end.
 
     `promiscuous`: the tester speaks from a MAC address of its own that the
     interface does not have (a remote target tested from an address no host
@@ -100,36 +101,25 @@ class Wire:
     membership of the capture socket, not a setting of the interface: the
     kernel drops it when the socket closes, however the run ends."""
 
-    def __init__(self, links, allowed_targets: tuple[str, ...] = (), promiscuous: bool = False):
-        links = list(links.values()) if isinstance(links, dict) else list(links)
-        link = links[0]
-        if any((other.iface, other.netns) != (link.iface, link.netns) for other in links):
-            raise WireError("the links of one wire must share the interface and namespace")
-        for each in links:
-            safety.check_target(each.target_ip, allowed_targets)
-        self.links = {each.family: each for each in links}
-        self._targets = {ipaddress.ip_address(each.target_ip).packed for each in links}
+    def __init__(self, iface: str, namespace: str | None, promiscuous: bool = False):
         try:
-            with netns.entered(link.netns):
-                self._tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-                self._tx.bind((link.iface, 0))
+            with netns.entered(namespace):
                 self._rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW,
                                          socket.htons(ETH_P_ALL))
                 self._attach(_DROP_ALL, 1)
                 self._rx.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
                 self._rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, CAPTURE_BUFFER)
-                self._rx.bind((link.iface, ETH_P_ALL))
+                self._rx.bind((iface, ETH_P_ALL))
                 if promiscuous:
-                    membership = struct.pack("iHH8s", socket.if_nametoindex(link.iface),
+                    membership = struct.pack("iHH8s", socket.if_nametoindex(iface),
                                              PACKET_MR_PROMISC, 0, b"")
                     self._rx.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, membership)
         except OSError as exc:
-            raise WireError(f"cannot open packet sockets on {link.iface} "
-                            f"in namespace {link.netns}: {exc}") from None
+            self.close()
+            raise WireError(f"cannot open a packet socket on {iface} "
+                            f"in namespace {namespace}: {exc}") from None
         self._poller = select.poll()
         self._poller.register(self._rx, select.POLLIN)
-
-    # -- capture ------------------------------------------------------------
 
     def _attach(self, instructions: bytes, count: int) -> None:
         prog, _keep = _sock_fprog(instructions, count)
@@ -192,6 +182,42 @@ class Wire:
                 stamp = sec + nsec / 1e9
         return Frame(stamp, address[2] == PACKET_OUTGOING, data)
 
+    def close(self) -> None:
+        if getattr(self, "_rx", None) is not None:
+            self._rx.close()
+
+
+class Wire:
+    """The tester's two packet sockets on one interface: the injector's, which
+    only transmits (protocol 0: it receives nothing), and a :class:`Capture`.
+
+    One wire serves every address family of a target (its `links` share the
+    interface): each case watches the flow of the link it runs over."""
+
+    def __init__(self, links, allowed_targets: tuple[str, ...] = (), promiscuous: bool = False):
+        links = list(links.values()) if isinstance(links, dict) else list(links)
+        link = links[0]
+        if any((other.iface, other.netns) != (link.iface, link.netns) for other in links):
+            raise WireError("the links of one wire must share the interface and namespace")
+        for each in links:
+            safety.check_target(each.target_ip, allowed_targets)
+        self.links = {each.family: each for each in links}
+        self._targets = {ipaddress.ip_address(each.target_ip).packed for each in links}
+        try:
+            with netns.entered(link.netns):
+                self._tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+                self._tx.bind((link.iface, 0))
+        except OSError as exc:
+            raise WireError(f"cannot open packet sockets on {link.iface} "
+                            f"in namespace {link.netns}: {exc}") from None
+        try:
+            self.capture = Capture(link.iface, link.netns, promiscuous)
+        except WireError:
+            self._tx.close()
+            raise
+        self.watch, self.watch_icmp = self.capture.watch, self.capture.watch_icmp
+        self.drain, self.receive = self.capture.drain, self.capture.receive
+
     def echo(self, link: Link, timeout: float = 1.0) -> bool:
         """Whether the target answers an ICMP echo within `timeout` (the
         capture is left watching ICMP: the next case sets its own filter)."""
@@ -225,9 +251,10 @@ class Wire:
         return time.time()
 
     def close(self) -> None:
-        for sock in (getattr(self, "_tx", None), getattr(self, "_rx", None)):
-            if sock is not None:
-                sock.close()
+        if getattr(self, "_tx", None) is not None:
+            self._tx.close()
+        if getattr(self, "capture", None) is not None:
+            self.capture.close()
 
 
 def _address_text(packed: bytes | None) -> str:

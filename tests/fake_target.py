@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from conformance import tcp
 from conformance.targets import ALL, NONE, Target
 from conformance.wire import Frame, Link, build_frame, decode
+from conformance.witness import Witness
 
 TESTER = Link("t0", "02:00:00:00:00:01", "02:00:00:00:00:02", "198.18.0.1", "198.18.0.2")
 # The target's frames: the same link seen from the other end.
@@ -37,9 +38,13 @@ class Reply:
 
 
 class ScriptedWire:
-    def __init__(self, answer=lambda seg: [], echo: bool = True):
-        self.answer, self.echo_answered = answer, echo
+    """`lose(reply)`: whether the link loses that reply on its way to the
+    tester (the target's end of the link still saw it leave: see witness())."""
+
+    def __init__(self, answer=lambda seg: [], echo: bool = True, lose=lambda reply: False):
+        self.answer, self.echo_answered, self.lose = answer, echo, lose
         self.pending: list[Frame] = []
+        self.at_target: list[Frame] = []      # what the target's end of the link saw
         self.sent: list[tcp.Segment] = []     # what the tester sent, decoded
         self.ports: list[int] = []
 
@@ -52,10 +57,17 @@ class ScriptedWire:
         self._deliver(Frame(now, True, data))
         seg = decode(Frame(now, True, data))
         self.sent.append(seg)
+        self.at_target.append(Frame(now, False, data))
         for reply in self.answer(seg):
-            self._deliver(Frame(now + reply.delay, False, build_frame(
-                TARGET, seg.dport, seg.sport, reply.seq, reply.ack, reply.flags, reply.window,
-                reply.payload, bad_checksum=reply.bad_checksum)))
+            frame = build_frame(TARGET, seg.dport, seg.sport, reply.seq, reply.ack, reply.flags,
+                                reply.window, reply.payload, bad_checksum=reply.bad_checksum)
+            self.at_target.append(Frame(now + reply.delay, True, frame))
+            if not self.lose(reply):
+                self._deliver(Frame(now + reply.delay, False, frame))
+
+    def witness(self) -> Witness:
+        """A witness at the target's end of this wire."""
+        return Witness(_TargetEnd(self), "the fake target's end", settle=0.01)
 
     def receive(self, deadline: float) -> Frame | None:
         if self.pending and self.pending[0].time <= deadline:
@@ -70,6 +82,26 @@ class ScriptedWire:
     def _deliver(self, frame: Frame) -> None:
         self.pending.append(frame)
         self.pending.sort(key=lambda f: f.time)
+
+
+class _TargetEnd:
+    """The capture a witness has at the target's end of a ScriptedWire."""
+
+    def __init__(self, wire: ScriptedWire):
+        self.wire = wire
+
+    def watch(self, link, ports) -> None:
+        self.wire.at_target.clear()
+
+    def receive(self, deadline: float) -> Frame | None:
+        frames = self.wire.at_target
+        frames.sort(key=lambda f: f.time)
+        if frames and frames[0].time <= deadline:
+            return frames.pop(0)
+        return None
+
+    def close(self) -> None:
+        pass
 
 
 class FakeAgent:

@@ -4,10 +4,13 @@ show (see the package's docstring, targets/__init__.py)."""
 from __future__ import annotations
 
 from ..agent_client import AgentClient
-from ..lab import LabError
+from ..lab import TARGET_IFACE, LabError
 from ..wire import Link
 
 ALL, HELD, NONE = "all", "held", "none"
+# A frame on a veth takes microseconds; a loaded machine's softirq backlog
+# can hold it for milliseconds.
+LINK_SETTLE = 0.05
 
 
 class Target:
@@ -30,6 +33,21 @@ class Target:
     # Prove the link with an ICMP echo before the first case (a target the
     # suite did not build: its first case must not be the one to find out).
     check_link_at_start = False
+
+    @property
+    def witness_at(self) -> tuple[str, str] | None:
+        """Where the witness captures (witness.py): the target's end of a link
+        the suite built, as (namespace, interface).  The lab targets keep their
+        Lab as ``self.lab``; a target the suite does not build has no witness."""
+        lab = getattr(self, "lab", None)
+        return None if lab is None else (lab.target_ns, TARGET_IFACE)
+
+    @property
+    def link_settle(self) -> float:
+        """How long a frame may still be on its way when a case ends: a
+        moment on a plain veth, plus the largest delay of the link's faults."""
+        faults = getattr(getattr(self, "lab", None), "faults", None)
+        return LINK_SETTLE + (faults.delay if faults else 0.0)
 
     def start(self) -> None:
         raise NotImplementedError
