@@ -1,11 +1,15 @@
 """Faults on the lab link without a lab: the spec's parsing and its errors,
-the words for the report and the nftables ruleset's text
-(tests/test_link_faults.py measures them on a real link)."""
+the words for the report, the nftables ruleset's text, and the delay line's
+schedule (tests/test_link_faults.py measures them on a real link)."""
 
 from __future__ import annotations
 
+import argparse
+import random
+
 import pytest
 
+from conformance.delayline import FIXED, UNIFORM, DelayLine, Schedule, delay_function, parse_route
 from conformance.faults import Faults, parse_faults, ruleset
 
 
@@ -153,3 +157,52 @@ def test_ports_and_table_can_be_named():
     assert text.startswith("table netdev t {")
     assert 'fwd to "d0"' in "\n".join(_chain(text, "a0"))
     assert 'fwd to "d1"' in "\n".join(_chain(text, "a1"))
+
+
+# -- the delay line's schedule ---------------------------------------------------
+
+def test_frames_leave_when_due_earliest_first_and_in_arrival_order_on_ties():
+    delays = iter([0.010, 0.002, 0.010, 0.0])
+    schedule = Schedule(lambda: next(delays))
+    for name in (b"a", b"b", b"c", b"d"):
+        schedule.hold(name, "out", now=100.0)
+    assert schedule.due(100.0) == [("out", b"d")]
+    assert schedule.due(100.001) == []
+    assert schedule.due(100.002) == [("out", b"b")]
+    assert schedule.due(100.5) == [("out", b"a"), ("out", b"c")]
+    assert len(schedule) == 0
+
+
+def test_poll_waits_until_the_next_deadline_rounded_up():
+    schedule = Schedule(lambda: 0.0041)
+    assert schedule.timeout_ms(5.0) is None                    # nothing held: wait for frames
+    schedule.hold(b"x", "out", now=5.0)
+    assert schedule.timeout_ms(5.0) == 5                      # never wakes before the deadline
+    assert schedule.timeout_ms(5.0041) == 0
+    assert schedule.timeout_ms(6.0) == 0                      # overdue: at once
+
+
+def test_delay_functions():
+    assert delay_function(FIXED, 0.005)() == 0.005
+    uniform = delay_function(UNIFORM, 0.01, random.Random(1))
+    draws = [uniform() for _ in range(2000)]
+    assert 0 <= min(draws) and max(draws) <= 0.01
+    assert 0.0045 < sum(draws) / len(draws) < 0.0055
+    with pytest.raises(ValueError, match="expected fixed or uniform"):
+        delay_function("gaussian", 0.01)
+
+
+def test_routes():
+    assert parse_route("dl0r:l1") == ("dl0r", "l1")
+    for bad in ("dl0r", ":l1", "dl0r:"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected IN:OUT"):
+            parse_route(bad)
+
+
+def test_the_delay_line_runs_in_the_link_namespace():
+    line = DelayLine("tcpconf-1-1-link", [("dl0r", "l1"), ("dl1r", "l0")], 0.005, FIXED)
+    command = line.command()
+    assert command[:4] == ["ip", "netns", "exec", "tcpconf-1-1-link"]
+    assert command[5:] == ["-m", "conformance.delayline", "--delay", "0.005", "--mode", "fixed",
+                           "--route", "dl0r:l1", "--route", "dl1r:l0"]
+    assert line.pid is None and not line.alive()
