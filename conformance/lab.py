@@ -1,4 +1,5 @@
-"""The lab: a tester namespace and a target namespace joined by a veth pair.
+"""The lab: a tester namespace and a target namespace joined by a veth pair
+(or, with faults on the link, through a link namespace).
 
     tester namespace                      target namespace
     +-------------------------+           +-----------------------------+
@@ -17,8 +18,27 @@ skips duplicate address detection, and it makes no link-local address and
 ignores router advertisements, so it is usable at once and quiet.  Offloads are off on the target's end: with them on, veth hands
 over segments without a valid checksum and TSO merges segments (lab notes).
 
-Nothing is configured outside the two namespaces: the veth pair is created
-inside the tester namespace with its peer placed straight into the target's.
+With faults on the link (``Lab(faults=...)``, faults.py), a third namespace
+sits in between; tester0 and target0 keep their names, MACs and addresses,
+so the rest of the suite sees no difference:
+
+    tester ns            link namespace tcpconf-<tag>-link              target ns
+    +---------+      +--------------------------------------------+      +---------+
+    | tester0 |<---->| l0 ------------- br0 ------------- l1      |<---->| target0 |
+    +---------+ veth | nftables on l0's and l1's ingress: loss,   | veth +---------+
+                     | duplication, corruption; frames to delay:  |
+                     |   l0 -fwd-> dl0 = dl0r -> delay line -> l1 |
+                     |   l1 -fwd-> dl1 = dl1r -> delay line -> l0 |
+                     +--------------------------------------------+
+
+The bridge has no address, STP and learning off (a two-port hub), and the
+link namespace has IPv6 off, so nothing in it sends a frame of its own; its
+offloads are off, so frames cross it unchanged.  The delay line is a process
+of the suite in the link namespace (delayline.py), stopped by PID with the
+lab.
+
+Nothing is configured outside the lab's namespaces: each veth pair is created
+inside one of them with its peer placed straight into the other.
 Namespace names carry the PID of the process that built them and a number
 unique within it (tcpconf-<pid>-<n>-target), so a lab left by a killed run is
 recognised and removed at the next start, and two labs of one process never
@@ -28,12 +48,16 @@ share a name.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
 
+from .delayline import FIXED, UNIFORM, DelayLine, DelayLineError
+from .faults import DELAY_PORTS, DELAY_READ, PORTS, Faults, ruleset
 from .tcp import IPV4, IPV6
 from .wire import Link
 
@@ -79,7 +103,25 @@ RECORDED_SYSCTLS = (
 OFFLOADS = {"tx-checksumming": "tx", "tcp-segmentation-offload": "tso",
             "generic-segmentation-offload": "gso"}
 
-_LAB_NAME = re.compile(rf"^{PREFIX}-(\d+)-\d+-(tester|target)$")
+# The link namespace (only with faults): no IPv6 at all, so no interface in
+# it sends router solicitations, MLD reports or anything else of its own.
+LINK_SYSCTLS = {
+    "net.ipv6.conf.all.disable_ipv6": "1",
+    "net.ipv6.conf.default.disable_ipv6": "1",
+}
+LINK_BRIDGE = "br0"
+# Locally administered MACs of the lab's 02:00:c6:12:00:xx block for the
+# bridge and its ports (never a frame's source: they only forward), apart
+# from the tester's (:01), the target's (:02) and tap-bridge.sh's (:fc-:fe).
+LINK_MACS = {PORTS[0]: "02:00:c6:12:00:e0", PORTS[1]: "02:00:c6:12:00:e1",
+             LINK_BRIDGE: "02:00:c6:12:00:e2"}
+# Offloads off on every interface of the link namespace (ethtool -K
+# keywords): frames cross it as they were sent, one segment each, with the
+# checksum they carry.
+LINK_OFFLOADS = ("tx", "tso", "gso", "gro")
+PORTS_FORWARD_TIMEOUT = 5.0   # seconds until the bridge ports forward
+
+_LAB_NAME = re.compile(rf"^{PREFIX}-(\d+)-\d+-(tester|target|link)$")
 _lab_numbers = itertools.count(1)
 
 
@@ -164,10 +206,16 @@ def remove_stale_labs() -> list[str]:
 
 @dataclass
 class Lab:
-    """One tester/target namespace pair; `build()` and `destroy()` are idempotent."""
+    """One tester/target namespace pair; `build()` and `destroy()` are idempotent.
+
+    With `faults` (even Faults(): a faultless link), the two are joined
+    through a link namespace that applies them (see the module's docstring);
+    without, directly."""
 
     tag: str = field(default_factory=lambda: f"{os.getpid()}-{next(_lab_numbers)}")
     sysctls: dict = field(default_factory=dict)   # overrides on top of LAB_SYSCTLS
+    faults: Faults | None = None
+    _delay_line: DelayLine | None = field(default=None, init=False, repr=False)
 
     @property
     def tester_ns(self) -> str:
@@ -176,6 +224,15 @@ class Lab:
     @property
     def target_ns(self) -> str:
         return f"{PREFIX}-{self.tag}-target"
+
+    @property
+    def link_ns(self) -> str | None:
+        """The link namespace, when the lab has one (with faults)."""
+        return None if self.faults is None else f"{PREFIX}-{self.tag}-link"
+
+    @property
+    def delay_line_pid(self) -> int | None:
+        return self._delay_line.pid if self._delay_line else None
 
     @property
     def links(self) -> dict[str, Link]:
@@ -189,20 +246,25 @@ class Lab:
         return run("ip", "netns", "exec", self.target_ns, *argv, check=check)
 
     def build(self) -> None:
-        problems = preflight()
+        problems = preflight(("ip", "ethtool") + (("nft",) if self.faults else ()))
         if problems:
             raise LabError("; ".join(problems))
         remove_stale_labs()
         self.destroy()
         t, g = self.tester_ns, self.target_ns
-        run("ip", "netns", "add", t)
-        run("ip", "netns", "add", g)
-        for ns, ns_sysctls in ((t, {**LAB_SYSCTLS, **TESTER_SYSCTLS}),
-                               (g, {**LAB_SYSCTLS, **TARGET_IPV6_SYSCTLS, **self.sysctls})):
+        namespaces = {t: {**LAB_SYSCTLS, **TESTER_SYSCTLS},
+                      g: {**LAB_SYSCTLS, **TARGET_IPV6_SYSCTLS, **self.sysctls}}
+        if self.link_ns:
+            namespaces[self.link_ns] = LINK_SYSCTLS
+        for ns, ns_sysctls in namespaces.items():
+            run("ip", "netns", "add", ns)
             for key, value in ns_sysctls.items():
                 run("ip", "netns", "exec", ns, "sysctl", "-qw", f"{key}={value}")
-        run("ip", "-n", t, "link", "add", TESTER_IFACE, "address", TESTER_MAC, "type", "veth",
-            "peer", "name", TARGET_IFACE, "address", TARGET_MAC, "netns", g)
+        if self.link_ns:
+            self._add_link()
+        else:
+            run("ip", "-n", t, "link", "add", TESTER_IFACE, "address", TESTER_MAC,
+                "type", "veth", "peer", "name", TARGET_IFACE, "address", TARGET_MAC, "netns", g)
         run("ip", "-n", t, "link", "set", TESTER_IFACE, "promisc", "on", "up")
         run("ip", "-n", g, "link", "set", "lo", "up")
         for key, value in TARGET_IPV6_SYSCTLS.items():
@@ -214,6 +276,68 @@ class Lab:
         # capture shows the segments the target's TCP really built.
         self.in_target("ethtool", "-K", TARGET_IFACE, "tx", "off", "tso", "off", "gso", "off")
         run("ip", "netns", "exec", t, "ethtool", "-K", TESTER_IFACE, "gro", "off", check=False)
+        if self.link_ns:
+            self._start_faults()
+
+    # -- the link namespace (with faults) ---------------------------------------
+
+    def _add_link(self) -> None:
+        """tester0 <-> l0, l1 <-> target0 (each pair created in one namespace with
+        its peer placed straight into the other), the bridge, and a veth pair
+        per direction for the frames the delay line holds."""
+        t, g, k = self.tester_ns, self.target_ns, self.link_ns
+        run("ip", "-n", t, "link", "add", TESTER_IFACE, "address", TESTER_MAC, "type", "veth",
+            "peer", "name", PORTS[0], "address", LINK_MACS[PORTS[0]], "netns", k)
+        run("ip", "-n", k, "link", "add", PORTS[1], "address", LINK_MACS[PORTS[1]],
+            "type", "veth", "peer", "name", TARGET_IFACE, "address", TARGET_MAC, "netns", g)
+        for delay_port, reader in zip(DELAY_PORTS, DELAY_READ):
+            run("ip", "-n", k, "link", "add", delay_port, "type", "veth", "peer", "name", reader)
+        run("ip", "-n", k, "link", "add", LINK_BRIDGE, "address", LINK_MACS[LINK_BRIDGE],
+            "type", "bridge", "stp_state", "0", "forward_delay", "0", "mcast_snooping", "0")
+        for port in PORTS:
+            run("ip", "-n", k, "link", "set", port, "master", LINK_BRIDGE)
+            # No learning: the bridge floods every frame to the other port, so
+            # a frame the delay line sends past it cannot leave a stale entry.
+            run("ip", "-n", k, "link", "set", port, "type", "bridge_slave", "learning", "off")
+        for iface in (*PORTS, *DELAY_PORTS, *DELAY_READ):
+            offloads = [word for keyword in LINK_OFFLOADS for word in (keyword, "off")]
+            run("ip", "netns", "exec", k, "ethtool", "-K", iface, *offloads)
+            run("ip", "-n", k, "link", "set", iface, "up")
+        run("ip", "-n", k, "link", "set", LINK_BRIDGE, "up")
+
+    def _start_faults(self) -> None:
+        """The nftables rules and the delay line, then wait until the bridge's
+        ports forward (the kernel applies carrier changes through its link
+        watch, up to a second later; until then the bridge drops every frame)."""
+        k, faults = self.link_ns, self.faults
+        if faults:
+            nft = subprocess.run(["ip", "netns", "exec", k, "nft", "-f", "-"],
+                                 input=ruleset(faults), capture_output=True, text=True)
+            if nft.returncode != 0:
+                raise LabError(f"nft could not load the link's faults in {k}: "
+                               f"{nft.stderr.strip() or nft.returncode}")
+        if faults.hold:
+            routes = [(DELAY_READ[0], PORTS[1]), (DELAY_READ[1], PORTS[0])]
+            self._delay_line = DelayLine(k, routes, faults.hold,
+                                         UNIFORM if faults.delays_every_frame else FIXED)
+            try:
+                self._delay_line.start()
+            except DelayLineError as exc:
+                self._delay_line = None
+                raise LabError(str(exc)) from None
+        self._wait_for_ports()
+
+    def _wait_for_ports(self) -> None:
+        deadline = time.monotonic() + PORTS_FORWARD_TIMEOUT
+        while not all(self._port_forwards(port) for port in PORTS):
+            if time.monotonic() > deadline:
+                raise LabError(f"the bridge ports {', '.join(PORTS)} in {self.link_ns} did not "
+                               f"start forwarding within {PORTS_FORWARD_TIMEOUT:g} s")
+            time.sleep(0.01)
+
+    def _port_forwards(self, port: str) -> bool:
+        shown = run("ip", "-n", self.link_ns, "-j", "-d", "link", "show", "dev", port)
+        return port_forwards(json.loads(shown or "[]"))
 
     def configure_addresses(self) -> None:
         """The target's addresses and its neighbour entries for the tester
@@ -233,8 +357,11 @@ class Lab:
             self.configure_addresses()
 
     def destroy(self) -> None:
+        if self._delay_line is not None:
+            self._delay_line.stop()
+            self._delay_line = None
         existing = set(list_namespaces()) if shutil.which("ip") else set()
-        for ns in (self.target_ns, self.tester_ns):
+        for ns in (self.target_ns, self.link_ns, self.tester_ns):
             if ns in existing:
                 run("ip", "netns", "delete", ns, check=False)
 
@@ -257,9 +384,24 @@ class Lab:
             if name in features:
                 values[f"{TARGET_IFACE} {name}"] = features[name]
         values["link"] = self.link_text
+        if self.faults is not None:
+            values["link faults"] = self.faults.describe()
         return values
 
     @property
     def link_text(self) -> str:
-        return (f"{TESTER_IP}, {TESTER_IP6} ({self.tester_ns}/{TESTER_IFACE}) <-> "
+        text = (f"{TESTER_IP}, {TESTER_IP6} ({self.tester_ns}/{TESTER_IFACE}) <-> "
                 f"{TARGET_IP}, {TARGET_IP6} ({self.target_ns}/{TARGET_IFACE})")
+        if self.link_ns:
+            text += f" via {self.link_ns} ({PORTS[0]}, {LINK_BRIDGE}, {PORTS[1]})"
+        return text
+
+
+def port_forwards(shown: list) -> bool:
+    """Whether `ip -j -d link show dev PORT` shows a bridge port that is up
+    and forwarding."""
+    if not shown:
+        return False
+    link = shown[0]
+    slave = link.get("linkinfo", {}).get("info_slave_data", {})
+    return link.get("operstate") == "UP" and slave.get("state") == "forwarding"

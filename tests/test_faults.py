@@ -1,6 +1,7 @@
 """Faults on the lab link without a lab: the spec's parsing and its errors,
-the words for the report, the nftables ruleset's text, and the delay line's
-schedule (tests/test_link_faults.py measures them on a real link)."""
+the words for the report, the nftables ruleset's text, the delay line's
+schedule, and the lab's side: its names, its bridge ports, the targets that
+take faults (tests/test_link_faults.py measures them on a real link)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from conformance.delayline import FIXED, UNIFORM, DelayLine, Schedule, delay_function, parse_route
 from conformance.faults import Faults, parse_faults, ruleset
+from conformance.lab import _LAB_NAME, Lab, port_forwards
 
 
 # -- parsing --------------------------------------------------------------------
@@ -206,3 +208,25 @@ def test_the_delay_line_runs_in_the_link_namespace():
     assert command[5:] == ["-m", "conformance.delayline", "--delay", "0.005", "--mode", "fixed",
                            "--route", "dl0r:l1", "--route", "dl1r:l0"]
     assert line.pid is None and not line.alive()
+
+
+# -- the lab's side ---------------------------------------------------------------
+
+def test_a_lab_with_faults_has_a_link_namespace_that_a_later_run_recognises():
+    assert Lab(tag="7-1").link_ns is None
+    with_faults = Lab(tag="7-1", faults=Faults())
+    assert with_faults.link_ns == "tcpconf-7-1-link"
+    assert _LAB_NAME.match(with_faults.link_ns).group(1) == "7"
+    assert with_faults.link_text.endswith(" via tcpconf-7-1-link (l0, br0, l1)")
+
+
+@pytest.mark.parametrize("shown, forwards", [
+    ([{"operstate": "UP", "linkinfo": {"info_slave_data": {"state": "forwarding"}}}], True),
+    ([{"operstate": "UP", "linkinfo": {"info_slave_data": {"state": "disabled"}}}], False),
+    ([{"operstate": "LOWERLAYERDOWN",
+       "linkinfo": {"info_slave_data": {"state": "forwarding"}}}], False),
+    ([{"operstate": "UP"}], False),
+    ([], False),
+])
+def test_a_bridge_port_forwards_once_up_and_forwarding(shown, forwards):
+    assert port_forwards(shown) is forwards
