@@ -12,7 +12,8 @@ import pytest
 
 from conformance.delayline import FIXED, UNIFORM, DelayLine, Schedule, delay_function, parse_route
 from conformance.faults import Faults, parse_faults, ruleset
-from conformance.lab import _LAB_NAME, Lab, port_forwards
+from conformance.lab import _LAB_NAME, Lab, LabError, port_forwards
+from conformance.targets import RemoteConfig, make_target
 
 
 # -- parsing --------------------------------------------------------------------
@@ -230,3 +231,16 @@ def test_a_lab_with_faults_has_a_link_namespace_that_a_later_run_recognises():
 ])
 def test_a_bridge_port_forwards_once_up_and_forwarding(shown, forwards):
     assert port_forwards(shown) is forwards
+
+
+def test_a_target_outside_the_lab_refuses_faults():
+    config = RemoteConfig(iface="eth1", addresses=("192.0.2.10",))
+    with pytest.raises(LabError, match="the suite owns no link to a remote target"):
+        make_target("remote", outside=config, faults=Faults(loss=0.01))
+
+
+def test_lab_targets_pass_faults_to_their_lab():
+    faults = Faults(loss=0.01)
+    for name in ("linux", "lwip", "pytcp", "gvisor"):
+        assert make_target(name, faults=faults).lab.faults is faults
+    assert make_target("linux").lab.faults is None

@@ -28,6 +28,7 @@ And it may say what it cannot do, so that verdicts stay honest:
 
 from __future__ import annotations
 
+from ..faults import Faults
 from ..lab import LabError
 from .base import ALL, HELD, NONE, Target
 from .container import ContainerConfig, ContainerTarget
@@ -49,7 +50,14 @@ OUTSIDE_TARGETS = ("remote", "container")
 
 
 def make_target(name: str, sysctls: dict | None = None,
-                outside: RemoteConfig | ContainerConfig | None = None) -> Target:
+                outside: RemoteConfig | ContainerConfig | None = None,
+                faults: Faults | None = None) -> Target:
+    """The target `name`; `faults` on the lab's link (lab targets only)."""
+    if name in OUTSIDE_TARGETS and faults:
+        # The link to a remote device or a container is not the suite's: it
+        # cannot put a fault on it, and a report must not claim it did.
+        raise LabError(f"link faults ({faults.describe()}) need a lab target "
+                       f"({', '.join(TARGETS)}): the suite owns no link to a {name} target")
     if name == "remote" and isinstance(outside, RemoteConfig):
         return RemoteTarget(outside)
     if name == "container" and isinstance(outside, ContainerConfig):
@@ -59,4 +67,4 @@ def make_target(name: str, sysctls: dict | None = None,
     except KeyError:
         raise LabError(f"unknown target {name!r}; known targets: "
                        f"{', '.join([*TARGETS, *OUTSIDE_TARGETS])}") from None
-    return factory(sysctls=sysctls)
+    return factory(sysctls=sysctls, faults=faults)

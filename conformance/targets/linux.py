@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..agent_client import AgentClient, AgentFailure
+from ..faults import Faults
 from ..lab import Lab, LabError, preflight
 from ..wire import Link
 from .base import Target
@@ -15,8 +16,9 @@ class LinuxLab(Target):
 
     name = "linux"
 
-    def __init__(self, sysctls: dict | None = None, tag: str | None = None):
-        kwargs = {"sysctls": dict(sysctls or {})}
+    def __init__(self, sysctls: dict | None = None, tag: str | None = None,
+                 faults: Faults | None = None):
+        kwargs = {"sysctls": dict(sysctls or {}), "faults": faults}
         if tag:
             kwargs["tag"] = tag
         self.lab = Lab(**kwargs)

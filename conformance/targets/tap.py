@@ -33,6 +33,7 @@ import subprocess
 from pathlib import Path
 
 from ..agent_client import AgentClient, AgentFailure
+from ..faults import Faults
 from ..lab import TARGET_IFACE, Lab, LabError, run
 from ..neighbour import NeighbourResponder
 from .base import Target
@@ -47,8 +48,9 @@ class TapStack(Target):
     tap = "tap0"
     start_timeout = 10.0
 
-    def __init__(self, sysctls: dict | None = None, tag: str | None = None):
-        self.lab = Lab(**({"tag": tag} if tag else {}))
+    def __init__(self, sysctls: dict | None = None, tag: str | None = None,
+                 faults: Faults | None = None):
+        self.lab = Lab(**({"tag": tag} if tag else {}), faults=faults)
         self.agent = None
         self.responder: NeighbourResponder | None = None
         # Asked for on the command line for every target; these stacks have none.
@@ -119,6 +121,8 @@ class TapStack(Target):
     def settings(self) -> dict:
         values = {"target system": self.agent.hello.get("system", "?") if self.agent else "?",
                   "link": f"{self.lab.link_text}, through br0 to the tap {self.tap}"}
+        if self.lab.faults is not None:
+            values["link faults"] = self.lab.faults.describe()
         if self.ignored_sysctls:
             values["IGNORED Linux sysctls"] = ", ".join(self.ignored_sysctls)
         return values

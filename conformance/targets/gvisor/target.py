@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ...agent_client import AgentFailure
+from ...faults import Faults
 from ...lab import Lab, LabError
 from ..base import HELD, Target
 from .sandbox import GvisorError, GvisorSandbox
@@ -27,9 +28,9 @@ class GvisorLab(Target):
                          "connection before accept(), nor one after close()")
 
     def __init__(self, sysctls: dict | None = None, tag: str | None = None,
-                 python: str = "/usr/bin/python3"):
+                 python: str = "/usr/bin/python3", faults: Faults | None = None):
         kwargs = {"tag": tag} if tag else {}
-        self.lab = Lab(**kwargs)
+        self.lab = Lab(**kwargs, faults=faults)
         self.sandbox = GvisorSandbox(self.lab.target_ns, python=python)
         self.agent = None
         # Asked for on the command line for every target; netstack has none of them.
@@ -79,6 +80,8 @@ class GvisorLab(Target):
     def settings(self) -> dict:
         values = self.sandbox.settings()
         values["link"] = self.lab.link_text
+        if self.lab.faults is not None:
+            values["link faults"] = self.lab.faults.describe()
         if self.ignored_sysctls:
             values["IGNORED Linux sysctls"] = ", ".join(self.ignored_sysctls)
         return values
