@@ -42,7 +42,7 @@ def raw_floor(runner: Runner, count: int) -> list[float]:
     listener = agent.call("listen", port=port, backlog=count + 8)["sock"]
     frames = [build_frame(link, 30000 + i, port, 1000 * i, 0, tcp.SYN, 65535,
                           options=[("mss", 1460)]) for i in range(count)]
-    wire._filter(f"tcp and src host {link.target_ip} and src port {port}")
+    wire.capture._filter(f"tcp and src host {link.target_ip} and src port {port}")
     times = []
     try:
         for i, frame in enumerate(frames):

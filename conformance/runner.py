@@ -23,7 +23,7 @@ from .targets import Target, make_target
 from .verdict import ERROR, FAIL, PASS, Verdict
 from .tcp import IPV4
 from .wire import Wire, WireError
-from .witness import Witness
+from .witness import Witness, summary
 
 # Further runs of a case whose frames the link damaged, before it is an error.
 LINK_RETRIES = 3
@@ -80,12 +80,14 @@ class Runner:
 
     @classmethod
     def for_target(cls, name: str, sysctls: dict | None = None, pcap_dir: Path | None = None,
-                   outside=None, share: tuple[int, int] = (0, 1),
-                   confirm: int = 0) -> "Runner":
+                   outside=None, share: tuple[int, int] = (0, 1), confirm: int = 0,
+                   faults=None, link_retries: int = LINK_RETRIES) -> "Runner":
         """`outside`: the description of a target the suite does not build
         (targets.RemoteConfig, ContainerConfig); `share`: this process's
-        (index, count) among the processes testing the same target."""
-        return cls(make_target(name, sysctls, outside), pcap_dir, share, confirm)
+        (index, count) among the processes testing the same target; `faults`:
+        what the lab's link does to frames (faults.Faults)."""
+        return cls(make_target(name, sysctls, outside, faults), pcap_dir, share, confirm,
+                   link_retries)
 
     def start(self) -> None:
         if self.engine is not None or self.failure:
@@ -133,8 +135,8 @@ class Runner:
             verdict = self._run_once(case, family)
         verdict.retries = len(damaged)
         if verdict.damage and damaged:
-            verdict.reason = (f"the link damaged all {len(damaged) + 1} runs of this case; "
-                              f"the last: {verdict.reason}")
+            verdict.reason = (f"the link damaged all {len(damaged) + 1} runs of this case, so "
+                              f"no verdict can stand; in the last: {summary(verdict.damage)}")
         return verdict
 
     def _again(self, case: Case, family: str) -> Verdict:

@@ -95,7 +95,8 @@ def describe(packet: bytes) -> str:
     seg = _segment(packet)
     if seg is None:
         return f"packet of {len(packet)} bytes"
-    return tcp.format_segment(seg.flags, seq=seg.seq, ack=seg.ack, length=len(seg.payload))
+    return tcp.format_segment(seg.flags, seq=seg.seq, ack=seg.ack if seg.has(tcp.ACK) else None,
+                              length=len(seg.payload) or None)
 
 
 def _segment(packet: bytes) -> tcp.Segment | None:

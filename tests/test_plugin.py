@@ -343,3 +343,16 @@ def test_confirm_takes_a_small_count(value):
     result = run_pytest("-q", "--confirm", value, "--collect-only", "cases/handshake")
     assert result.returncode == 4
     assert "expected a number of runs, 0 to 10" in result.stderr
+
+
+@pytest.mark.parametrize("options, words", [
+    (("--link-faults", "loss=200%"), "--link-faults: "),
+    (("--link-faults", "jitter=1ms"), "--link-faults: "),
+    (("--link-faults", "loss=2%", "--target", "remote"),
+     "--link-faults: the suite owns no link to remote"),
+    (("--link-retries", "50"), "expected a number of runs, 0 to 20"),
+])
+def test_link_fault_options_are_checked_before_anything_starts(options, words):
+    result = run_pytest("-q", *options, "--collect-only", "cases/handshake")
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert words in result.stderr

@@ -155,4 +155,6 @@ def test_a_case_the_link_damages_every_time_is_an_error_saying_so():
     runner = _runner_with(*[_verdict(ERROR, [LOSS])] * 3, retries=2)
     verdict = runner.run(None)
     assert (verdict.outcome, verdict.retries) == (ERROR, 2)
-    assert verdict.reason.startswith("the link damaged all 3 runs of this case; the last: ")
+    assert verdict.reason == ("the link damaged all 3 runs of this case, so no verdict can "
+                              "stand; in the last: the tester's SYN seq=0 lost on the link "
+                              "(it never arrived)")

@@ -106,7 +106,8 @@ class CaseItem(pytest.Item):
             runners[self.target] = current = runner_module.Runner.for_target(
                 self.target, sysctls, pcap_dir,
                 outside=self.config.stash[keys.OUTSIDE].get(self.target), share=share,
-                confirm=opts.confirm)
+                confirm=opts.confirm, faults=self.config.stash[keys.FAULTS],
+                link_retries=opts.link_retries)
             current.start()
             if not current.failure:
                 _apply_nft(current, opts.target_nft)

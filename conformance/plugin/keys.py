@@ -16,3 +16,4 @@ STATUS = pytest.StashKey[str]()
 CASES_SENT = pytest.StashKey[set]()     # case ids whose case_info this process sent
 CASE_IDS = pytest.StashKey[dict]()     # case id -> (file, line) where collection met it first
 OUTSIDE = pytest.StashKey[dict]()       # "remote"/"container" -> its RemoteConfig/ContainerConfig
+FAULTS = pytest.StashKey[object]()      # --link-faults as a faults.Faults, or None

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ..baseline import BaselineError, load_baseline, resolve
+from ..faults import Faults, parse_faults
 from ..lab import sysctl_problem
 from ..targets import OUTSIDE_TARGETS, TARGETS
 from ..targets.container import ContainerConfig
@@ -32,6 +33,14 @@ def pytest_addoption(parser):
                     help="run a failing case N more times: the failure stands only if each "
                          "run fails the same way, else it is an error (for targets on real "
                          "links, where a lost segment looks like the target's doing)")
+    group.addoption("--link-faults", metavar="SPEC",
+                    help="put faults on the lab's link, in a namespace between tester and "
+                         "target, e.g. 'loss=2%%,dup=2%%,corrupt=1%%,delay=10ms,reorder=5%%' "
+                         "(to show that they give no false verdict: the witness at the "
+                         "target's end sees what the link did)")
+    group.addoption("--link-retries", type=_retries, default=3, metavar="N",
+                    help="run a case whose frames the link damaged up to N more times "
+                         "(default 3); then it is an error naming the damage")
     group.addoption("--family", default="ipv4,ipv6", metavar="ipv4,ipv6",
                     help="the address families to run the cases over (default: both)")
     group.addoption("--baseline", metavar="PATH",
@@ -97,6 +106,13 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _retries(text: str) -> int:
+    import argparse
+    if not text.isdigit() or int(text) > 20:
+        raise argparse.ArgumentTypeError(f"expected a number of runs, 0 to 20; got {text!r}")
+    return int(text)
+
+
 def _port(text: str) -> int:
     import argparse
     try:
@@ -129,12 +145,27 @@ def read_options(config) -> None:
             f"expected KEY=VALUE, such as net.ipv4.tcp_rfc1337=1; got {item!r}")
         if problem:
             raise pytest.UsageError(f"--target-sysctl: {problem}")
+    config.stash[keys.FAULTS] = _link_faults(config.option.link_faults, targets)
     config.stash[keys.OUTSIDE] = _outside_targets(config.option, targets)
     config.stash[keys.RUNNERS] = {}
     config.stash[keys.SETTINGS] = {}
     config.stash[keys.BASELINES] = _load_baselines(config.option.baseline, targets)
     if config.option.pcap_dir is None:
         config.option.pcap_dir = str(Path(config.option.report or "reports") / "pcap")
+
+
+def _link_faults(spec: str | None, targets: tuple) -> Faults | None:
+    if not spec:
+        return None
+    try:
+        faults = parse_faults(spec)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--link-faults: {exc}") from None
+    outside = [t for t in targets if t in OUTSIDE_TARGETS]
+    if outside:
+        raise pytest.UsageError(f"--link-faults: the suite owns no link to {outside[0]}; "
+                                f"faults go only on the lab's own link")
+    return faults
 
 
 def _outside_targets(opts, targets: tuple) -> dict:

@@ -47,7 +47,7 @@ class Target:
         """How long a frame may still be on its way when a case ends: a
         moment on a plain veth, plus the largest delay of the link's faults."""
         faults = getattr(getattr(self, "lab", None), "faults", None)
-        return LINK_SETTLE + (faults.delay if faults else 0.0)
+        return LINK_SETTLE + (faults.hold if faults else 0.0)
 
     def start(self) -> None:
         raise NotImplementedError
