@@ -35,6 +35,8 @@ def test_faults_on_the_link_change_no_verdict(tmp_path):
     clean = sweep(cases, tmp_path / "clean", *common)
     faulty = sweep(cases, tmp_path / "faulty", "--link-faults", FAULTS, *common)
     assert clean.returncode == 0, clean.stdout[-3000:]
+    # 3: some checks could not be decided (the link damaged every run): errors.
+    assert faulty.returncode in (0, 3), faulty.stdout[-3000:]
     old = load_results(tmp_path / "clean" / "results.json")
     new = load_results(tmp_path / "faulty" / "results.json")
     found = compare(old, new)
