@@ -15,8 +15,9 @@ after the target's SYN-ACK: lab notes); the injector speaks for 198.18.0.1
 and 2001:2::1.  The target knows the tester's MAC from permanent neighbour
 entries, so neither ARP nor neighbour discovery is needed; its IPv6 address
 skips duplicate address detection, and it makes no link-local address and
-ignores router advertisements, so it is usable at once and quiet.  Offloads are off on the target's end: with them on, veth hands
-over segments without a valid checksum and TSO merges segments (lab notes).
+ignores router advertisements, so it is usable at once and quiet.  Offloads
+are off on the target's end: with them on, veth hands over segments without a
+valid checksum and TSO merges segments (lab notes).
 
 With faults on the link (``Lab(faults=...)``, faults.py), a third namespace
 sits in between; tester0 and target0 keep their names, MACs and addresses,
