@@ -74,7 +74,9 @@ def main() -> int:
                   f"{sum(r['retries'] for r in retried):>5} {len(errors):>6} "
                   f"{took / clean_time:>5.2f}x")
             for change in false:
-                print("    " + change.line().replace("\n", "\n    "))
+                print("    false: " + change.line().replace("\n", "\n    "))
+            for rec in errors:
+                print(f"    error: {rec['case']} [{rec['family']}]: {rec['reason'][:160]}")
         print(f"false verdicts under faults: {total_false}")
     return 1 if total_false else 0
 

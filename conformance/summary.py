@@ -99,8 +99,9 @@ def closing_summary(records: list[dict], cases: dict[str, dict] | None = None,
     retried = [r for r in records if r.get("retries")]
     if retried:
         runs = sum(r["retries"] for r in retried)
-        lines.append(f"{len(retried)} {'check' if len(retried) == 1 else 'checks'} ran again "
-                     f"after the link damaged their evidence ({runs} more "
+        one = len(retried) == 1
+        lines.append(f"{len(retried)} {'check' if one else 'checks'} ran again after the link "
+                     f"damaged {'its' if one else 'their'} evidence ({runs} more "
                      f"{'run' if runs == 1 else 'runs'}; the witness at the target's end saw it)")
     problems = [r for r in records if r["status"] in ("fail", "fixed", "error")]
     if problems:
