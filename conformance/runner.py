@@ -143,10 +143,10 @@ class Runner:
         """A confirming run, without a capture of its own: the case's pcap stays
         the first run's, whose ladder the verdict shows."""
         if self.engine is None:
-            return self._run_once(case, family)
+            return self._run_undamaged(case, family)
         keep, self.engine.pcap_dir = self.engine.pcap_dir, None
         try:
-            return self._run_once(case, family)
+            return self._run_undamaged(case, family)
         finally:
             if self.engine is not None:
                 self.engine.pcap_dir = keep
