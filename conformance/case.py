@@ -36,9 +36,11 @@ from .steps import (
     DEFAULT_STATE_WITHIN,
     DEFAULT_WITHIN,
     ISN_COMPARISONS,
+    DEFAULT_CROSSING_WITHIN,
     Alternative,
     App,
     Expect,
+    FirewallCheck,
     OneOf,
     Send,
     Silence,
@@ -55,7 +57,7 @@ from .tcp import FAMILIES, MAX_OPTION_BYTES, encode_options
 SCHEMA_PATH = Path(__file__).with_name("case-schema.yaml")
 SETUPS_PATH = Path(__file__).with_name("setups.yaml")
 
-ACTION_KEYS = ("send", "expect", "silence", "app", "state", "wait", "one_of")
+ACTION_KEYS = ("send", "expect", "silence", "app", "state", "wait", "one_of", "firewall")
 DEFAULT_BACKLOG = 5   # the listen() backlog unless the case says otherwise
 
 
@@ -87,6 +89,9 @@ class Case:
     description: str = ""
     marks: list[str] = field(default_factory=list)
     backlog: int = DEFAULT_BACKLOG
+    # 'firewall' or 'nat': a case for the device in the path, run against the
+    # middlebox targets only (targets/firewall.py); None: a case for a host.
+    middlebox: str | None = None
     sockopts: dict = field(default_factory=dict)
     sysctls: dict = field(default_factory=dict)
     families: tuple = FAMILIES
@@ -151,6 +156,12 @@ class _Builder:
             return StateCheck(state=value["is"], within=within, **common)
         if kind == "app":
             return self.app(value, here, common)
+        if kind == "firewall":
+            if isinstance(value, str):
+                return FirewallCheck(fate=value, **common)
+            within = (self.duration(value["within"], here + ("within",)) if "within" in value
+                      else DEFAULT_CROSSING_WITHIN)
+            return FirewallCheck(tracks=value["tracks"], within=within, **common)
         alternatives = [
             Alternative(label=alt["label"], conforms=alt.get("conforms", True),
                         note=alt.get("note"),
@@ -283,7 +294,7 @@ class _Builder:
 
 def _checks_something(steps) -> bool:
     for step in steps:
-        if isinstance(step, (Expect, Silence, StateCheck)):
+        if isinstance(step, (Expect, Silence, StateCheck, FirewallCheck)):
             return True
         if isinstance(step, App) and (step.op == "recv" or step.expect_error):
             return True
@@ -344,6 +355,7 @@ def build_case(data: dict, marks: Marks, path: Path) -> Case:
         role=target["role"], start=target["start"], steps=steps, path=path,
         line=marks.line(()) or 1, description=data.get("description", ""),
         marks=list(data.get("marks", [])), backlog=target.get("backlog", DEFAULT_BACKLOG),
+        middlebox=target.get("middlebox"),
         sockopts=dict(target.get("sockopts", {})),
         sysctls={k: str(v) for k, v in target.get("sysctls", {}).items()},
         families=tuple(f for f in FAMILIES if f in data.get("families", FAMILIES)),
@@ -389,6 +401,8 @@ def script(case: Case) -> list[str]:
                 lines.append(f"{indent}    {conn}app: {step.describe()}")
             elif isinstance(step, StateCheck):
                 lines.append(f"{indent}    {conn}state {step.state}")
+            elif isinstance(step, FirewallCheck):
+                lines.append(f"{indent}    {conn}{step.describe()}")
             elif isinstance(step, OneOf):
                 lines.append(f"{indent}    one of:")
                 for alternative in step.alternatives:

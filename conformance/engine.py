@@ -30,12 +30,14 @@ from .connection import Connection
 from .evidence import Event, NoteEvent
 from .injector import Injector
 from .matching import candidates, choose, mismatches
+from .middlebox import MiddleboxView
 from .observers import AgentObserver, ProbeObserver
 from .outcomes import CannotDecide, NotApplicable, StepFailed
 from .probe import WireProbe, sanity_probe
 from .seq import MOD
 from .settings import CaseSettings
-from .steps import App, Expect, OneOf, Send, Silence, StateCheck, Wait, fmt_duration
+from .steps import (App, Expect, FirewallCheck, OneOf, Send, Silence, StateCheck, Wait,
+                    fmt_duration)
 from .stream import Flow, SegmentStream
 from .tcp import IPV4
 from .verdict import ERROR, FAIL, NOT_APPLICABLE, PASS, Verdict
@@ -47,9 +49,11 @@ class Engine:
     """Runs cases against one target over one wire."""
 
     def __init__(self, target, wire: Wire, pcap_dir: Path | None = None,
-                 share: tuple[int, int] = (0, 1), witness: Witness | None = None):
+                 share: tuple[int, int] = (0, 1), witness: Witness | None = None,
+                 middlebox: MiddleboxView | None = None):
         self.target, self.wire, self.pcap_dir = target, wire, pcap_dir
         self.witness = witness      # the capture at the target's end, where there is one
+        self.middlebox = middlebox  # the device in the path's side of a case, if it is one
         # Called with the case run once its setup is done, before its own
         # steps: the project's tests alter the target there, to show that a
         # case fails when the target answers differently.
@@ -146,6 +150,8 @@ class _CaseRun:
             self.wire.watch(self.link, ports)
             if self.engine.witness is not None:
                 self.engine.witness.watch(self.link, ports)
+            if self.engine.middlebox is not None:
+                self.engine.middlebox.watch(ports)
             self.app.call("cleanup")
             self.settings.apply()
             try:
@@ -248,7 +254,8 @@ class _CaseRun:
         # One method per kind of step: a new kind touches this table, its
         # method and the schema.
         run = {Send: self._send, Expect: self._expect, Silence: self._silence, App: self._app,
-               StateCheck: self._state, Wait: self._wait, OneOf: self._one_of}
+               StateCheck: self._state, Wait: self._wait, OneOf: self._one_of,
+               FirewallCheck: self._firewall}
         for step in steps:
             self.flow = self.flows[step.conn]
             if self.phase == "case" and _decides(step):
@@ -363,6 +370,34 @@ class _CaseRun:
         if self.app.run(step, self.flow, in_setup=self.phase == "setup"):
             self.ref_time = time.time()
 
+    def _firewall(self, step: FirewallCheck) -> None:
+        """What the device in the path did with the tester's last segment, or
+        what its connection tracking holds for the connection (middlebox.py)."""
+        view = self.engine.middlebox
+        if view is None:
+            raise NotApplicable(f"not applicable to {self.engine.target.name}: the case asks "
+                                f"what a firewall in the path did, and there is none")
+        if step.fate:
+            if self.flow.last_sent is None:
+                raise CannotDecide(f"line {step.line}: 'firewall: {step.fate}' asks about the "
+                                   f"tester's last segment, and none was sent before it")
+            found = view.fate(self.flow.last_sent, self.flow.last_sent_at,
+                              time.time() + step.within)
+            self._note(found.text())
+            if found.fate != step.fate:
+                raise StepFailed(step, step.describe(), found.text())
+            self.ref_time = time.time()
+            return
+        link = self.link
+        ends = (link.tester_ip, self.flow.tester_port, link.target_ip, self.target_port)
+        entry = view.tracks(ends, step.tracks, step.within)
+        said = _tracked_text(entry)
+        self._note(said)
+        held = entry is None if step.tracks == "none" else (entry and entry.state == step.tracks)
+        if not held:
+            raise StepFailed(step, step.describe(), said)
+        self.ref_time = time.time()
+
     def _state(self, step: StateCheck) -> None:
         seen = self.observer.check(step, self.flow, in_case=self.phase == "case")
         self.ladder.extend(seen.notes + [seen.event])
@@ -375,10 +410,17 @@ class _CaseRun:
             self.ref_time = time.time()
 
 
+def _tracked_text(entry) -> str:
+    if entry is None:
+        return "the firewall tracks no connection for it"
+    return (f"the firewall tracks it as {entry.state} ({entry.timeout} s left"
+            + (", unreplied" if entry.unreplied else "") + ")")
+
+
 def _decides(step) -> bool:
     """A step whose outcome is a check of the target (state checks count
     only when the state could be observed: see _state)."""
-    if isinstance(step, (Expect, Silence, OneOf)):
+    if isinstance(step, (Expect, Silence, OneOf, FirewallCheck)):
         return True
     return isinstance(step, App) and (step.expect_error is not None or step.op == "recv")
 

@@ -32,6 +32,7 @@ class Injector:
                             step.win, payload, step.options, step.urg, step.bad_checksum,
                             step.raw_options)
         sent_at = time.perf_counter()
+        flow.last_sent, flow.last_sent_at = frame, time.time()
         self.wire.send(frame)
         conn.sent(seq, step.flags, len(payload), step.options, step.bad_checksum)
         return sent_at

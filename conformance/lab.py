@@ -122,7 +122,7 @@ LINK_MACS = {PORTS[0]: "02:00:c6:12:00:e0", PORTS[1]: "02:00:c6:12:00:e1",
 LINK_OFFLOADS = ("tx", "tso", "gso", "gro")
 PORTS_FORWARD_TIMEOUT = 5.0   # seconds until the bridge ports forward
 
-_LAB_NAME = re.compile(rf"^{PREFIX}-(\d+)-\d+-(tester|target|link)$")
+_LAB_NAME = re.compile(rf"^{PREFIX}-(\d+)-\d+-(tester|target|link|firewall)$")
 _lab_numbers = itertools.count(1)
 
 
@@ -163,8 +163,8 @@ def preflight(tools=("ip", "ethtool")) -> list[str]:
     return problems
 
 
-def run(*argv: str, check: bool = True) -> str:
-    result = subprocess.run(argv, capture_output=True, text=True)
+def run(*argv: str, check: bool = True, input: str | None = None) -> str:
+    result = subprocess.run(argv, capture_output=True, text=True, input=input)
     if check and result.returncode != 0:
         raise LabError(f"'{' '.join(argv)}' failed: {result.stderr.strip() or result.returncode}")
     return result.stdout
@@ -246,26 +246,26 @@ class Lab:
     def in_target(self, *argv: str, check: bool = True) -> str:
         return run("ip", "netns", "exec", self.target_ns, *argv, check=check)
 
+    def namespaces(self) -> dict[str, dict]:
+        """The lab's namespaces, each with the sysctls set in it as it is made."""
+        namespaces = {self.tester_ns: {**LAB_SYSCTLS, **TESTER_SYSCTLS},
+                      self.target_ns: {**LAB_SYSCTLS, **TARGET_IPV6_SYSCTLS, **self.sysctls}}
+        if self.link_ns:
+            namespaces[self.link_ns] = LINK_SYSCTLS
+        return namespaces
+
     def build(self) -> None:
-        problems = preflight(("ip", "ethtool") + (("nft",) if self.faults else ()))
+        problems = preflight(("ip", "ethtool") + (("nft",) if self.needs_nft else ()))
         if problems:
             raise LabError("; ".join(problems))
         remove_stale_labs()
         self.destroy()
         t, g = self.tester_ns, self.target_ns
-        namespaces = {t: {**LAB_SYSCTLS, **TESTER_SYSCTLS},
-                      g: {**LAB_SYSCTLS, **TARGET_IPV6_SYSCTLS, **self.sysctls}}
-        if self.link_ns:
-            namespaces[self.link_ns] = LINK_SYSCTLS
-        for ns, ns_sysctls in namespaces.items():
+        for ns, ns_sysctls in self.namespaces().items():
             run("ip", "netns", "add", ns)
             for key, value in ns_sysctls.items():
                 run("ip", "netns", "exec", ns, "sysctl", "-qw", f"{key}={value}")
-        if self.link_ns:
-            self._add_link()
-        else:
-            run("ip", "-n", t, "link", "add", TESTER_IFACE, "address", TESTER_MAC,
-                "type", "veth", "peer", "name", TARGET_IFACE, "address", TARGET_MAC, "netns", g)
+        self.join()
         run("ip", "-n", t, "link", "set", TESTER_IFACE, "promisc", "on", "up")
         run("ip", "-n", g, "link", "set", "lo", "up")
         for key, value in TARGET_IPV6_SYSCTLS.items():
@@ -277,8 +277,33 @@ class Lab:
         # capture shows the segments the target's TCP really built.
         self.in_target("ethtool", "-K", TARGET_IFACE, "tx", "off", "tso", "off", "gso", "off")
         run("ip", "netns", "exec", t, "ethtool", "-K", TESTER_IFACE, "gro", "off", check=False)
+        self.start_middle()
+
+    # What a lab with something between tester0 and target0 changes (the
+    # faulty link here; a firewall in firewall.py).
+
+    @property
+    def needs_nft(self) -> bool:
+        return bool(self.faults)
+
+    def join(self) -> None:
+        """tester0 and target0, joined directly or through the link namespace."""
+        if self.link_ns:
+            self._add_link()
+        else:
+            run("ip", "-n", self.tester_ns, "link", "add", TESTER_IFACE, "address", TESTER_MAC,
+                "type", "veth", "peer", "name", TARGET_IFACE, "address", TARGET_MAC,
+                "netns", self.target_ns)
+
+    def start_middle(self) -> None:
+        """Whatever runs between the two ends once they are joined."""
         if self.link_ns:
             self._start_faults()
+
+    @property
+    def middle_namespaces(self) -> tuple[str, ...]:
+        """The namespaces between tester and target, destroyed with the lab."""
+        return (self.link_ns,) if self.link_ns else ()
 
     # -- the link namespace (with faults) ---------------------------------------
 
@@ -362,7 +387,7 @@ class Lab:
             self._delay_line.stop()
             self._delay_line = None
         existing = set(list_namespaces()) if shutil.which("ip") else set()
-        for ns in (self.target_ns, self.link_ns, self.tester_ns):
+        for ns in (self.target_ns, *self.middle_namespaces, self.tester_ns):
             if ns in existing:
                 run("ip", "netns", "delete", ns, check=False)
 

@@ -17,6 +17,7 @@ from .case import Case
 from .confirm import confirm_failure
 from .engine import Engine
 from .lab import LabError
+from .middlebox import MiddleboxView
 from .proctree import children
 from .safety import UnsafeTarget
 from .targets import Target, make_target
@@ -75,6 +76,7 @@ class Runner:
         self.link_retries = link_retries  # further runs of a case the link damaged
         self.wire: Wire | None = None
         self.witness: Witness | None = None
+        self.middlebox: MiddleboxView | None = None
         self.engine: Engine | None = None
         self.failure: str | None = None   # why the run cannot start, once known
 
@@ -102,8 +104,10 @@ class Runner:
             if self.target.witness_at is not None:
                 namespace, iface = self.target.witness_at
                 self.witness = Witness.on(iface, namespace, settle=self.target.link_settle)
+            if self.target.middlebox_at is not None:
+                self.middlebox = MiddleboxView.on(*self.target.middlebox_at)
             self.engine = Engine(self.target, self.wire, self.pcap_dir, self.share,
-                                 self.witness)
+                                 self.witness, self.middlebox)
         except (LabError, WireError, UnsafeTarget, OSError) as exc:
             self.failure = str(exc)
             self.stop()
@@ -176,9 +180,10 @@ class Runner:
         if self.wire is not None:
             self.wire.close()
             self.wire = None
-        if self.witness is not None:
-            self.witness.close()
-            self.witness = None
+        for capture in (self.witness, self.middlebox):
+            if capture is not None:
+                capture.close()
+        self.witness = self.middlebox = None
         self.engine = None
         try:
             self.target.stop()

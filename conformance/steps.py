@@ -220,6 +220,30 @@ class StateCheck(Step):
     within: float = DEFAULT_STATE_WITHIN
 
 
+# How long a firewall step waits for the segment at the end host's side, and
+# for the tracker's state to settle.  A veth and a router in one machine take
+# well under a millisecond; a segment that has not crossed by then was dropped.
+DEFAULT_CROSSING_WITHIN = 0.2
+CROSSING_FATES = ("drops", "forwards", "translates")
+
+
+@dataclass
+class FirewallCheck(Step):
+    """What the middlebox did with the tester's last segment on the step's
+    connection (`fate`: drops, forwards, translates), or the state its
+    connection tracking holds for the connection (`tracks`: a state, or none)."""
+
+    fate: str | None = None
+    tracks: str | None = None
+    within: float = DEFAULT_CROSSING_WITHIN
+
+    def describe(self) -> str:
+        if self.fate:
+            return f"the firewall {self.fate} it"
+        return ("the firewall tracks no connection" if self.tracks == "none"
+                else f"the firewall tracks it as {self.tracks}")
+
+
 @dataclass
 class Alternative:
     label: str

@@ -33,6 +33,10 @@ class Flow:
     conn: Connection
     sock: int | None = None
     held: list = field(default_factory=list)
+    # The last frame the tester sent on it, and when (time.time()): a
+    # middlebox step asks what became of it (middlebox.py).
+    last_sent: bytes | None = None
+    last_sent_at: float = 0.0
 
 
 class SegmentStream:

@@ -136,6 +136,11 @@ class Capture:
             f"tcp and ((src host {link.tester_ip} and dst host {link.target_ip} and ({sent})) "
             f"or (src host {link.target_ip} and dst host {link.tester_ip} and ({answered})))")
 
+    def watch_ports(self, ports) -> None:
+        """Capture TCP to or from any of `ports`, whatever the addresses (the
+        end host's side of a NAT, where the addresses are not the tester's)."""
+        self._filter("tcp and (" + " or ".join(f"port {port}" for port in ports) + ")")
+
     def watch_icmp(self, link: Link) -> None:
         """Capture the target's ICMP, for the sanity probe after each case."""
         proto = "icmp6" if link.family == IPV6 else "icmp"

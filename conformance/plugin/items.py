@@ -11,6 +11,7 @@ from .. import runner as runner_module
 from ..case import Case, CaseError
 from ..casefile import load_case_file
 from ..lab import LabError
+from ..targets import middlebox_of
 from ..verdict import ERROR, FAIL, FIXED, NOT_APPLICABLE, Verdict, judge
 from . import keys
 
@@ -51,6 +52,8 @@ class CaseFile(pytest.File):
                                               error=error)
                 continue
             for target in targets:
+                if middlebox_of(target) != case.middlebox:
+                    continue   # a host case on a middlebox, or the reverse: not for it
                 for family in case.families:
                     if family in families:
                         # With one target the item is <id>[ipv4]; with several,

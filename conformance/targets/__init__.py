@@ -32,6 +32,7 @@ from ..faults import Faults
 from ..lab import LabError
 from .base import ALL, HELD, NONE, Target
 from .container import ContainerConfig, ContainerTarget
+from .firewall import FirewallTarget, NatTarget, WeakFirewallTarget
 from .gvisor import GvisorLab
 from .linux import LinuxLab
 from .lwip import LwipLab
@@ -39,11 +40,14 @@ from .pytcp import PytcpLab
 from .remote import RemoteConfig, RemoteTarget
 
 __all__ = ["ALL", "HELD", "NONE", "OUTSIDE_TARGETS", "TARGETS", "ContainerConfig",
-           "ContainerTarget", "GvisorLab", "LinuxLab", "LwipLab", "PytcpLab", "RemoteConfig",
-           "RemoteTarget", "Target", "make_target"]
+           "ContainerTarget", "FirewallTarget", "GvisorLab", "LinuxLab", "LwipLab",
+           "NatTarget", "PytcpLab", "RemoteConfig", "RemoteTarget", "Target",
+           "WeakFirewallTarget", "make_target", "middlebox_of"]
 
 # The stacks the suite can build in its own lab, by the name --target takes.
-TARGETS = {"linux": LinuxLab, "lwip": LwipLab, "gvisor": GvisorLab, "pytcp": PytcpLab}
+# The end hosts first, then the devices in the path (targets/firewall.py).
+TARGETS = {"linux": LinuxLab, "lwip": LwipLab, "gvisor": GvisorLab, "pytcp": PytcpLab,
+           "firewall": FirewallTarget, "firewall-weak": WeakFirewallTarget, "nat": NatTarget}
 # Targets the suite does not build: described by the --remote-* and
 # --container options instead.
 OUTSIDE_TARGETS = ("remote", "container")
@@ -68,3 +72,10 @@ def make_target(name: str, sysctls: dict | None = None,
         raise LabError(f"unknown target {name!r}; known targets: "
                        f"{', '.join([*TARGETS, *OUTSIDE_TARGETS])}") from None
     return factory(sysctls=sysctls, faults=faults)
+
+
+def middlebox_of(name: str) -> str | None:
+    """The kind of device in the path target `name` is ('firewall', 'nat'),
+    or None for an end host: which cases it runs."""
+    factory = TARGETS.get(name)
+    return getattr(factory, "middlebox", None)

@@ -34,6 +34,14 @@ class Target:
     # suite did not build: its first case must not be the one to find out).
     check_link_at_start = False
 
+    # The device in the path this target is ('firewall', 'nat'; targets/
+    # firewall.py), whose cases it runs; None: an end host, which runs the
+    # host cases.
+    middlebox: str | None = None
+    # (end host namespace, interface, firewall namespace) of a middlebox the
+    # suite built: where a case sees what crossed it and what it tracks.
+    middlebox_at: tuple[str, str, str] | None = None
+
     @property
     def witness_at(self) -> tuple[str, str] | None:
         """Where the witness captures (witness.py): the target's end of a link

@@ -1,0 +1,69 @@
+"""What a middlebox did with a segment, and the firewall's rulesets (pure: no lab)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance import tcp
+from conformance.firewall import FIREWALL, NAT, WEAK, ruleset
+from conformance.lab import LabError
+from conformance.middlebox import DROPS, FORWARDS, TRANSLATES, crossing
+from conformance.targets import middlebox_of
+from conformance.wire import Frame, Link, build_frame
+
+OUTSIDE = Link("tester0", "02:00:c6:12:00:01", "02:00:c6:12:00:d0", "198.18.0.1", "198.18.1.2")
+OUTSIDE6 = Link("tester0", "02:00:c6:12:00:01", "02:00:c6:12:00:d0", "2001:2::1",
+                "2001:2:0:1::2")
+# The same segment on the inside link, one hop on: another MAC, TTL one less.
+INSIDE = Link("fw1", "02:00:c6:12:00:d1", "02:00:c6:12:00:02", "198.18.0.1", "198.18.1.2")
+NATTED = Link("fw1", "02:00:c6:12:00:d1", "02:00:c6:12:00:02", "198.18.1.254", "198.18.1.2")
+
+
+def segment(link, ttl=64, sport=40000, flags=tcp.ACK):
+    frame = bytearray(build_frame(link, sport, 10000, 1000, 2000, flags, 65535, b"hi"))
+    if link.family == tcp.IPV4 and ttl != 64:
+        frame[22] = ttl
+        frame[24:26] = b"\x00\x00"          # what a router recomputes: not compared
+    elif ttl != 64:
+        frame[21] = ttl
+    return bytes(frame)
+
+
+def test_a_segment_one_hop_on_and_otherwise_unchanged_was_forwarded():
+    sent = segment(OUTSIDE)
+    found = crossing(sent, 10.0, [Frame(10.0002, False, segment(INSIDE, ttl=63))])
+    assert (found.fate, round(found.delay, 4)) == (FORWARDS, 0.0002)
+    assert found.text() == "the firewall forwards it: at the end host 0.20 ms later"
+
+
+def test_ipv6_hop_limit_is_the_hop_too():
+    inside6 = Link("fw1", INSIDE.tester_mac, INSIDE.target_mac, "2001:2::1", "2001:2:0:1::2")
+    found = crossing(segment(OUTSIDE6), 10.0, [Frame(10.001, False, segment(inside6, ttl=63))])
+    assert found.fate == FORWARDS
+
+
+def test_a_segment_with_other_addresses_was_translated_and_says_how():
+    found = crossing(segment(OUTSIDE), 10.0,
+                     [Frame(10.001, False, segment(NATTED, ttl=63, sport=61000))])
+    assert found.fate == TRANSLATES
+    assert found.detail == "source 198.18.0.1:40000 -> 198.18.1.254:61000"
+
+
+def test_a_segment_never_seen_inside_was_dropped():
+    other = segment(INSIDE, ttl=63, flags=tcp.ACK | tcp.PSH)      # another segment
+    outgoing = Frame(10.001, True, segment(INSIDE, ttl=63))       # the host's own, leaving
+    assert crossing(segment(OUTSIDE), 10.0, [Frame(10.001, False, other), outgoing]).fate == DROPS
+
+
+def test_the_rulesets_differ_where_the_cases_look():
+    stateful, weak, nat = ruleset(FIREWALL), ruleset(WEAK), ruleset(NAT)
+    assert "ct state established,related accept" in stateful and "ct state" not in weak
+    assert "tcp flags & (fin | syn | rst | ack) == syn ct state new accept" in stateful
+    assert "masquerade" in nat and "masquerade" not in stateful
+    with pytest.raises(LabError, match="unknown firewall ruleset 'open'"):
+        ruleset("open")
+
+
+def test_each_target_runs_the_cases_for_what_it_is():
+    assert [middlebox_of(t) for t in ("linux", "firewall", "firewall-weak", "nat", "remote")] \
+        == [None, "firewall", "firewall", "nat", None]
