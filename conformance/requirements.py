@@ -17,7 +17,7 @@ SHOULD, SHOULD NOT, RECOMMENDED, ...        SHOULD    warns
 MAY, OPTIONAL                               MAY       informs
 lowercase "must" / "should", or no keyword  SHOULD    warns ("no BCP 14 keyword")
 lowercase "may"                             MAY       informs
-any sentence of an Informational RFC        MAY       informs (RFC 1337, RFC 4987)
+any sentence of an Informational RFC        MAY       informs (RFC 1337, 4987, 6092)
 =========================================  ========  =============================
 
 RFC 8174 gives the keywords their force only in capitals.  A sentence of RFC
@@ -68,8 +68,10 @@ BCP14 = tuple(k for k in KEYWORD_LEVELS if k.isupper())
 
 # An Informational RFC states no requirement of the Internet standard (RFC
 # 2026 section 4.2.2), whatever its words: a deviation from it informs.  RFC
-# 1337 (TIME-WAIT hazards) and RFC 4987 (SYN flooding) are the catalogue's.
-INFORMATIONAL_RFCS = {1337, 4987}
+# 1337 (TIME-WAIT hazards), RFC 4987 (SYN flooding) and RFC 6092 (simple
+# security in IPv6 CPE, whose section 1.2 says it "uses the normative keywords
+# [...] only for precision") are the catalogue's.
+INFORMATIONAL_RFCS = {1337, 4987, 6092}
 
 # RFC 9293 section 2.1 labels every keyword sentence: MUST-n, SHLD-n, MAY-n,
 # REC-n (RECOMMENDED); MUST NOT and SHOULD NOT share the MUST and SHLD

@@ -128,6 +128,18 @@ def test_an_informational_rfc_informs():
     assert derive_level("SHOULD", rfc=9293) == "SHOULD"
 
 
+def test_rfc6092_musts_inform():
+    """RFC 6092 (simple security in IPv6 CPE) is Informational and says it uses the
+    keywords "only for precision": its MUST for a firewall informs, while RFC 5382's
+    MUST for a NAT (a BCP) fails."""
+    catalogue = load_catalogue()
+    rec = catalogue.get("RFC6092-REC-31")
+    assert (rec.keyword, rec.level) == ("MUST", "MAY")
+    assert rec.basis == "RFC 6092 is Informational: a deviation is a MAY"
+    req = catalogue.get("RFC5382-REQ-2")
+    assert (req.keyword, req.level) == ("MUST", "MUST")
+
+
 def test_the_documentation_table_is_current():
     """docs/requirements.md is what `python -m conformance.requirements_doc` writes."""
     page = (REPO / "docs" / "requirements.md").read_text(encoding="utf-8")
