@@ -25,7 +25,10 @@ forward chain is one of three rulesets (:data:`RULESETS`):
   filter lets an ACK through: certainly not a good idea").  It is there to
   show that the middlebox cases can fail.
 * ``nat``: the reference firewall, and masquerade on the outside link: the
-  end host's connections leave from the firewall's outside address.
+  end host's connections leave from the firewall's outside address.  Its
+  input chain drops new inbound TCP to the NAT itself: without it, the
+  NAT's own stack answers an unsolicited SYN with a RST, which RFC 5382
+  REQ-4 forbids (the case nat.unsolicited-syn-silent failed so).
 
 Nothing in any namespace asks for a neighbour: every neighbour entry is
 permanent, as in the plain lab.  The firewall's own settings that change
@@ -111,6 +114,13 @@ def ruleset(variant: str) -> str:
         text += (f"    chain postrouting {{\n"
                  f"        type nat hook postrouting priority srcnat; policy accept;\n"
                  f"        oifname \"{OUTSIDE_IFACE}\" masquerade\n"
+                 f"    }}\n"
+                 # Without this, the NAT's own TCP answers an inbound SYN that
+                 # matches no mapping with a RST (measured: RFC 5382 REQ-4 failed).
+                 f"    chain input {{\n"
+                 f"        type filter hook input priority filter; policy accept;\n"
+                 f"        iifname \"{OUTSIDE_IFACE}\" meta l4proto tcp ct state new drop \\\n"
+                 f"            comment \"RFC 5382 REQ-4: an unsolicited inbound SYN draws nothing\"\n"
                  f"    }}\n")
     return text + "}\n"
 
