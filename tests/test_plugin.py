@@ -351,6 +351,8 @@ def test_confirm_takes_a_small_count(value):
     (("--link-faults", "loss=2%", "--target", "remote"),
      "--link-faults: the suite owns no link to remote"),
     (("--link-retries", "50"), "expected a number of runs, 0 to 20"),
+    (("--link-faults", "loss=2%", "--target", "firewall"),
+     "--link-faults: firewall is a device in the path"),
 ])
 def test_link_fault_options_are_checked_before_anything_starts(options, words):
     result = run_pytest("-q", *options, "--collect-only", "cases/handshake")

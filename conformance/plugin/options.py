@@ -11,7 +11,7 @@ import pytest
 from ..baseline import BaselineError, load_baseline, resolve
 from ..faults import Faults, parse_faults
 from ..lab import sysctl_problem
-from ..targets import OUTSIDE_TARGETS, TARGETS
+from ..targets import OUTSIDE_TARGETS, TARGETS, middlebox_of
 from ..targets.container import ContainerConfig
 from ..targets.remote import HOST, ConfigError, RemoteConfig, check_address
 from ..tcp import FAMILIES
@@ -165,6 +165,10 @@ def _link_faults(spec: str | None, targets: tuple) -> Faults | None:
     if outside:
         raise pytest.UsageError(f"--link-faults: the suite owns no link to {outside[0]}; "
                                 f"faults go only on the lab's own link")
+    devices = [t for t in targets if middlebox_of(t)]
+    if devices:
+        raise pytest.UsageError(f"--link-faults: {devices[0]} is a device in the path, where "
+                                f"the faulty link would go; faults go on a host target's link")
     return faults
 
 
