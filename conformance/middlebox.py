@@ -7,7 +7,7 @@ target, and a case asks two things the tester's own capture cannot answer:
   it (unchanged, but for the hop: TTL or hop limit one less, the IPv4 header
   checksum with it), or translated it (other addresses or ports, as a NAT
   does).  A capture on the end host's link (inside the end host's namespace)
-  sees what reached it; :func:`fate` compares the two frames.
+  sees what reached it; :func:`crossing` compares the two frames.
 * the state its connection tracking holds for the case's connection, read
   from the firewall's namespace (conntrack.py).
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from . import conntrack
 from .conntrack import Tracked
-from .wire import Capture, Frame, decode
+from .wire import Capture, Frame, decode_packet
 from .witness import ip_packet
 
 DROPS, FORWARDS, TRANSLATES = "drops", "forwards", "translates"
@@ -48,8 +48,7 @@ class Crossing:
 def _identity(packet: bytes):
     """What routing and translation leave alone: the TCP sequence numbers,
     flags and data (None when the packet is no TCP segment)."""
-    ethertype = b"\x86\xdd" if packet[:1] and packet[0] >> 4 == 6 else b"\x08\x00"
-    seg = decode(Frame(0.0, False, bytes(12) + ethertype + packet))
+    seg = decode_packet(packet)
     return None if seg is None else (seg.seq, seg.ack, seg.flags, bytes(seg.payload))
 
 
@@ -87,9 +86,8 @@ def _translation(sent: bytes, arrived: bytes) -> str:
 
 
 def _ends(packet: bytes) -> tuple[str, str]:
-    ethertype = b"\x86\xdd" if packet[0] >> 4 == 6 else b"\x08\x00"
-    seg = decode(Frame(0.0, False, bytes(12) + ethertype + packet))
-    host = (lambda a: f"[{a}]") if ethertype == b"\x86\xdd" else str
+    seg = decode_packet(packet)
+    host = (lambda a: f"[{a}]") if ":" in seg.src else str
     return f"{host(seg.src)}:{seg.sport}", f"{host(seg.dst)}:{seg.dport}"
 
 

@@ -394,6 +394,13 @@ def decode(frame: Frame) -> tcp.Segment | None:
         checksum_ok=_checksum(pseudo + tcp_bytes) == 0xFFFF, frame=data)
 
 
+def decode_packet(packet: bytes) -> tcp.Segment | None:
+    """The TCP segment in an IP packet (no Ethernet header: as the witness and
+    the middlebox view compare them), or None if there is none."""
+    ethertype = b"\x86\xdd" if packet[:1] and packet[0] >> 4 == 6 else b"\x08\x00"
+    return decode(Frame(0.0, False, bytes(12) + ethertype + packet))
+
+
 PCAP_NANOSECOND_MAGIC = 0xA1B23C4D
 
 

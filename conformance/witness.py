@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 
 from . import tcp
-from .wire import Capture, Frame, Link, decode
+from .wire import Capture, Frame, Link, decode_packet
 
 # Kinds of damage, as the reason of an error says them.
 LOST, DUPLICATED, ALTERED, REORDERED, DELAYED = (
@@ -92,22 +92,17 @@ def ip_packet(frame: bytes) -> bytes:
 
 def describe(packet: bytes) -> str:
     """A packet as the ladder writes a segment: flags, seq, ack, length."""
-    seg = _segment(packet)
+    seg = decode_packet(packet)
     if seg is None:
         return f"packet of {len(packet)} bytes"
     return tcp.format_segment(seg.flags, seq=seg.seq, ack=seg.ack if seg.has(tcp.ACK) else None,
                               length=len(seg.payload) or None)
 
 
-def _segment(packet: bytes) -> tcp.Segment | None:
-    ethertype = b"\x86\xdd" if packet[:1] and packet[0] >> 4 == 6 else b"\x08\x00"
-    return decode(Frame(0.0, False, bytes(12) + ethertype + packet))
-
-
 def _identity(packet: bytes):
     """What stays the same when a link alters a frame's bytes: the ports, the
     sequence numbers and the flags (None if it is no TCP segment)."""
-    seg = _segment(packet)
+    seg = decode_packet(packet)
     return None if seg is None else (seg.sport, seg.dport, seg.seq, seg.ack, seg.flags)
 
 
