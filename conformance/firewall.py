@@ -197,15 +197,8 @@ class FirewallLab(Lab):
     def configure_addresses(self) -> None:
         """The end host's addresses on the inside link, the firewall as its
         next hop (a permanent neighbour) and its default route."""
-        g = self.target_ns
-        run("ip", "-n", g, "addr", "replace", f"{HOST_IP}/{PREFIXLEN}", "dev", TARGET_IFACE)
-        run("ip", "-n", g, "addr", "replace", f"{HOST_IP6}/{PREFIXLEN6}", "dev", TARGET_IFACE,
-            "nodad")
-        for ip in (INSIDE_IP, INSIDE_IP6):
-            run("ip", "-n", g, "neigh", "replace", ip, "lladdr", INSIDE_MAC,
-                "dev", TARGET_IFACE, "nud", "permanent")
-        run("ip", "-n", g, "route", "replace", "default", "via", INSIDE_IP)
-        run("ip", "-n", g, "-6", "route", "replace", "default", "via", INSIDE_IP6)
+        self.address_target((HOST_IP, HOST_IP6), (INSIDE_IP, INSIDE_IP6), INSIDE_MAC,
+                            via_neighbours=True)
 
     def start_middle(self) -> None:
         run("ip", "netns", "exec", self.firewall_ns, "nft", "-f", "-", input=ruleset(self.variant))

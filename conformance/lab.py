@@ -369,13 +369,24 @@ class Lab:
         """The target's addresses and its neighbour entries for the tester
         (idempotent: the kernel drops IPv6 from a link whose MTU goes below
         1280, and this puts it back)."""
+        self.address_target((TARGET_IP, TARGET_IP6), (TESTER_IP, TESTER_IP6), TESTER_MAC)
+
+    def address_target(self, addresses: tuple[str, str], neighbours: tuple[str, str],
+                       neighbour_mac: str, via_neighbours: bool = False) -> None:
+        """The target's IPv4 and IPv6 `addresses` on target0, permanent entries
+        for its `neighbours` (one MAC: the tester's, or a router's), and with
+        `via_neighbours`, default routes through them."""
         g = self.target_ns
-        run("ip", "-n", g, "addr", "replace", f"{TARGET_IP}/{PREFIXLEN}", "dev", TARGET_IFACE)
-        run("ip", "-n", g, "addr", "replace", f"{TARGET_IP6}/{PREFIXLEN6}", "dev", TARGET_IFACE,
+        ipv4, ipv6 = addresses
+        run("ip", "-n", g, "addr", "replace", f"{ipv4}/{PREFIXLEN}", "dev", TARGET_IFACE)
+        run("ip", "-n", g, "addr", "replace", f"{ipv6}/{PREFIXLEN6}", "dev", TARGET_IFACE,
             "nodad")
-        for tester_ip in (TESTER_IP, TESTER_IP6):
-            run("ip", "-n", g, "neigh", "replace", tester_ip, "lladdr", TESTER_MAC,
+        for neighbour in neighbours:
+            run("ip", "-n", g, "neigh", "replace", neighbour, "lladdr", neighbour_mac,
                 "dev", TARGET_IFACE, "nud", "permanent")
+            if via_neighbours:
+                family = "-6" if ":" in neighbour else "-4"
+                run("ip", "-n", g, family, "route", "replace", "default", "via", neighbour)
 
     def set_mtu(self, mtu: int) -> None:
         self.in_target("ip", "link", "set", TARGET_IFACE, "mtu", str(mtu))
