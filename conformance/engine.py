@@ -27,7 +27,7 @@ from .agent_client import AgentFailure
 from .application import Application, BlackBoxApplication
 from .case import Case
 from .connection import Connection
-from .evidence import Event, NoteEvent
+from .evidence import DeviceEvent, Event, NoteEvent, describe
 from .injector import Injector
 from .matching import candidates, choose, mismatches
 from .middlebox import MiddleboxView
@@ -383,19 +383,17 @@ class _CaseRun:
                                    f"tester's last segment, and none was sent before it")
             found = view.fate(self.flow.last_sent, self.flow.last_sent_at,
                               time.time() + step.within)
-            self._note(found.text())
-            if found.fate != step.fate:
-                raise StepFailed(step, step.describe(), found.text())
-            self.ref_time = time.time()
-            return
-        link = self.link
-        ends = (link.tester_ip, self.flow.tester_port, link.target_ip, self.target_port)
-        entry = view.tracks(ends, step.tracks, step.within)
-        said = _tracked_text(entry)
-        self._note(said)
-        held = entry is None if step.tracks == "none" else (entry and entry.state == step.tracks)
+            seen = found.event(time.time())
+            held = found.fate == step.fate
+        else:
+            link = self.link
+            ends = (link.tester_ip, self.flow.tester_port, link.target_ip, self.target_port)
+            entry = view.tracks(ends, step.tracks, step.within)
+            seen = _tracked(entry, time.time())
+            held = seen.seen == step.tracks
+        self.ladder.append(seen)
         if not held:
-            raise StepFailed(step, step.describe(), said)
+            raise StepFailed(step, step.describe(), describe(seen))
         self.ref_time = time.time()
 
     def _state(self, step: StateCheck) -> None:
@@ -410,11 +408,12 @@ class _CaseRun:
             self.ref_time = time.time()
 
 
-def _tracked_text(entry) -> str:
+def _tracked(entry, at: float) -> DeviceEvent:
+    """What the tracker held for a connection, as evidence."""
     if entry is None:
-        return "the firewall tracks no connection for it"
-    return (f"the firewall tracks it as {entry.state} ({entry.timeout} s left"
-            + (", unreplied" if entry.unreplied else "") + ")")
+        return DeviceEvent(at, "tracking", "none")
+    return DeviceEvent(at, "tracking", entry.state, detail=f"{entry.timeout} s left"
+                       + (", unreplied" if entry.unreplied else ""))
 
 
 def _decides(step) -> bool:

@@ -19,6 +19,8 @@ case's first event) and ``kind`` (:func:`to_json`, :func:`from_json`)::
      "holds": true, "reason": ""}
     {"t": 0.0040, "kind": "app", "call": "accept", "result": "ok"}
     {"t": 0.0051, "kind": "note", "text": "the target followed: ...", "mark": ""}
+    {"t": 0.0062, "kind": "device", "check": "crossing", "seen": "forwards",
+     "delay_us": 52, "detail": ""}
 """
 
 from __future__ import annotations
@@ -85,8 +87,24 @@ class NoteEvent:
     mark: str = ""                  # "probe" for a black-box wire probe
 
 
-Event = Union[SegmentEvent, AppEvent, StateEvent, NoteEvent]
-KINDS = {cls.kind: cls for cls in (SegmentEvent, AppEvent, StateEvent, NoteEvent)}
+@dataclass
+class DeviceEvent:
+    """What the device in the path did (middlebox.py): with the tester's last
+    segment (`check` "crossing", `seen` drops, forwards or translates), or
+    what its connection tracking held for the connection (`check`
+    "tracking", `seen` a state such as ESTABLISHED, or none)."""
+
+    kind: ClassVar[str] = "device"
+    time: float
+    check: str
+    seen: str
+    delay_us: int | None = None     # crossing: microseconds to the end host's link
+    detail: str = ""                # the translation; the tracked entry's time left
+
+
+Event = Union[SegmentEvent, AppEvent, StateEvent, NoteEvent, DeviceEvent]
+KINDS = {cls.kind: cls for cls in (SegmentEvent, AppEvent, StateEvent, NoteEvent,
+                                   DeviceEvent)}
 
 
 # --- the one formatter ---------------------------------------------------------
@@ -106,7 +124,21 @@ def describe(event: Event) -> str:
     if isinstance(event, StateEvent):
         return event.observed if event.observed is not None else \
             f"{event.expected}? not observable"
+    if isinstance(event, DeviceEvent):
+        return _device_text(event)
     return event.text
+
+
+def _device_text(event: DeviceEvent) -> str:
+    if event.check == "tracking":
+        if event.seen == "none":
+            return "the firewall tracks no connection for it"
+        return f"the firewall tracks it as {event.seen}" + (
+            f" ({event.detail})" if event.detail else "")
+    if event.delay_us is None:
+        return f"the firewall {event.seen} it (it never reached the end host's link)"
+    return (f"the firewall {event.seen} it: at the end host {event.delay_us / 1000:.2f} ms later"
+            + (f" ({event.detail})" if event.detail else ""))
 
 
 def tag(event: Event) -> str:
@@ -116,7 +148,7 @@ def tag(event: Event) -> str:
         if event.observed is None:
             return event.reason
         return "" if event.holds else f"expected {event.expected}"
-    if isinstance(event, AppEvent):
+    if isinstance(event, (AppEvent, DeviceEvent)):
         return ""
     return event.mark
 
@@ -222,6 +254,7 @@ _FIELDS = {
     "app": {"call": _STR, "result": _STR},
     "state": {"expected": _STR, "observed": _OPT_STR, "holds": _OPT_BOOL, "reason": _STR},
     "note": {"text": _STR, "mark": _STR},
+    "device": {"check": _STR, "seen": _STR, "delay_us": _OPT_INT, "detail": _STR},
 }
 _KIND_WORDS = {_INT: "an integer", _OPT_INT: "an integer or null", _STR: "a string",
                _OPT_STR: "a string or null", _BOOL: "true or false",

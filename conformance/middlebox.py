@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from . import conntrack
 from .conntrack import Tracked
+from .evidence import DeviceEvent
 from .wire import Capture, Frame, decode_packet
 from .witness import ip_packet
 
@@ -37,12 +38,10 @@ class Crossing:
     inside: bytes | None = None        # the IP packet as it reached the end host's link
     detail: str = ""
 
-    def text(self) -> str:
-        if self.fate == DROPS:
-            return "the firewall drops it (it never reached the end host's link)"
-        said = "forwards it" if self.fate == FORWARDS else "translates it"
-        return (f"the firewall {said}: at the end host {self.delay * 1000:.2f} ms later"
-                + (f" ({self.detail})" if self.detail else ""))
+    def event(self, at: float) -> DeviceEvent:
+        """The crossing as evidence on the ladder."""
+        delay = None if self.delay is None else round(self.delay * 1e6)
+        return DeviceEvent(at, "crossing", self.fate, delay, self.detail)
 
 
 def _identity(packet: bytes):

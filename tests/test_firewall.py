@@ -16,8 +16,12 @@ pytestmark = pytest.mark.lab
 
 
 @pytest.fixture(scope="module")
-def records(tmp_path_factory) -> dict:
-    report = tmp_path_factory.mktemp("firewall-sweep")
+def report(tmp_path_factory):
+    return tmp_path_factory.mktemp("firewall-sweep")
+
+
+@pytest.fixture(scope="module")
+def records(report) -> dict:
     result = sweep(CASES / "middlebox", report, "--target", "firewall,firewall-weak,nat")
     assert result.returncode == 0, result.stdout[-3000:]
     data = json.loads((report / "results.json").read_text())
@@ -34,7 +38,7 @@ def test_the_reference_nat_passes_the_nat_cases(records):
     assert len(ours) >= 12 and set(ours.values()) == {"pass"}, ours
 
 
-def test_the_weak_firewall_deviates_in_every_case_that_needs_state(records):
+def test_the_weak_firewall_deviates_in_every_case_that_needs_state(records, report):
     weak = {key: r for key, r in records.items() if key[0] == "firewall-weak"}
     assert len(weak) == len([k for k in records if k[0] == "firewall"])
     # Passing every segment is right for one case only: a SYN with data.
@@ -46,6 +50,10 @@ def test_the_weak_firewall_deviates_in_every_case_that_needs_state(records):
     ack = weak[("firewall-weak", "firewall.ack-without-connection", "ipv4")]
     assert ack["expected"] == "the firewall drops it"
     assert ack["actual"].startswith("the firewall forwards it: at the end host")
+    # What the device did is typed evidence on the ladder, drawn on the case's page.
+    assert [e["seen"] for e in ack["ladder"] if e["kind"] == "device"] == ["forwards"]
+    page = report / "cases" / "firewall-weak" / "firewall.ack-without-connection-ipv4.html"
+    assert "the firewall forwards it: at the end host" in page.read_text()
 
 
 def test_host_cases_and_middlebox_cases_run_where_they_belong():

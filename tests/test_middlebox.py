@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conformance import tcp
+from conformance.evidence import DeviceEvent, describe, from_json, to_json
 from conformance.firewall import FIREWALL, NAT, WEAK, ruleset
 from conformance.lab import LabError
 from conformance.middlebox import DROPS, FORWARDS, TRANSLATES, crossing
@@ -33,7 +34,7 @@ def test_a_segment_one_hop_on_and_otherwise_unchanged_was_forwarded():
     sent = segment(OUTSIDE)
     found = crossing(sent, 10.0, [Frame(10.0002, False, segment(INSIDE, ttl=63))])
     assert (found.fate, round(found.delay, 4)) == (FORWARDS, 0.0002)
-    assert found.text() == "the firewall forwards it: at the end host 0.20 ms later"
+    assert describe(found.event(10.0)) == "the firewall forwards it: at the end host 0.20 ms later"
 
 
 def test_ipv6_hop_limit_is_the_hop_too():
@@ -67,3 +68,16 @@ def test_the_rulesets_differ_where_the_cases_look():
 def test_each_target_runs_the_cases_for_what_it_is():
     assert [middlebox_of(t) for t in ("linux", "firewall", "firewall-weak", "nat", "remote")] \
         == [None, "firewall", "firewall", "nat", None]
+
+
+def test_what_the_device_did_is_typed_evidence_in_results_json():
+    events = [DeviceEvent(1.0, "crossing", "translates", 52, "source 198.18.0.1:40000 -> "
+                                                            "198.18.1.254:61000"),
+              DeviceEvent(1.1, "tracking", "ESTABLISHED", None, "431999 s left"),
+              DeviceEvent(1.2, "tracking", "none")]
+    back = from_json(to_json(events))
+    assert [describe(e) for e in back] == [
+        "the firewall translates it: at the end host 0.05 ms later (source 198.18.0.1:40000 "
+        "-> 198.18.1.254:61000)",
+        "the firewall tracks it as ESTABLISHED (431999 s left)",
+        "the firewall tracks no connection for it"]

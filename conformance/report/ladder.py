@@ -175,7 +175,8 @@ def _geometry(entries, rows, breaks, tester, target) -> _Geometry:
     rights = [target_x + _width(target) / 2, _legend_x() + _width(_legend_text())]
     rights += [band_x + BAND_PX + 6 + _width(_state_text(e)) for e in entries
                if e.kind == "state"]
-    rights += [_note_x(tester_x) + _width(e.text) for e in entries if e.kind == "note"]
+    rights += [_note_x(tester_x) + _width(e.text) for e in entries
+               if e.kind in ("note", "device")]
     width = max(rights) + MARGIN_PX
     height = end_y + 24 + MARGIN_PX
     return _Geometry(axis_x, tester_x, target_x, app_x, band_x, end_y, math.ceil(width),
@@ -264,7 +265,9 @@ def _time_axis(geo: _Geometry, rows: list[Row]) -> list[str]:
 
 
 def _events(geo: _Geometry, rows: list[Row]) -> list[str]:
-    draw = {"segment": _segment, "app": _app, "note": _note, "state": _state_tick}
+    # What the device in the path did is written across the diagram, as a note.
+    draw = {"segment": _segment, "app": _app, "note": _note, "state": _state_tick,
+            "device": _note}
     return [draw[row.entry.kind](geo, row) for row in rows]
 
 
