@@ -78,6 +78,12 @@ class Engine:
         return run.execute()
 
 
+# How long the tester may take from the end of one step to a send.  The
+# engine does a few milliseconds of work there; a busy machine (too many
+# workers for its cores) can stop it for hundreds, and a target's
+# retransmission timer (200 ms on gVisor) does not wait.
+STALL_LIMIT = 0.1
+
 # The target's ports for cases whose application the agent drives.
 TARGET_PORTS = range(10000, 30000)
 
@@ -117,6 +123,8 @@ class _CaseRun:
         self.app = (BlackBoxApplication if blind else Application)(
             engine.target, case, family, self.link, target_port, self.flows, self.ladder)
         self.ref_time = time.time()        # when the previous step ended
+        self.step_end: float | None = None  # when the previous step's method returned
+        self.stall: tuple[int, float] | None = None   # (line, seconds): the worst lag
         self.sent_at: float | None = None  # perf_counter of the last injection
         self.exchanges: list[float] = []
         self.waits = 0.0
@@ -189,6 +197,14 @@ class _CaseRun:
         finally:
             self._finish(verdict)
         self._check_link(verdict)
+        if self.stall is not None and verdict.outcome != NOT_APPLICABLE:
+            line, gap = self.stall
+            verdict.outcome = ERROR
+            verdict.stalled = (f"the tester sent the segment of line {line} {gap * 1000:.0f} ms "
+                               f"after the step before it ended (the machine was busy): the "
+                               f"target's timers ran on meanwhile, so the case's timing "
+                               f"cannot be trusted")
+            verdict.reason = verdict.stalled
         if verdict.outcome == FAIL and self.stream.offload_suspected():
             verdict.outcome, verdict.reason = ERROR, self.stream.offload_suspected()
         if verdict.outcome not in (ERROR, NOT_APPLICABLE):
@@ -264,7 +280,21 @@ class _CaseRun:
                 self._note(step.note)
             if not isinstance(step, (Send, Expect, OneOf)):
                 self.sent_at = None  # a round trip is a send answered by the next expect
+            if isinstance(step, Send):
+                self._mind_the_gap(step)
             run[type(step)](step)
+            self.step_end = time.time()
+
+    def _mind_the_gap(self, step: Send) -> None:
+        """Remember the longest time the tester took, between one step's end
+        and a send, beyond STALL_LIMIT: a busy machine can hold the tester back
+        while the target's timers run on (a retransmission, a timeout), and the
+        segment then meets another state than the case was written for."""
+        if self.step_end is None:
+            return
+        gap = time.time() - self.step_end
+        if gap > STALL_LIMIT and (self.stall is None or gap > self.stall[1]):
+            self.stall = (step.line, gap)
 
     def _wait(self, step: Wait) -> None:
         time.sleep(step.duration)

@@ -106,6 +106,7 @@ def record(verdict: Verdict, status: str, *, target: str, nodeid: str, deviation
         # one was damaged too, what the link did to it.
         "retries": verdict.retries,
         "damage": [d.to_json() for d in verdict.damage],
+        "stalled": verdict.stalled,
     }
 
 
@@ -119,7 +120,8 @@ def undecided_record(*, case: str, target: str, family: str, nodeid: str, reason
             "status": status, "outcome": status, "requirement": requirement,
             "level": level, "expected": "", "actual": "", "reason": reason, "at": None,
             "follows": "", "unobserved": [], "baseline": None, "states": [], "ladder": [],
-            "pcap": "", "duration": 0.0, "waits": 0.0, "runs": 0, "retries": 0, "damage": []}
+            "pcap": "", "duration": 0.0, "waits": 0.0, "runs": 0, "retries": 0, "damage": [],
+            "stalled": ""}
 
 
 def _states(verdict: Verdict) -> list[str]:

@@ -128,19 +128,22 @@ class Runner:
         return confirm_failure(verdict, lambda: self._again(case, family), self.confirm)
 
     def _run_undamaged(self, case: Case, family: str) -> Verdict:
-        """A run whose frames the link delivered as sent (witness.py): a case
-        the link damaged runs again, each time with its own capture, up to
-        `link_retries` times; if every run was damaged, the last one's error
-        stands, naming the damage."""
+        """A run whose frames the link delivered as sent (witness.py), and whose
+        sends the tester made on time (engine.STALL_LIMIT): any other run goes
+        again, each time with its own capture, up to `link_retries` times; if
+        every run failed so, the last one's error stands, saying why."""
         verdict = self._run_once(case, family)
         damaged = []
-        while verdict.damage and len(damaged) < self.link_retries:
-            damaged.append(verdict.damage)
+        while (verdict.damage or verdict.stalled) and len(damaged) < self.link_retries:
+            damaged.append(verdict.damage or verdict.stalled)
             verdict = self._run_once(case, family)
         verdict.retries = len(damaged)
         if verdict.damage and damaged:
             verdict.reason = (f"the link damaged all {len(damaged) + 1} runs of this case, so "
                               f"no verdict can stand; in the last: {summary(verdict.damage)}")
+        elif verdict.stalled and damaged:
+            verdict.reason = (f"the link or the tester's timing failed all {len(damaged) + 1} "
+                              f"runs of this case; in the last, {verdict.stalled}")
         return verdict
 
     def _again(self, case: Case, family: str) -> Verdict:

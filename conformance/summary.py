@@ -100,9 +100,9 @@ def closing_summary(records: list[dict], cases: dict[str, dict] | None = None,
     if retried:
         runs = sum(r["retries"] for r in retried)
         one = len(retried) == 1
-        lines.append(f"{len(retried)} {'check' if one else 'checks'} ran again after the link "
-                     f"damaged {'its' if one else 'their'} evidence ({runs} more "
-                     f"{'run' if runs == 1 else 'runs'}; the witness at the target's end saw it)")
+        lines.append(f"{len(retried)} {'check' if one else 'checks'} ran again: the link "
+                     f"damaged {'its' if one else 'their'} evidence, or the tester was late to "
+                     f"send ({runs} more {'run' if runs == 1 else 'runs'})")
     problems = [r for r in records if r["status"] in ("fail", "fixed", "error")]
     if problems:
         lines += ["", "Failures and errors:"]

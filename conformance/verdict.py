@@ -51,6 +51,9 @@ class Verdict:
     # What the link did to this run's frames (witness.py): a verdict with
     # damage is an error; the runner runs the case again, `retries` times.
     damage: list = field(default_factory=list)
+    # Why the tester's own timing failed this run (engine.STALL_LIMIT), or "":
+    # run again, as for damage.
+    stalled: str = ""
     retries: int = 0
 
     @property

@@ -158,3 +158,22 @@ def test_a_case_the_link_damages_every_time_is_an_error_saying_so():
     assert verdict.reason == ("the link damaged all 3 runs of this case, so no verdict can "
                               "stand; in the last: the tester's SYN seq=0 lost on the link "
                               "(it never arrived)")
+
+
+def test_a_tester_late_to_send_is_an_error_and_runs_again():
+    """A busy machine holding the tester back between steps: the target's
+    timers ran on, so the verdict cannot stand (engine.STALL_LIMIT)."""
+    import time as clock
+    from conformance.engine import STALL_LIMIT, Engine
+    from conformance.verdict import ERROR
+    from tests.fake_target import FakeTarget, ScriptedWire
+    from tests.test_engine_fake_wire import DATA_THEN_ACK, acking, case
+    wire = ScriptedWire(acking())
+    engine = Engine(FakeTarget(), wire)
+    engine.after_setup = lambda run: clock.sleep(STALL_LIMIT + 0.05)
+    verdict = engine.run(case(DATA_THEN_ACK))
+    assert verdict.outcome == ERROR and verdict.stalled
+    assert verdict.reason.startswith("the tester sent the segment of line 6 ")
+    assert "ms after the step before it ended (the machine was busy)" in verdict.reason
+    runner = _runner_with(verdict, _verdict(ERROR, [LOSS]), _verdict("pass"))
+    assert runner.run(None).retries == 2
