@@ -382,6 +382,9 @@ class _CaseRun:
             self._answered(seg)
         else:
             self.ref_time = time.time()
+        # The alternative's own first step ended with the choice (a window of
+        # silence waited out, or an answer read): its next send is timed from here.
+        self.step_end = time.time()
         try:
             self._steps(chosen.steps[1:])
         except StepFailed as exc:

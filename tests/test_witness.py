@@ -177,3 +177,24 @@ def test_a_tester_late_to_send_is_an_error_and_runs_again():
     assert "ms after the step before it ended (the machine was busy)" in verdict.reason
     runner = _runner_with(verdict, _verdict(ERROR, [LOSS]), _verdict("pass"))
     assert runner.run(None).retries == 2
+
+
+def test_a_send_after_a_silence_chosen_in_one_of_is_not_late():
+    """The silence of the alternative the target followed is waited out inside
+    the one_of step: the send after it is on time."""
+    from conformance.engine import Engine
+    from tests.fake_target import FakeTarget, ScriptedWire, handshake
+    from tests.test_engine_fake_wire import case
+    steps = ("  - send: {flags: ACK+PSH, data: hello}\n"
+             "  - one_of:\n"
+             "      - label: quiet\n"
+             "        requirement: RFC9293-MUST-13\n"
+             "        steps:\n"
+             "          - silence: 150ms\n"
+             "          - send: {flags: ACK+PSH, data: again}\n"
+             "      - label: answered\n"
+             "        requirement: RFC9293-MUST-13\n"
+             "        steps:\n"
+             "          - expect: {flags: ACK, within: 150ms}\n")
+    verdict = Engine(FakeTarget(), ScriptedWire(handshake)).run(case(steps))
+    assert verdict.alternative == "quiet" and verdict.stalled == "", verdict.explain()
