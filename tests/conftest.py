@@ -64,12 +64,13 @@ def linux(linux_runner):
 
 @lru_cache(maxsize=None)
 def all_cases() -> dict:
-    """The written cases by id (the grid's cells have their own tests); read once
-    per session, for the many test modules that parametrize over them."""
+    """The written cases for a host by id (the grid's cells have their own tests,
+    and the middlebox cases theirs: tests/test_firewall.py); read once per
+    session, for the many test modules that parametrize over them."""
     cases = {}
     for path in sorted(CASES.rglob("*.yaml")):
         for case in load_case_file(path):
-            if "grid" not in case.marks:
+            if "grid" not in case.marks and case.middlebox is None:
                 cases[case.id] = case
     return cases
 
