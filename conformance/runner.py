@@ -138,12 +138,18 @@ class Runner:
             damaged.append(verdict.damage or verdict.stalled)
             verdict = self._run_once(case, family)
         verdict.retries = len(damaged)
-        if verdict.damage and damaged:
-            verdict.reason = (f"the link damaged all {len(damaged) + 1} runs of this case, so "
-                              f"no verdict can stand; in the last: {summary(verdict.damage)}")
-        elif verdict.stalled and damaged:
-            verdict.reason = (f"the link or the tester's timing failed all {len(damaged) + 1} "
-                              f"runs of this case; in the last, {verdict.stalled}")
+        if not damaged or not (verdict.damage or verdict.stalled):
+            return verdict
+        runs = len(damaged) + 1
+        late = any(isinstance(each, str) for each in damaged) or bool(verdict.stalled)
+        if not late:
+            verdict.reason = (f"the link damaged all {runs} runs of this case, so no verdict "
+                              f"can stand; in the last: {summary(verdict.damage)}")
+        else:
+            last = summary(verdict.damage) if verdict.damage else verdict.stalled
+            verdict.reason = (f"in all {runs} runs of this case the link damaged the evidence "
+                              f"or the tester was late, so no verdict can stand; in the last, "
+                              f"{last}")
         return verdict
 
     def _again(self, case: Case, family: str) -> Verdict:
