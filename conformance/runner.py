@@ -136,6 +136,7 @@ class Runner:
         damaged = []
         while (verdict.damage or verdict.stalled) and len(damaged) < self.link_retries:
             damaged.append(verdict.damage or verdict.stalled)
+            self.target.before_rerun()
             verdict = self._run_once(case, family)
         verdict.retries = len(damaged)
         if not damaged or not (verdict.damage or verdict.stalled):
@@ -157,6 +158,7 @@ class Runner:
         the first run's, whose ladder the verdict shows."""
         if self.engine is None:
             return self._run_undamaged(case, family)
+        self.target.before_rerun()
         keep, self.engine.pcap_dir = self.engine.pcap_dir, None
         try:
             return self._run_undamaged(case, family)

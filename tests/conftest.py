@@ -124,3 +124,11 @@ def report_sweep(tmp_path_factory) -> dict:
     return {"root": root, "cases": cases, "report": report, "result": result,
             "stdout": result.stdout, "passing": passing,
             "items": sum(len(c.families) for c in passing) + 1}
+
+
+def sigint_as_ctrl_c() -> None:
+    """For subprocess's preexec_fn: the child takes SIGINT as Ctrl-C even when
+    the tests run where it is ignored (a background job of a shell without job
+    control ignores SIGINT, and its children inherit that)."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -78,3 +78,29 @@ def test_case_passes_against_linux(linux, case_id, family):
     verdict = linux.run(CASES[case_id], family)
     expected = FAIL if BASELINE.lookup(case_id, family) else PASS
     assert verdict.outcome == expected, verdict.explain()
+
+
+def test_a_case_run_again_meets_the_alterations_afresh(linux):
+    """A quota rule lets the first FIN through and drops the next.  When the
+    first run is unsound (here the witness is made to report a lost frame)
+    and the case runs again, the rerun meets the rule as the first run did,
+    not its used-up quota (Target.before_rerun), and fails at the same step."""
+    from conformance.witness import LOST, TO_TARGET, Damage
+    case_id = "close.last-ack-retransmits-fin"
+    entry, case = BREAKS[case_id], CASES[case_id]
+    witness = linux.engine.witness
+    real, told = witness.damage, []
+
+    def lost_once(*args):
+        if not told:
+            told.append(True)
+            return [Damage(LOST, TO_TARGET, "FIN+ACK", 0.0, "made up by the test")]
+        return real(*args)
+    witness.damage = lost_once
+    try:
+        verdict = linux.run(alter(linux, case, entry["alter"]), "ipv6")
+    finally:
+        witness.damage = real
+    assert told and verdict.retries == 1, verdict.explain()
+    assert verdict.outcome == FAIL, verdict.explain()
+    assert verdict.line == line_of(case, entry["fails_at"]), verdict.explain()

@@ -20,7 +20,7 @@ from conformance.safety import UnsafeTarget, check_target
 from conformance.verdict import ERROR
 from conformance.wire import Link, Wire
 
-from .conftest import REPO, all_cases, lab_namespaces
+from .conftest import REPO, all_cases, lab_namespaces, sigint_as_ctrl_c
 
 pytestmark = pytest.mark.lab  # every test here builds a lab or runs a sweep
 
@@ -117,7 +117,8 @@ def test_interrupted_sweep_tears_the_lab_down(sig, workers, tmp_path):
     child = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "conformance.plugin",
          "-q", "-n", workers, str(cases), f"--report={report}"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=sigint_as_ctrl_c)
     try:
         assert _wait_for(lambda: (report / "pcap" / "quick-ipv4.pcap").exists(), timeout=30), \
             "the quick case never finished"

@@ -25,7 +25,7 @@ from conformance.targets.remote import (ConfigError, RemoteConfig, _tester_ports
 from conformance.wire import Link, Wire, build_frame
 
 from .bench import REPO, point_to_point, stop
-from .conftest import CASES, all_cases, lab_namespaces
+from .conftest import CASES, all_cases, lab_namespaces, sigint_as_ctrl_c
 
 pytestmark = pytest.mark.lab  # every test here builds a lab or runs a sweep
 
@@ -140,7 +140,8 @@ def test_ctrl_c_removes_the_host_guard(bench, tmp_path):
          "no:cacheprovider", "-p", "conformance.plugin", "-q", "-n", "0",
          str(CASES / "time-wait" / "duration.yaml"), "--slow", f"--report={tmp_path}",
          *remote_options(bench, "host", True)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=sigint_as_ctrl_c)
     try:
         deadline = time.monotonic() + 30
         while not any("tcpconf_guard" in t and stale not in t for t in bench.guard_tables()):

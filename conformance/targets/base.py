@@ -60,6 +60,10 @@ class Target:
     def start(self) -> None:
         raise NotImplementedError
 
+    def before_rerun(self) -> None:
+        """Before a case runs again (link damage, --confirm): put back what the
+        first run used up, so that every run meets the same target."""
+
     def stop(self) -> None:
         raise NotImplementedError
 

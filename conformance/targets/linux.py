@@ -104,6 +104,17 @@ class LinuxLab(Target):
         self.lab.in_target("nft", f"add rule inet tcpconf_alter {hook} {rule}")
         self._nft_rules.append(f"{hook}: {rule}")
 
+    def before_rerun(self) -> None:
+        """The alteration rules made afresh: a rule with state (an nftables quota
+        that lets one FIN through and drops the next) must not carry what the
+        first run used into the next."""
+        if self._nft_rules:
+            rules = [entry.split(": ", 1) for entry in self._nft_rules]
+            self.lab.in_target("nft", "delete table inet tcpconf_alter", check=False)
+            self._nft_rules = []
+            for hook, rule in rules:
+                self.add_nft_rule(hook, rule)
+
     def clear_alterations(self) -> None:
         if self._nft_rules:
             self.lab.in_target("nft", "delete table inet tcpconf_alter", check=False)
