@@ -302,7 +302,8 @@ def test_a_killed_run_leaves_no_delay_line_and_its_namespaces_go_at_the_next_sta
         while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not os.path.exists(f"/proc/{pid}"), "the delay line outlived its suite"
-        assert link_ns in lab_namespaces()             # left behind by the kill
+        # The kill left the namespaces behind; another test's lab, built on
+        # another worker meanwhile, may already have removed them as stale.
         lab = Lab()
         try:
             lab.build()
