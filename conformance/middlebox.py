@@ -35,7 +35,6 @@ class Crossing:
 
     fate: str                          # DROPS, FORWARDS or TRANSLATES
     delay: float | None = None         # seconds from the tester's send to the inside capture
-    inside: bytes | None = None        # the IP packet as it reached the end host's link
     detail: str = ""
 
     def event(self, at: float) -> DeviceEvent:
@@ -71,8 +70,8 @@ def crossing(sent: bytes, sent_at: float, inside: list[Frame]) -> Crossing:
             continue
         delay = max(0.0, frame.time - sent_at)
         if _without_hop(arrived) == _without_hop(packet):
-            return Crossing(FORWARDS, delay, arrived)
-        return Crossing(TRANSLATES, delay, arrived, _translation(packet, arrived))
+            return Crossing(FORWARDS, delay)
+        return Crossing(TRANSLATES, delay, _translation(packet, arrived))
     return Crossing(DROPS)
 
 
