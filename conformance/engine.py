@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import random
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from . import blackbox, tcp
@@ -30,7 +31,7 @@ from .connection import Connection
 from .evidence import DeviceEvent, Event, NoteEvent, describe
 from .injector import Injector
 from .matching import candidates, choose, mismatches
-from .middlebox import MiddleboxView
+from .middlebox import UNDECIDED, MiddleboxView
 from .observers import AgentObserver, ProbeObserver
 from .outcomes import CannotDecide, NotApplicable, StepFailed
 from .probe import WireProbe, sanity_probe
@@ -41,7 +42,7 @@ from .steps import (App, Expect, FirewallCheck, OneOf, Send, Silence, StateCheck
 from .stream import Flow, SegmentStream
 from .tcp import IPV4
 from .verdict import ERROR, FAIL, NOT_APPLICABLE, PASS, Verdict
-from .wire import Frame, Wire, WireError
+from .wire import Frame, Wire, WireError, echo_request
 from .witness import Witness, summary
 
 
@@ -415,8 +416,11 @@ class _CaseRun:
                 raise CannotDecide(f"line {step.line}: 'firewall: {step.fate}' asks about the "
                                    f"tester's last segment, and none was sent before it")
             found = view.fate(self.flow.last_sent, self.flow.last_sent_at,
-                              time.time() + step.within)
+                              time.time() + step.within, self._fence)
             seen = found.event(time.time())
+            if found.fate == UNDECIDED:
+                self.ladder.append(seen)
+                raise CannotDecide(f"line {step.line}: {found.detail}")
             held = found.fate == step.fate
         else:
             link = self.link
@@ -439,6 +443,14 @@ class _CaseRun:
             raise StepFailed(step, *seen.failure)
         if seen.observed:
             self.ref_time = time.time()
+
+
+    def _fence(self) -> tuple[int, float]:
+        """An ICMP echo request from the tester through the device to the end
+        host's own address: its ident and when it left (middlebox.py)."""
+        ident = random.randrange(1, 65535)
+        host = self.engine.middlebox.at.host_ips[self.family]
+        return ident, self.wire.send(echo_request(replace(self.link, target_ip=host), ident))
 
 
 def _tracked(entry, at: float) -> DeviceEvent:

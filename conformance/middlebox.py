@@ -11,22 +11,46 @@ target, and a case asks two things the tester's own capture cannot answer:
 * the state its connection tracking holds for the case's connection, read
   from the firewall's namespace (conntrack.py).
 
+A drop is the absence of a frame, and an inside capture that saw nothing
+proves nothing by itself: a capture on the wrong interface, or a device that
+had stopped forwarding altogether, would pass every `drops`.  So a drop is
+decided by a fence: once the wait is over, the tester sends an ICMP echo
+request through the device to the end host (every ruleset passes ICMP), and
+the drop stands only when the inside capture sees that echo arrive with the
+segment still missing.  Without the echo, the step cannot be decided.
+
 Matching is pure; :class:`MiddleboxView` holds the inside capture.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import conntrack
 from .conntrack import Tracked
 from .evidence import DeviceEvent
-from .wire import Capture, Frame, decode_packet
+from .wire import Capture, Frame, decode_packet, is_echo_request
 from .witness import ip_packet
 
 DROPS, FORWARDS, TRANSLATES = "drops", "forwards", "translates"
+UNDECIDED = "undecided"    # no segment, and no fence either: the capture proves nothing
 STATE_POLL = 0.01          # seconds between reads of the tracker's table
+FENCE_WAIT = 0.5           # seconds the fence's echo may take to reach the end host
+
+
+@dataclass(frozen=True)
+class MiddleboxAt:
+    """Where the suite sees a middlebox it built: the end host's namespace
+    and interface (the inside capture), the firewall's namespace (its
+    tracker), and the end host's own addresses by family, which the fence's
+    echo is sent to (behind NAT, the tester's link names the NAT instead)."""
+
+    host_ns: str
+    host_iface: str
+    firewall_ns: str
+    host_ips: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -75,6 +99,16 @@ def crossing(sent: bytes, sent_at: float, inside: list[Frame]) -> Crossing:
     return Crossing(DROPS)
 
 
+def fence_crossed(ident: int, sent_at: float, inside: list[Frame]) -> Crossing | None:
+    """The drop proved by the fence (the echo request `ident`, sent at
+    `sent_at`, seen on the inside link), or None while it has not arrived."""
+    for frame in inside:
+        if not frame.outgoing and is_echo_request(frame, ident):
+            return Crossing(DROPS, detail=f"an echo sent after it reached the end host "
+                                          f"{max(0.0, frame.time - sent_at) * 1000:.2f} ms later")
+    return None
+
+
 def _translation(sent: bytes, arrived: bytes) -> str:
     """Which addresses and ports the device rewrote, in words."""
     before, after = _ends(sent), _ends(arrived)
@@ -93,23 +127,48 @@ class MiddleboxView:
     """The end host's link, captured inside its namespace, and the firewall's
     connection tracking table."""
 
-    def __init__(self, capture, firewall_ns: str | None):
-        self.capture, self.firewall_ns = capture, firewall_ns
+    def __init__(self, capture, at: MiddleboxAt):
+        self.capture, self.at = capture, at
+        self.firewall_ns = at.firewall_ns
         self.inside: list[Frame] = []
 
     @classmethod
-    def on(cls, namespace: str, iface: str, firewall_ns: str) -> "MiddleboxView":
-        return cls(Capture(iface, namespace), firewall_ns)
+    def on(cls, at: MiddleboxAt) -> "MiddleboxView":
+        return cls(Capture(at.host_iface, at.host_ns), at)
 
     def watch(self, ports) -> None:
         """The case's flows only (by the tester's ports: behind NAT, the
-        addresses differ from one side of the device to the other)."""
-        self.capture.watch_ports(ports)
+        addresses differ from one side of the device to the other), and the
+        fences' echo requests."""
+        self.capture.watch_ports(ports, echo_requests=True)
         self.inside = []
 
-    def fate(self, sent: bytes, sent_at: float, deadline: float) -> Crossing:
+    def fate(self, sent: bytes, sent_at: float, deadline: float,
+             fence: Callable[[], tuple[int, float]]) -> Crossing:
         """What the device did with `sent`: waits until the segment shows on
-        the inside link, or until `deadline` (then it was dropped)."""
+        the inside link, or until `deadline`; then `fence()` sends an echo
+        through the device (returning its ident and when it left), and the
+        segment was dropped if the echo arrives without it, UNDECIDED if
+        the echo does not arrive either."""
+        found = self._await(sent, sent_at, deadline)
+        if found.fate != DROPS:
+            return found
+        ident, fence_at = fence()
+        fence_deadline = time.time() + FENCE_WAIT
+        while (fenced := fence_crossed(ident, fence_at, self.inside)) is None:
+            frame = self.capture.receive(fence_deadline)
+            if frame is None:
+                return Crossing(UNDECIDED, detail=(
+                    f"the segment did not reach the end host, but neither did an echo sent "
+                    f"through the device after it (within {FENCE_WAIT * 1000:g} ms): the "
+                    f"inside capture or the device's forwarding is not working"))
+            self.inside.append(frame)
+            late = crossing(sent, sent_at, self.inside)
+            if late.fate != DROPS:
+                return late
+        return fenced
+
+    def _await(self, sent: bytes, sent_at: float, deadline: float) -> Crossing:
         while True:
             found = crossing(sent, sent_at, self.inside)
             if found.fate != DROPS:

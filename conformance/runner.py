@@ -97,15 +97,17 @@ class Runner:
         _running.append(self)
         try:
             self.target.start()
+            middlebox_at = self.target.middlebox_at
             self.wire = Wire(self.target.links, self.target.allowed_targets,
-                             promiscuous=self.target.promiscuous)
+                             promiscuous=self.target.promiscuous,
+                             also_to=tuple(middlebox_at.host_ips.values()) if middlebox_at else ())
             if self.target.check_link_at_start:
                 self._check_link()
             if self.target.witness_at is not None:
                 namespace, iface = self.target.witness_at
                 self.witness = Witness.on(iface, namespace, settle=self.target.link_settle)
-            if self.target.middlebox_at is not None:
-                self.middlebox = MiddleboxView.on(*self.target.middlebox_at)
+            if middlebox_at is not None:
+                self.middlebox = MiddleboxView.on(middlebox_at)
             self.engine = Engine(self.target, self.wire, self.pcap_dir, self.share,
                                  self.witness, self.middlebox)
         except (LabError, WireError, UnsafeTarget, OSError) as exc:

@@ -136,10 +136,14 @@ class Capture:
             f"tcp and ((src host {link.tester_ip} and dst host {link.target_ip} and ({sent})) "
             f"or (src host {link.target_ip} and dst host {link.tester_ip} and ({answered})))")
 
-    def watch_ports(self, ports) -> None:
+    def watch_ports(self, ports, echo_requests: bool = False) -> None:
         """Capture TCP to or from any of `ports`, whatever the addresses (the
-        end host's side of a NAT, where the addresses are not the tester's)."""
-        self._filter("tcp and (" + " or ".join(f"port {port}" for port in ports) + ")")
+        end host's side of a NAT, where the addresses are not the tester's),
+        and with `echo_requests` ICMP and ICMPv6 echo requests too."""
+        expression = "(tcp and (" + " or ".join(f"port {port}" for port in ports) + "))"
+        if echo_requests:
+            expression += " or (icmp and icmp[icmptype] == icmp-echo) or (icmp6 and ip6[40] == 128)"
+        self._filter(expression)
 
     def watch_icmp(self, link: Link) -> None:
         """Capture the target's ICMP, for the sanity probe after each case."""
@@ -199,15 +203,19 @@ class Wire:
     One wire serves every address family of a target (its `links` share the
     interface): each case watches the flow of the link it runs over."""
 
-    def __init__(self, links, allowed_targets: tuple[str, ...] = (), promiscuous: bool = False):
+    def __init__(self, links, allowed_targets: tuple[str, ...] = (), promiscuous: bool = False,
+                 also_to: tuple[str, ...] = ()):
+        """`also_to`: addresses beyond the links' targets the wire may send to
+        (the end host behind a middlebox, which the fence's echo goes to)."""
         links = list(links.values()) if isinstance(links, dict) else list(links)
         link = links[0]
         if any((other.iface, other.netns) != (link.iface, link.netns) for other in links):
             raise WireError("the links of one wire must share the interface and namespace")
-        for each in links:
-            safety.check_target(each.target_ip, allowed_targets)
+        destinations = [each.target_ip for each in links] + list(also_to)
+        for address in destinations:
+            safety.check_target(address, allowed_targets)
         self.links = {each.family: each for each in links}
-        self._targets = {ipaddress.ip_address(each.target_ip).packed for each in links}
+        self._targets = {ipaddress.ip_address(address).packed for address in destinations}
         try:
             with netns.entered(link.netns):
                 self._tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
@@ -298,6 +306,13 @@ def echo_request(link: Link, ident: int) -> bytes:
     else:
         icmp = ICMP(type=8, id=ident, seq=1) / b"tcpconf sanity"
     return bytes(Ether(src=link.tester_mac, dst=link.target_mac) / link.ip_header() / icmp)
+
+
+def is_echo_request(frame: Frame, ident: int) -> bool:
+    packet = Ether(frame.data)
+    if ICMPv6EchoRequest in packet:
+        return packet[ICMPv6EchoRequest].id == ident
+    return ICMP in packet and packet[ICMP].type == 8 and packet[ICMP].id == ident
 
 
 def is_echo_reply(frame: Frame, ident: int) -> bool:

@@ -65,3 +65,28 @@ def test_host_cases_and_middlebox_cases_run_where_they_belong():
         cwd=REPO, capture_output=True, text=True).stdout
     items = [line for line in listed.splitlines() if "::" in line]
     assert items and all(("[firewall-" in i) == ("middlebox/" in i) for i in items), items
+
+
+def test_a_drop_is_not_decided_by_a_capture_that_sees_nothing(tmp_path):
+    """The fence: with the inside capture on an interface where nothing
+    arrives (the end host's loopback), a segment the firewall forwards would
+    pass for dropped; the echo sent after it does not arrive either, so the
+    step is an error that says so."""
+    from dataclasses import replace
+
+    from conformance.casefile import load_case_file
+    from conformance.runner import Runner
+    from conformance.verdict import ERROR, PASS
+
+    case = {c.id: c for c in load_case_file(CASES / "middlebox" / "firewall.yaml")}[
+        "firewall.ack-without-connection"]
+    with Runner.for_target("firewall-weak", pcap_dir=tmp_path) as runner:
+        runner.start()
+        blind = replace(runner.target.middlebox_at, host_iface="lo")
+        runner.middlebox.close()
+        runner.middlebox = runner.engine.middlebox = type(runner.middlebox).on(blind)
+        verdict = runner.run(case)
+    assert verdict.outcome == ERROR, verdict.reason
+    assert "neither did an echo sent through the device after it" in verdict.reason
+    with Runner.for_target("firewall", pcap_dir=tmp_path) as runner:
+        assert runner.run(case).outcome == PASS

@@ -8,9 +8,10 @@ from conformance import tcp
 from conformance.evidence import DeviceEvent, describe, from_json, to_json
 from conformance.firewall import FIREWALL, NAT, WEAK, ruleset
 from conformance.lab import LabError
-from conformance.middlebox import DROPS, FORWARDS, TRANSLATES, crossing
+from conformance.middlebox import (DROPS, FORWARDS, TRANSLATES, UNDECIDED, MiddleboxAt,
+                                   MiddleboxView, crossing, fence_crossed)
 from conformance.targets import middlebox_of
-from conformance.wire import Frame, Link, build_frame
+from conformance.wire import Frame, Link, build_frame, echo_request, is_echo_request
 
 OUTSIDE = Link("tester0", "02:00:c6:12:00:01", "02:00:c6:12:00:d0", "198.18.0.1", "198.18.1.2")
 OUTSIDE6 = Link("tester0", "02:00:c6:12:00:01", "02:00:c6:12:00:d0", "2001:2::1",
@@ -81,3 +82,58 @@ def test_what_the_device_did_is_typed_evidence_in_results_json():
         "-> 198.18.1.254:61000)",
         "the firewall tracks it as ESTABLISHED (431999 s left)",
         "the firewall tracks no connection for it"]
+
+
+# -- a drop is decided by a fence ------------------------------------------------
+
+class FakeCapture:
+    """Frames that 'arrive' on the inside link when the view reads; the
+    fence's echo among them only once the fence was sent."""
+
+    def __init__(self, frames, echo_after_fence: bool):
+        self.frames, self.echo_after_fence, self.fenced = list(frames), echo_after_fence, False
+
+    def receive(self, deadline):
+        if self.frames:
+            return self.frames.pop(0)
+        if self.fenced and self.echo_after_fence:
+            self.fenced = False
+            return Frame(20.0004, False, echo_request(INSIDE, 77))
+        return None
+
+
+def view_with(frames, echo_after_fence=True):
+    capture = FakeCapture(frames, echo_after_fence)
+    view = MiddleboxView(capture, MiddleboxAt("host", "target0", "fw", {tcp.IPV4: "198.18.1.2"}))
+
+    def fence():
+        capture.fenced = True
+        return 77, 20.0
+    return view, fence
+
+
+def test_a_drop_stands_when_an_echo_sent_after_the_segment_arrived_without_it():
+    view, fence = view_with([])
+    found = view.fate(segment(OUTSIDE), 10.0, 0, fence)
+    assert found.fate == DROPS
+    assert found.detail == "an echo sent after it reached the end host 0.40 ms later"
+
+
+def test_without_the_echo_a_missing_segment_decides_nothing():
+    view, fence = view_with([], echo_after_fence=False)
+    found = view.fate(segment(OUTSIDE), 10.0, 0, fence)
+    assert found.fate == UNDECIDED
+    assert "neither did an echo sent through the device after it" in found.detail
+
+
+def test_a_segment_that_arrives_needs_no_fence():
+    view, fence = view_with([Frame(10.0002, False, segment(INSIDE, ttl=63))])
+    assert view.fate(segment(OUTSIDE), 10.0, 0, fence).fate == FORWARDS
+    assert not view.capture.fenced
+
+
+def test_an_echo_request_is_told_by_its_ident():
+    frame = Frame(1.0, False, echo_request(INSIDE, 77))
+    assert fence_crossed(77, 0.5, [frame]).fate == DROPS
+    assert fence_crossed(78, 0.5, [frame]) is None
+    assert not is_echo_request(Frame(1.0, False, segment(INSIDE)), 77)

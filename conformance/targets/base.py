@@ -38,9 +38,9 @@ class Target:
     # firewall.py), whose cases it runs; None: an end host, which runs the
     # host cases.
     middlebox: str | None = None
-    # (end host namespace, interface, firewall namespace) of a middlebox the
-    # suite built: where a case sees what crossed it and what it tracks.
-    middlebox_at: tuple[str, str, str] | None = None
+    # Where a case sees what crossed a middlebox the suite built and what it
+    # tracks (middlebox.MiddleboxAt); None: no device in the path.
+    middlebox_at = None
 
     @property
     def witness_at(self) -> tuple[str, str] | None:

@@ -6,8 +6,10 @@ only, and the host cases do not."""
 
 from __future__ import annotations
 
-from ..firewall import FIREWALL, NAT, WEAK, FirewallLab
+from ..firewall import FIREWALL, HOST_IP, HOST_IP6, NAT, WEAK, FirewallLab
 from ..lab import TARGET_IFACE, LabError
+from ..middlebox import MiddleboxAt
+from ..tcp import IPV4, IPV6
 from .linux import LinuxLab
 
 
@@ -32,10 +34,12 @@ class FirewallTarget(LinuxLab):
         return None
 
     @property
-    def middlebox_at(self) -> tuple[str, str, str]:
+    def middlebox_at(self) -> MiddleboxAt:
         """The end host's namespace and interface, where the inside capture
-        runs, and the firewall's namespace, whose tracker a case reads."""
-        return self.lab.target_ns, TARGET_IFACE, self.lab.firewall_ns
+        runs, the firewall's namespace, whose tracker a case reads, and the
+        end host's addresses, where the fence's echo goes."""
+        return MiddleboxAt(self.lab.target_ns, TARGET_IFACE, self.lab.firewall_ns,
+                           {IPV4: HOST_IP, IPV6: HOST_IP6})
 
     def settings(self) -> dict:
         values = super().settings()
