@@ -108,7 +108,7 @@ def view_with(frames, echo_after_fence=True):
 
     def fence():
         capture.fenced = True
-        return 77, 20.0
+        return 77
     return view, fence
 
 
@@ -116,7 +116,7 @@ def test_a_drop_stands_when_an_echo_sent_after_the_segment_arrived_without_it():
     view, fence = view_with([])
     found = view.fate(segment(OUTSIDE), 10.0, 0, fence)
     assert found.fate == DROPS
-    assert found.detail == "an echo sent after it reached the end host 0.40 ms later"
+    assert found.detail == "an echo sent after it did reach the end host"
 
 
 def test_without_the_echo_a_missing_segment_decides_nothing():
@@ -134,6 +134,6 @@ def test_a_segment_that_arrives_needs_no_fence():
 
 def test_an_echo_request_is_told_by_its_ident():
     frame = Frame(1.0, False, echo_request(INSIDE, 77))
-    assert fence_crossed(77, 0.5, [frame]).fate == DROPS
-    assert fence_crossed(78, 0.5, [frame]) is None
+    assert fence_crossed(77, [frame]).fate == DROPS
+    assert fence_crossed(78, [frame]) is None
     assert not is_echo_request(Frame(1.0, False, segment(INSIDE)), 77)
