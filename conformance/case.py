@@ -161,7 +161,17 @@ class _Builder:
                 return FirewallCheck(fate=value, **common)
             within = (self.duration(value["within"], here + ("within",)) if "within" in value
                       else DEFAULT_CROSSING_WITHIN)
-            return FirewallCheck(tracks=value["tracks"], within=within, **common)
+            idle = value.get("idle_timeout_at_least")
+            if idle is not None:
+                try:
+                    idle = parse_duration(idle, limit=float("inf"))
+                except ValueError as exc:
+                    raise self.error(here + ("idle_timeout_at_least",), str(exc)) from None
+                if value["tracks"] == "none":
+                    raise self.error(here + ("idle_timeout_at_least",),
+                                     "a timeout of no connection: expected a state in 'tracks'")
+            return FirewallCheck(tracks=value["tracks"], within=within,
+                                 idle_timeout_at_least=idle, **common)
         alternatives = [
             Alternative(label=alt["label"], conforms=alt.get("conforms", True),
                         note=alt.get("note"),

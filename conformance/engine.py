@@ -31,7 +31,7 @@ from .connection import Connection
 from .evidence import DeviceEvent, Event, NoteEvent, describe
 from .injector import Injector
 from .matching import candidates, choose, mismatches
-from .middlebox import UNDECIDED, MiddleboxView
+from .middlebox import UNDECIDED, MiddleboxView, lasts
 from .observers import AgentObserver, ProbeObserver
 from .outcomes import CannotDecide, NotApplicable, StepFailed
 from .probe import WireProbe, sanity_probe
@@ -427,7 +427,7 @@ class _CaseRun:
             ends = (link.tester_ip, self.flow.tester_port, link.target_ip, self.target_port)
             entry = view.tracks(ends, step.tracks, step.within)
             seen = _tracked(entry, time.time())
-            held = seen.seen == step.tracks
+            held = seen.seen == step.tracks and lasts(entry, step.idle_timeout_at_least)
         self.ladder.append(seen)
         if not held:
             raise StepFailed(step, step.describe(), describe(seen))

@@ -108,6 +108,20 @@ def fence_crossed(ident: int, inside: list[Frame]) -> Crossing | None:
     return None
 
 
+# The tracker's table counts whole seconds left since the flow's last packet,
+# and is read a little after it: a timeout of exactly the bound may show a
+# second or two less.
+TIMEOUT_SLACK = 2
+
+
+def lasts(entry: Tracked | None, idle_timeout_at_least: float | None) -> bool:
+    """Whether the tracker's entry keeps the connection at least that long
+    idle (True when the step asks no timeout)."""
+    if idle_timeout_at_least is None:
+        return True
+    return entry is not None and entry.timeout + TIMEOUT_SLACK >= idle_timeout_at_least
+
+
 def _translation(sent: bytes, arrived: bytes) -> str:
     """Which addresses and ports the device rewrote, in words."""
     before, after = _ends(sent), _ends(arrived)

@@ -71,12 +71,15 @@ def parse_seqexpr(value: Union[int, str]) -> SeqExpr:
 # The longest time a step may take.  The cases' longest is 170 s (a TIME-WAIT
 # of 2MSL is 60 s on Linux); ten minutes is a typo, and a sweep must not hang on it.
 MAX_DURATION = 600.0
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(us|ms|s)")
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(us|ms|s|min|h)")
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0}
 
 
-def parse_duration(value) -> float:
-    """Seconds from 300ms, 1.5s, 250us or a number of seconds; ValueError for
-    anything else, NaN, infinity, a negative time or one over MAX_DURATION."""
+def parse_duration(value, limit: float = MAX_DURATION) -> float:
+    """Seconds from 300ms, 1.5s, 250us, 4min, 2h or a number of seconds;
+    ValueError for anything else, NaN, infinity, a negative time or one over
+    `limit` (a time the tester waits: MAX_DURATION; a time it only reads, such
+    as a tracker's timeout, may be longer)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError(f"expected a duration such as 300ms, 1.5s or a number of seconds; "
                          f"got {value!r}")
@@ -85,11 +88,11 @@ def parse_duration(value) -> float:
         if match is None:
             raise ValueError(f"expected a duration such as 300ms, 1.5s or a number of "
                              f"seconds; got {value!r}")
-        seconds = float(match.group(1)) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[match.group(2)]
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
     else:
         seconds = float(value)
-    if not 0 <= seconds <= MAX_DURATION:      # also false for NaN
-        raise ValueError(f"expected a duration from 0 to {MAX_DURATION:g}s; got {value!r}")
+    if not 0 <= seconds <= limit:      # also false for NaN
+        raise ValueError(f"expected a duration from 0 to {limit:g}s; got {value!r}")
     return seconds
 
 
@@ -236,12 +239,19 @@ class FirewallCheck(Step):
     fate: str | None = None
     tracks: str | None = None
     within: float = DEFAULT_CROSSING_WITHIN
+    # The tracker keeps the entry at least this long without a packet (its
+    # idle timeout, read from the time the table says is left).
+    idle_timeout_at_least: float | None = None
 
     def describe(self) -> str:
         if self.fate:
             return f"the firewall {self.fate} it"
-        return ("the firewall tracks no connection" if self.tracks == "none"
-                else f"the firewall tracks it as {self.tracks}")
+        if self.tracks == "none":
+            return "the firewall tracks no connection"
+        text = f"the firewall tracks it as {self.tracks}"
+        if self.idle_timeout_at_least is not None:
+            text += f", idle for at least {self.idle_timeout_at_least:g} s before it forgets it"
+        return text
 
 
 @dataclass

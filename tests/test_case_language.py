@@ -936,3 +936,26 @@ def test_isn_beside_a_segment_without_syn(tmp_path):
     error = load_error(tmp_path, text)
     assert error.field == "steps[1].expect.isn"
     assert "only beside flags with SYN" in error.message
+
+
+MIDDLEBOX = """\
+id: t.tracker
+title: t
+requirements: [RFC5382-REQ-5-established]
+target: {role: client, start: ESTABLISHED, middlebox: nat}
+steps:
+  - firewall: {tracks: STATE, idle_timeout_at_least: TIME}
+"""
+
+
+def test_a_trackers_idle_timeout_reads_minutes_and_hours(tmp_path):
+    for text, seconds in (("124min", 7440), ("2h", 7200), ("240s", 240), ("86400", 86400)):
+        step = load(tmp_path, MIDDLEBOX.replace("STATE", "ESTABLISHED").replace("TIME", text))[0].steps[0]
+        assert step.idle_timeout_at_least == seconds
+    assert "idle for at least 7440 s before it forgets it" in load(
+        tmp_path, MIDDLEBOX.replace("STATE", "ESTABLISHED").replace("TIME", "124min"))[0].steps[0].describe()
+
+
+def test_no_connection_has_no_timeout(tmp_path):
+    error = load_error(tmp_path, MIDDLEBOX.replace("STATE", "none").replace("TIME", "4min"))
+    assert error.line == 6 and "a timeout of no connection" in error.message

@@ -22,20 +22,33 @@ def report(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def records(report) -> dict:
-    result = sweep(CASES / "middlebox", report, "--target", "firewall,firewall-weak,nat")
+    result = sweep(CASES / "middlebox", report, "--target", "firewall,firewall-weak,nat",
+                   "--baseline", str(REPO / "baselines"))
     assert result.returncode == 0, result.stdout[-3000:]
     data = json.loads((report / "results.json").read_text())
     return {(r["target"], r["case"], r["family"]): r for r in data["records"]}
 
 
-def test_the_reference_firewall_passes_every_middlebox_case(records):
+def test_the_reference_firewall_passes_every_middlebox_case_but_the_short_timeouts(records):
     ours = {key: r["status"] for key, r in records.items() if key[0] == "firewall"}
-    assert len(ours) >= 38 and set(ours.values()) == {"pass"}, ours
+    # Linux keeps an unanswered SYN 120 s, not RFC 6092's 4 minutes (baselined).
+    short = {key: s for key, s in ours.items() if key[1] == "firewall.transitory-idle-timeout"}
+    assert set(short.values()) == {"known"}, short
+    rest = {key: s for key, s in ours.items() if key not in short}
+    assert len(rest) >= 64 and set(rest.values()) == {"pass"}, rest
 
 
-def test_the_reference_nat_passes_the_nat_cases(records):
+def test_the_reference_nat_passes_the_nat_cases_but_the_short_timeouts(records):
     ours = {key: r["status"] for key, r in records.items() if key[0] == "nat"}
-    assert len(ours) >= 12 and set(ours.values()) == {"pass"}, ours
+    assert len(ours) >= 30
+    # Linux's transitory timeouts (120 s, 60 s) and its 10 s after a RST are
+    # under RFC 7857's 4 minutes: SHOULDs, baselined.
+    deviating = {key[1] for key, s in ours.items() if s != "pass"}
+    assert deviating == {"nat.transitory-idle-timeout-opening",
+                         "nat.transitory-idle-timeout-closing", "nat.rst-linger"}, ours
+    assert {s for key, s in ours.items() if key[1] in deviating} == {"known"}
+    linger = records[("nat", "nat.rst-linger", "ipv4")]
+    assert linger["level"] == "SHOULD" and "CLOSE (" in linger["actual"]
 
 
 def test_the_weak_firewall_deviates_in_every_case_that_needs_state(records, report):
@@ -44,7 +57,7 @@ def test_the_weak_firewall_deviates_in_every_case_that_needs_state(records, repo
     # Passing every segment is right for one case only: a SYN with data.
     passed = {key[1] for key, r in weak.items() if r["status"] == "pass"}
     assert passed == {"firewall.syn-with-data"}
-    assert {r["status"] for key, r in weak.items() if key[1] not in passed} <= {"info", "warn"}
+    assert {r["status"] for key, r in weak.items() if key[1] not in passed} == {"known"}
     # The seed's warning: an ACK with no connection behind it crosses a
     # stateless filter.
     ack = weak[("firewall-weak", "firewall.ack-without-connection", "ipv4")]
@@ -90,3 +103,50 @@ def test_a_drop_is_not_decided_by_a_capture_that_sees_nothing(tmp_path):
     assert "neither did an echo sent through the device after it" in verdict.reason
     with Runner.for_target("firewall", pcap_dir=tmp_path) as runner:
         assert runner.run(case).outcome == PASS
+
+
+def firewall_sysctl(runner, key: str, value: str) -> None:
+    import subprocess
+    subprocess.run(["ip", "netns", "exec", runner.target.lab.firewall_ns, "sysctl", "-qw",
+                    f"{key}={value}"], check=True)
+
+
+@pytest.mark.parametrize("target, key, value, case, actual", [
+    # An established connection kept one hour fails RFC 6092's 2 h 4 min,
+    # and RFC 5382's...
+    ("firewall", "nf_conntrack_tcp_timeout_established", "3600",
+     "firewall.established-idle-timeout", "the firewall tracks it as ESTABLISHED (359"),
+    ("nat", "nf_conntrack_tcp_timeout_established", "3600",
+     "nat.established-idle-timeout", "the firewall tracks it as ESTABLISHED (359"),
+    # ...an unanswered SYN kept 5 minutes meets its 4, and a closed session
+    # kept 5 minutes RFC 7857's.
+    ("firewall", "nf_conntrack_tcp_timeout_syn_sent", "300",
+     "firewall.transitory-idle-timeout", None),
+    ("nat", "nf_conntrack_tcp_timeout_close", "300", "nat.rst-linger", None),
+    # A tracker that does not check checksums believes a corrupt RST, which the
+    # end host drops: the connection is cut off at the device.
+    ("firewall", "nf_conntrack_checksum", "0", "firewall.rst-bad-checksum",
+     "the firewall tracks it as CLOSE"),
+    ("nat", "nf_conntrack_checksum", "0", "nat.rst-bad-checksum",
+     "the firewall tracks it as CLOSE"),
+    # A liberal tracker passes what is far outside the window.
+    ("nat", "nf_conntrack_tcp_be_liberal", "1", "nat.rst-out-of-window",
+     "the firewall translates it"),
+    ("nat", "nf_conntrack_tcp_be_liberal", "1", "nat.fin-out-of-window",
+     "the firewall translates it"),
+])
+def test_the_trackers_settings_decide_its_cases(tmp_path, target, key, value, case, actual):
+    from conformance.casefile import load_case_file
+    from conformance.runner import Runner
+    from conformance.verdict import FAIL, PASS
+
+    path = CASES / "middlebox" / ("nat.yaml" if target == "nat" else "firewall.yaml")
+    found = {c.id: c for c in load_case_file(path)}[case]
+    with Runner.for_target(target, pcap_dir=tmp_path) as runner:
+        runner.start()
+        firewall_sysctl(runner, f"net.netfilter.{key}", value)
+        verdict = runner.run(found)
+    if actual is None:
+        assert verdict.outcome == PASS, verdict.reason
+    else:
+        assert verdict.outcome == FAIL and verdict.actual.startswith(actual), verdict.actual

@@ -8,8 +8,9 @@ from conformance import tcp
 from conformance.evidence import DeviceEvent, describe, from_json, to_json
 from conformance.firewall import FIREWALL, NAT, WEAK, ruleset
 from conformance.lab import LabError
+from conformance.conntrack import Tracked
 from conformance.middlebox import (DROPS, FORWARDS, TRANSLATES, UNDECIDED, MiddleboxAt,
-                                   MiddleboxView, crossing, fence_crossed)
+                                   MiddleboxView, crossing, fence_crossed, lasts)
 from conformance.targets import middlebox_of
 from conformance.wire import Frame, Link, build_frame, echo_request, is_echo_request
 
@@ -137,3 +138,10 @@ def test_an_echo_request_is_told_by_its_ident():
     assert fence_crossed(77, [frame]).fate == DROPS
     assert fence_crossed(78, [frame]) is None
     assert not is_echo_request(Frame(1.0, False, segment(INSIDE)), 77)
+
+
+def test_an_idle_timeout_is_read_from_the_time_the_tracker_has_left():
+    def entry(state, timeout):
+        return Tracked("ipv4", state, timeout, None, None, False, False)
+    assert lasts(entry("ESTABLISHED", 7439), 7440) and lasts(entry("ESTABLISHED", 1), None)
+    assert not lasts(None, 7440) and not lasts(entry("SYN_SENT", 119), 240)

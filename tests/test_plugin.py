@@ -45,6 +45,12 @@ BAD_FILES = {
         "id: handshake.passive-open\ntitle: t\nrequirements: [RFC9293-MUST-13]\n"
         "target: {role: listener, start: LISTEN}\n"
         "steps:\n  - silence: 1s\n", 1, "the case id 'handshake.passive-open' is already used at"),
+    "tracker-timeout.yaml": (
+        "id: w\ntitle: t\nrequirements: [RFC5382-REQ-5-established]\n"
+        "target: {role: client, start: ESTABLISHED, middlebox: nat}\n"
+        "steps:\n  - firewall: {tracks: ESTABLISHED, idle_timeout_at_least: long}\n", 6,
+        "idle_timeout_at_least: DURATION (such as 4min); got {'tracks': 'ESTABLISHED', "
+        "'idle_timeout_at_least': 'long'}"),
 }
 
 
@@ -62,14 +68,17 @@ def cases_dir(tmp_path):
     return root
 
 
-@pytest.mark.parametrize("workers", ["0", "2"])
-def test_bad_files_each_give_one_error_and_good_cases_still_run(cases_dir, workers):
+@pytest.mark.parametrize("workers, html", [("0", False), ("2", True)])
+def test_bad_files_each_give_one_error_and_good_cases_still_run(cases_dir, workers, html,
+                                                                tmp_path):
     """Each bad file is one ERROR naming file, line and what was expected, with or
-    without xdist workers; good cases pass, and the run could not test everything
-    (exit 3), the files named in the summary."""
+    without xdist workers, and with pytest-html's report (whose row for a file
+    that could not be read once raised an INTERNALERROR); good cases pass, and
+    the run could not test everything (exit 3), the files named in the summary."""
     for name, (content, _line, _words) in BAD_FILES.items():
         (cases_dir / name).write_text(content)
-    result = run_pytest("-q", "-rE", "-n", workers, str(cases_dir))
+    report = [f"--html={tmp_path / 'pytest.html'}"] if html else []
+    result = run_pytest("-q", "-rE", "-n", workers, *report, str(cases_dir))
     out = result.stdout
     assert result.returncode == 3, out
     assert "4 passed" in out and f"{len(BAD_FILES)} errors" in out, out
@@ -78,7 +87,7 @@ def test_bad_files_each_give_one_error_and_good_cases_still_run(cases_dir, worke
         assert len(errors) == 1, out
         assert f"{name}:{line}:" in errors[0] and words in errors[0], errors[0]
         assert f"ERROR {name}" in out.split("TCP conformance summary")[1], out
-    assert "Traceback" not in out
+    assert "Traceback" not in out and "INTERNALERROR" not in out
 
 
 def test_failure_prints_requirement_expected_actual_and_ladder(cases_dir):

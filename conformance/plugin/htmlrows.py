@@ -29,7 +29,9 @@ class HtmlReport:
 
     def pytest_html_results_table_row(self, report, cells):
         fields = getattr(report, "tcpconf", None) or {}
-        requirement = f"{fields['requirement']} ({fields['citation']})" if fields else ""
+        # A file that could not be read has no requirement to show.
+        requirement = (f"{fields['requirement']} ({fields['citation']})"
+                       if "requirement" in fields else "")
         cells.insert(1, f"<td>{html.escape(fields.get('status', '').upper())}</td>")
         cells.insert(2, f"<td>{html.escape(fields.get('target', ''))}</td>")
         cells.insert(4, f"<td>{html.escape(requirement)}</td>")
