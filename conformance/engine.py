@@ -264,8 +264,14 @@ class _CaseRun:
         verdict.ladder, verdict.exchanges, verdict.protocol_waits = \
             self.ladder, self.exchanges, self.waits
         if self.engine.pcap_dir is not None:
-            name = f"{self.case.id}-{self.family}.pcap"
-            verdict.pcap = self.stream.save(self.engine.pcap_dir / name)
+            name = f"{self.case.id}-{self.family}"
+            verdict.pcap = self.stream.save(self.engine.pcap_dir / f"{name}.pcap")
+            if self.engine.middlebox is not None:
+                try:
+                    verdict.pcap_inside = self.engine.middlebox.save(
+                        self.engine.pcap_dir / f"{name}-inside.pcap", time.time())
+                except OSError:
+                    pass
 
     def _steps(self, steps) -> None:
         # One method per kind of step: a new kind touches this table, its

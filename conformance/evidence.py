@@ -135,8 +135,11 @@ def _device_text(event: DeviceEvent) -> str:
             return "the firewall tracks no connection for it"
         return f"the firewall tracks it as {event.seen}" + (
             f" ({event.detail})" if event.detail else "")
+    if event.seen == "undecided":
+        return f"the firewall's handling of it is unknown ({event.detail})"
     if event.delay_us is None:
-        return f"the firewall {event.seen} it (it never reached the end host's link)"
+        return f"the firewall {event.seen} it (it never reached the end host's link" + (
+            f"; {event.detail})" if event.detail else ")")
     return (f"the firewall {event.seen} it: at the end host {event.delay_us / 1000:.2f} ms later"
             + (f" ({event.detail})" if event.detail else ""))
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from . import conntrack
 from .conntrack import Tracked
 from .evidence import DeviceEvent
-from .wire import Capture, Frame, decode_packet, is_echo_request
+from .wire import Capture, Frame, decode_packet, is_echo_request, write_pcap
 from .witness import ip_packet
 
 DROPS, FORWARDS, TRANSLATES = "drops", "forwards", "translates"
@@ -190,6 +190,19 @@ class MiddleboxView:
             if frame is None:
                 return found
             self.inside.append(frame)
+
+    def save(self, path, deadline: float) -> str | None:
+        """The inside capture of the case (what reached the end host's link and
+        what the end host sent, the fences' echoes too) as a pcap at `path`,
+        once the frames still queued until `deadline` are read; None when
+        there was none."""
+        while (frame := self.capture.receive(deadline)) is not None:
+            self.inside.append(frame)
+        if not self.inside:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_pcap(path, [(frame.time, frame.data) for frame in self.inside])
+        return str(path)
 
     def tracks(self, ends: tuple[str, int, str, int], state: str,
                within: float) -> Tracked | None:

@@ -69,6 +69,7 @@ def case_info(case: Case) -> dict:
     """A case as the report shows it, once per case whatever the number of records."""
     return {"title": case.title, "file": _shown_path(case.path), "line": case.line,
             "role": case.role, "start": case.start, "marks": list(case.marks),
+            "middlebox": case.middlebox,
             "description": case.description.strip(),
             "requirements": [{"id": r.id, "rfc": r.rfc, "section": r.section,
                               "level": r.level, "keyword": r.keyword, "basis": r.basis,
@@ -100,6 +101,7 @@ def record(verdict: Verdict, status: str, *, target: str, nodeid: str, deviation
         "states": _states(verdict),
         "ladder": evidence.to_json(verdict.ladder),
         "pcap": os.path.abspath(verdict.pcap) if verdict.pcap else "",   # made relative on writing
+        "pcap_inside": os.path.abspath(verdict.pcap_inside) if verdict.pcap_inside else "",
         "duration": round(verdict.wall_time, 4), "waits": round(verdict.protocol_waits, 4),
         "runs": verdict.runs,
         # Runs the link damaged before this one (witness.py), and, when this
@@ -120,7 +122,7 @@ def undecided_record(*, case: str, target: str, family: str, nodeid: str, reason
             "status": status, "outcome": status, "requirement": requirement,
             "level": level, "expected": "", "actual": "", "reason": reason, "at": None,
             "follows": "", "unobserved": [], "baseline": None, "states": [], "ladder": [],
-            "pcap": "", "duration": 0.0, "waits": 0.0, "runs": 0, "retries": 0, "damage": [],
+            "pcap": "", "pcap_inside": "", "duration": 0.0, "waits": 0.0, "runs": 0, "retries": 0, "damage": [],
             "stalled": ""}
 
 
@@ -159,8 +161,9 @@ def write_results(path: Path, results: Results) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     for rec in results.records:
-        if rec["pcap"] and os.path.isabs(rec["pcap"]):
-            rec["pcap"] = os.path.relpath(rec["pcap"], path.parent)
+        for key in ("pcap", "pcap_inside"):
+            if rec.get(key) and os.path.isabs(rec[key]):
+                rec[key] = os.path.relpath(rec[key], path.parent)
     path.write_text(json.dumps(results.to_json(), indent=1), encoding="utf-8")
     results.path = path
 

@@ -124,7 +124,7 @@ class SegmentStream:
         if not self.segments:
             return None
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_pcap(path, self.segments)
+        write_pcap(path, [(seg.time, seg.frame) for seg in self.segments])
         return str(path)
 
     def skipped_since(self, ref: float, flow: Flow) -> str:

@@ -38,6 +38,7 @@ class Verdict:
     alternative: str | None = None   # which labelled alternative the target followed
     ladder: list[Event] = field(default_factory=list)
     pcap: str | None = None
+    pcap_inside: str | None = None   # behind a middlebox: the capture on the end host's link
     wall_time: float = 0.0           # seconds the run took
     protocol_waits: float = 0.0      # seconds of silence/wait the case itself asks for
     exchanges: list[float] = field(default_factory=list)  # injector round trips, seconds

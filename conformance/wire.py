@@ -419,14 +419,14 @@ def decode_packet(packet: bytes) -> tcp.Segment | None:
 PCAP_NANOSECOND_MAGIC = 0xA1B23C4D
 
 
-def write_pcap(path, segments) -> None:
-    """A pcap of the frames of a case, in capture order, with the kernel's
-    nanosecond timestamps (the pcap format's nanosecond variant, which
-    Wireshark, tcpdump and Scapy read)."""
+def write_pcap(path, frames) -> None:
+    """A pcap of the frames of a case, (time, bytes) pairs in capture order,
+    with the kernel's nanosecond timestamps (the pcap format's nanosecond
+    variant, which Wireshark, tcpdump and Scapy read)."""
     with open(path, "wb") as out:
         out.write(struct.pack("<IHHiIII", PCAP_NANOSECOND_MAGIC, 2, 4, 0, 0, 65535, DLT_EN10MB))
-        for seg in segments:
-            sec = int(seg.time)
-            nsec = min(999_999_999, int(round((seg.time - sec) * 1e9)))
-            out.write(struct.pack("<IIII", sec, nsec, len(seg.frame), len(seg.frame)))
-            out.write(seg.frame)
+        for at, data in frames:
+            sec = int(at)
+            nsec = min(999_999_999, int(round((at - sec) * 1e9)))
+            out.write(struct.pack("<IIII", sec, nsec, len(data), len(data)))
+            out.write(data)

@@ -66,7 +66,14 @@ def test_the_weak_firewall_deviates_in_every_case_that_needs_state(records, repo
     # What the device did is typed evidence on the ladder, drawn on the case's page.
     assert [e["seen"] for e in ack["ladder"] if e["kind"] == "device"] == ["forwards"]
     page = report / "cases" / "firewall-weak" / "firewall.ack-without-connection-ipv4.html"
-    assert "the firewall forwards it: at the end host" in page.read_text()
+    text = page.read_text()
+    assert "the firewall forwards it: at the end host" in text
+    # Three lifelines, and both captures: the tester's and the end host's link.
+    assert 'class="name device"' in text and 'id="pcap-inside"' in text
+    from scapy.layers.inet import TCP
+    from scapy.utils import rdpcap
+    inside = rdpcap(str(report / ack["pcap_inside"]))
+    assert [p[TCP].seq for p in inside if TCP in p][:1] == [ack_seq(ack)]
 
 
 def test_host_cases_and_middlebox_cases_run_where_they_belong():
@@ -150,3 +157,8 @@ def test_the_trackers_settings_decide_its_cases(tmp_path, target, key, value, ca
         assert verdict.outcome == PASS, verdict.reason
     else:
         assert verdict.outcome == FAIL and verdict.actual.startswith(actual), verdict.actual
+
+
+def ack_seq(record: dict) -> int:
+    """The absolute sequence number of the case's one segment, from its ladder."""
+    return next(e["seq"] for e in record["ladder"] if e["kind"] == "segment")

@@ -8,7 +8,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from conformance import tcp
-from conformance.evidence import AppEvent, NoteEvent, SegmentEvent, StateEvent, describe
+from conformance.evidence import (AppEvent, DeviceEvent, NoteEvent, SegmentEvent, StateEvent,
+                                  describe)
 from conformance.report.ladder import CHAR_PX, ladder_svg
 from conformance.report.timeline import state_timeline
 from conformance.report.timescale import (
@@ -387,3 +388,70 @@ def test_state_timeline_sorts_by_time():
 def test_state_timeline_without_states():
     """No state entries, no spans."""
     assert state_timeline(HANDSHAKE[:3]) == []
+
+
+# --- a device in the path: three lifelines -------------------------------------------
+
+def device(t, check, seen, delay_us=None, detail=""):
+    return DeviceEvent(t, check, seen, delay_us, detail)
+
+
+THROUGH_NAT = [
+    seg(0.0, "out", "SYN", seq=0, ack=0, win=64240),
+    device(0.0004, "crossing", "translates", 80, "destination 198.18.0.254:80 -> 198.18.1.2:80"),
+    seg(0.0006, "in", "SYN+ACK", seq=0, ack=1),
+    device(0.001, "tracking", "SYN_RECV", detail="59 s left"),
+    seg(0.002, "out", "ACK", seq=1000, ack=2000),
+    device(0.202, "crossing", "drops", detail="an echo sent after it did reach the end host"),
+    seg(0.203, "out", "ACK", seq=1, ack=1),
+]
+
+
+def lifeline_xs(root: ET.Element) -> dict[str, float]:
+    return {next(c for c in classes(line) if c != "lifeline"): float(line.get("x1"))
+            for line in root.iter(f"{SVG}line") if "lifeline" in classes(line)}
+
+
+def test_a_device_in_the_path_stands_between_tester_and_end_host():
+    root = parse(ladder_svg(THROUGH_NAT, tester="tester", target="end host", device="nat"))
+    xs = lifeline_xs(root)
+    assert xs["tester"] < xs["device"] < xs["target"]
+    names = {text_of(t) for t in root.iter(f"{SVG}text") if "name" in classes(t)}
+    assert names == {"tester", "nat", "end host"}
+    assert "nat (middle)" in root.find(f"{SVG}title").text
+
+
+def test_a_segment_goes_as_far_as_the_device_let_it():
+    root = parse(ladder_svg(THROUGH_NAT, tester="tester", target="end host", device="nat"))
+    xs = lifeline_xs(root)
+    translated, dropped, unasked = groups(root, "seg", "out")[0], groups(root, "seg", "out")[1], \
+        groups(root, "seg", "out")[2]
+    # Translated: on to the end host, the new addresses over the inner half.
+    assert "translates" in classes(translated)
+    assert float(translated.find(f"{SVG}line").get("x2")) == xs["target"]
+    assert "198.18.1.2:80" in text_of(translated)
+    # Dropped: the arrow ends at the device, struck through, with no head.
+    assert "drops" in classes(dropped)
+    assert float(dropped.find(f"{SVG}line").get("x2")) == xs["device"]
+    assert dropped.find(f"{SVG}polygon") is None and groups(dropped, "dropped")
+    # Nobody asked: straight through.
+    assert float(unasked.find(f"{SVG}line").get("x2")) == xs["target"]
+    # The end host's answer comes back through.
+    answer = groups(root, "seg", "in")[0]
+    assert float(answer.find(f"{SVG}line").get("x1")) == xs["target"]
+
+
+def test_what_the_device_holds_is_a_box_on_its_lifeline():
+    root = parse(ladder_svg(THROUGH_NAT, tester="tester", target="end host", device="nat"))
+    tracked = groups(root, "device", "tracking")
+    assert [text_of(g) for g in tracked] == ["the firewall tracks it as SYN_RECV (59 s left)"]
+    box = tracked[0].find(f"{SVG}rect")
+    assert float(box.get("x")) > lifeline_xs(root)["device"]
+    assert "drops it (it never reached the end host's link; an echo sent after it did reach " \
+           "the end host)" in text_of(groups(root, "device", "crossing")[1])
+
+
+def test_without_a_device_what_it_did_is_a_note_on_two_lifelines():
+    root = parse(ladder_svg(THROUGH_NAT, tester="tester", target="nat"))
+    assert set(lifeline_xs(root)) == {"tester", "target"}
+    assert len(groups(root, "note")) == 3

@@ -114,10 +114,19 @@ def _write_case_pages(directory: Path, results: Results, env: jinja2.Environment
             rec=rec, case=info, root=root, page_name=page_name,
             siblings=siblings[rec["case"]], meanings=STATUS_MEANINGS,
             requirements=_requirements_first_deciding(info, rec),
-            svg=ladder_svg(events, tester="tester", target=rec["target"]),
+            svg=_ladder(events, rec, info),
             timeline=state_timeline(events),
             wire=evidence.render_ladder(events),
-            pcap=_pcap_link(rec, base, path.parent)), encoding="utf-8")
+            pcap=_pcap_link(rec, base, path.parent),
+            pcap_inside=_pcap_link(rec, base, path.parent, "pcap_inside")), encoding="utf-8")
+
+
+def _ladder(events, rec: dict, info: dict) -> str:
+    """The case's ladder: with a device in the path (a middlebox case), on
+    three lifelines, the device being the target."""
+    if info.get("middlebox"):
+        return ladder_svg(events, tester="tester", target="end host", device=rec["target"])
+    return ladder_svg(events, tester="tester", target=rec["target"])
 
 
 def _requirements_first_deciding(info: dict, rec: dict) -> list[dict]:
@@ -126,11 +135,11 @@ def _requirements_first_deciding(info: dict, rec: dict) -> list[dict]:
     return reqs
 
 
-def _pcap_link(rec: dict, base: Path, page_dir: Path) -> str:
+def _pcap_link(rec: dict, base: Path, page_dir: Path, key: str = "pcap") -> str:
     """The capture, relative to the page; empty when there is none to link."""
-    if not rec.get("pcap"):
+    if not rec.get(key):
         return ""
-    pcap = Path(rec["pcap"])
+    pcap = Path(rec[key])
     if not pcap.is_absolute():
         pcap = base / pcap
     return os.path.relpath(pcap, page_dir) if pcap.exists() else ""

@@ -17,6 +17,14 @@ Rules of this file:
   and evidence.tag), and the state band reads the state events' fields.
 - All text is escaped for XML, and the SVG is styled by presentation
   attributes only (svg.py), so it can be embedded in any page, several per page.
+
+With a device in the path (a firewall, a NAT: middlebox.py), the ladder has
+three lifelines: tester, device, end host.  A segment the tester sent runs to
+the device and, if the case asked what became of it, on to the end host
+(forwarded; translated, with the rewritten addresses above the inner half) or
+ends at the device with a cross (dropped); a segment whose fate no step asked
+runs straight through.  What the device's tracker held is a box on its
+lifeline.
 """
 
 from __future__ import annotations
@@ -55,6 +63,7 @@ END_PX = 22              # the lifelines go on this far below the last event
 MARGIN_PX = 10
 AXIS_TO_TESTER_PX = 18   # from the right edge of the time labels to the tester's lifeline
 APP_OFFSET_PX = 10       # from the target's lifeline to the app boxes
+INSIDE_GAP_PX = 150      # the least room between a device's lifeline and the end host's
 BAND_OFFSET_PX = 14      # from the target's lifeline (or the app boxes) to the state band
 BAND_PX = 10             # width of the state band
 
@@ -64,6 +73,7 @@ GREY = "#8c8c8c"
 RED = "#c62828"
 ORANGE = "#e65100"
 APP_FILL, APP_STROKE = "#e3f2fd", "#1565c0"
+DEVICE_FILL, DEVICE_STROKE = "#f3e5f5", "#6a1b9a"
 # Consecutive observed states alternate between two greens, so that where one
 # ends and the next begins shows in the band.
 STATE_FILLS, STATE_STROKE = ("#c8e6c9", "#a5d6a7"), "#2e7d32"
@@ -115,18 +125,23 @@ class _Item:
 
 # --- public API ----------------------------------------------------------------
 
-def ladder_svg(events: list[Event], tester: str = "tester", target: str = "target") -> str:
-    """The ladder of `events` as one inline <svg> element."""
+def ladder_svg(events: list[Event], tester: str = "tester", target: str = "target",
+               device: str | None = None) -> str:
+    """The ladder of `events` as one inline <svg> element; with `device`, the
+    name of a device in the path, on three lifelines."""
     entries = _items(events)
     if not entries:
         return _empty_svg(tester, target)
     rows, breaks = place(entries)
-    geo = _geometry(entries, rows, breaks, tester, target)
-    body = (_names(geo, tester, target) + _lifelines(geo, breaks) + _breaks(geo, breaks)
-            + _time_axis(geo, rows) + _states(geo, entries, rows) + _events(geo, rows)
-            + _legend(geo))
+    fates = _fates(entries) if device else {}
+    geo = _geometry(entries, rows, breaks, tester, target, device, fates)
+    body = (_names(geo, tester, target, device) + _lifelines(geo, breaks)
+            + _breaks(geo, breaks) + _time_axis(geo, rows) + _states(geo, entries, rows)
+            + _events(geo, rows, fates) + _legend(geo))
     segments = sum(1 for e in entries if e.kind == "segment")
-    title = (f"Ladder diagram: {tester} (left) and {target} (right), {segments} segments "
+    between = (f"{tester} (left), {device} (middle) and {target} (right)" if device
+               else f"{tester} (left) and {target} (right)")
+    title = (f"Ladder diagram: {between}, {segments} segments "
              f"over {time_label(entries[-1].t - entries[0].t)} ms")
     return svg.document(geo.width, geo.height, title, [_hatch(geo.hatch)] + body, FONT_PX)
 
@@ -140,6 +155,21 @@ def _items(events: list[Event]) -> list[_Item]:
     return [_Item(e.time - t0, e) for e in events]
 
 
+def _fates(entries: list[_Item]) -> dict[int, _Item]:
+    """For each segment the tester sent whose fate a step asked, the device's
+    crossing event that answered (by the segment's index in `entries`): the
+    first crossing after it, before the tester sent another."""
+    fates, last_sent = {}, None
+    for i, entry in enumerate(entries):
+        if entry.kind == "segment" and entry.direction == "out":
+            last_sent = i
+        elif (entry.kind == "device" and entry.event.check == "crossing"
+              and last_sent is not None):
+            fates[last_sent] = entry
+            last_sent = None
+    return fates
+
+
 # --- the vertical layout -----------------------------------------------------------
 
 
@@ -149,6 +179,7 @@ def _items(events: list[Event]) -> list[_Item]:
 class _Geometry:
     axis_x: float      # right edge of the time labels
     tester_x: float
+    device_x: float | None     # a device in the path's lifeline; None: there is none
     target_x: float
     app_x: float       # left edge of the app boxes
     band_x: float      # left edge of the state band
@@ -159,15 +190,24 @@ class _Geometry:
 
     @property
     def middle_x(self) -> float:
-        return (self.tester_x + self.target_x) / 2
+        """Where a segment's label is centred: between the tester and the
+        next lifeline."""
+        return (self.tester_x + (self.device_x or self.target_x)) / 2
 
 
-def _geometry(entries, rows, breaks, tester, target) -> _Geometry:
+def _geometry(entries, rows, breaks, tester, target, device=None, fates=None) -> _Geometry:
     labels = axis_labels([e.t for e in entries]) + [gap_label(b.seconds) for b in breaks]
     axis_x = MARGIN_PX + max(_width(s) for s in labels + ["ms"])
     tester_x = max(axis_x + AXIS_TO_TESTER_PX, axis_x + 8 + _width(tester) / 2)
     longest = max((_label_width(e) for e in entries if e.kind == "segment"), default=0)
-    target_x = tester_x + max(MIN_LIFELINE_GAP_PX, longest + 2 * LABEL_PAD_PX)
+    device_x = None
+    if device:
+        device_x = tester_x + max(MIN_LIFELINE_GAP_PX, longest + 2 * LABEL_PAD_PX)
+        inner = max((_width(f.event.detail) for f in (fates or {}).values()
+                     if f.event.seen == "translates"), default=0)
+        target_x = device_x + max(INSIDE_GAP_PX, inner + 2 * LABEL_PAD_PX)
+    else:
+        target_x = tester_x + max(MIN_LIFELINE_GAP_PX, longest + 2 * LABEL_PAD_PX)
     app_x = target_x + APP_OFFSET_PX
     apps = [_app_width(e) for e in entries if e.kind == "app"]
     band_x = (app_x + max(apps) if apps else target_x) + BAND_OFFSET_PX
@@ -176,11 +216,14 @@ def _geometry(entries, rows, breaks, tester, target) -> _Geometry:
     rights += [band_x + BAND_PX + 6 + _width(_state_text(e)) for e in entries
                if e.kind == "state"]
     rights += [_note_x(tester_x) + _width(e.text) for e in entries
-               if e.kind in ("note", "device")]
+               if e.kind == "note" or (e.kind == "device" and not device)]
+    if device:
+        rights += [_device_x(device_x) + _device_width(e) for e in entries
+                   if e.kind == "device"]
     width = max(rights) + MARGIN_PX
     height = end_y + 24 + MARGIN_PX
-    return _Geometry(axis_x, tester_x, target_x, app_x, band_x, end_y, math.ceil(width),
-                     math.ceil(height), _hatch_id(entries, tester, target))
+    return _Geometry(axis_x, tester_x, device_x, target_x, app_x, band_x, end_y,
+                     math.ceil(width), math.ceil(height), _hatch_id(entries, tester, target))
 
 
 def _width(text: str) -> float:
@@ -204,6 +247,15 @@ def _note_x(tester_x: float) -> float:
     return tester_x + 8
 
 
+def _device_x(device_x: float) -> float:
+    """The left edge of the device's boxes: just right of its lifeline."""
+    return device_x + 6
+
+
+def _device_width(entry: _Item) -> float:
+    return _width(entry.text) + 12
+
+
 def _legend_x() -> float:
     return MARGIN_PX
 
@@ -214,12 +266,16 @@ def _look(mark: str) -> SegmentLook:
 
 # --- drawing --------------------------------------------------------------------
 
-def _names(geo: _Geometry, tester: str, target: str) -> list[str]:
-    return [svg.text(geo.axis_x, NAME_Y_PX, "ms", cls="axis-title", anchor="end", fill=GREY),
-            svg.text(geo.tester_x, NAME_Y_PX, tester, cls="name tester", anchor="middle",
-                  weight="bold"),
-            svg.text(geo.target_x, NAME_Y_PX, target, cls="name target", anchor="middle",
-                  weight="bold")]
+def _names(geo: _Geometry, tester: str, target: str, device: str | None) -> list[str]:
+    names = [svg.text(geo.axis_x, NAME_Y_PX, "ms", cls="axis-title", anchor="end", fill=GREY),
+             svg.text(geo.tester_x, NAME_Y_PX, tester, cls="name tester", anchor="middle",
+                      weight="bold"),
+             svg.text(geo.target_x, NAME_Y_PX, target, cls="name target", anchor="middle",
+                      weight="bold")]
+    if device:
+        names.append(svg.text(geo.device_x, NAME_Y_PX, device, cls="name device",
+                              anchor="middle", weight="bold", fill=DEVICE_STROKE))
+    return names
 
 
 def _lifelines(geo: _Geometry, breaks: list[Break]) -> list[str]:
@@ -227,7 +283,10 @@ def _lifelines(geo: _Geometry, breaks: list[Break]) -> list[str]:
     cuts = [LIFELINE_TOP_PX] + [y for b in breaks for y in (b.middle - 7, b.middle + 7)]
     cuts.append(geo.end_y)
     out = []
-    for cls, x in (("lifeline tester", geo.tester_x), ("lifeline target", geo.target_x)):
+    lifelines = [("lifeline tester", geo.tester_x), ("lifeline target", geo.target_x)]
+    if geo.device_x is not None:
+        lifelines.append(("lifeline device", geo.device_x))
+    for cls, x in lifelines:
         for top, bottom in zip(cuts[::2], cuts[1::2]):
             out.append(svg.line(x, top, x, bottom, cls=cls, stroke=INK, width=1.5))
     return out
@@ -238,7 +297,8 @@ def _breaks(geo: _Geometry, breaks: list[Break]) -> list[str]:
     out = []
     for b in breaks:
         c = b.middle
-        marks = [_zigzag(x, c) for x in (geo.tester_x, geo.target_x)]
+        marks = [_zigzag(x, c) for x in (geo.tester_x, geo.device_x, geo.target_x)
+                 if x is not None]
         cut = svg.line(geo.tester_x + 8, c, geo.target_x - 8, c, cls="cut", stroke=GREY,
                     width=0.8, dash="2 4")
         label = svg.text(geo.axis_x, c + 4, gap_label(b.seconds), cls="gap", anchor="end",
@@ -264,30 +324,75 @@ def _time_axis(geo: _Geometry, rows: list[Row]) -> list[str]:
     return out
 
 
-def _events(geo: _Geometry, rows: list[Row]) -> list[str]:
-    # What the device in the path did is written across the diagram, as a note.
+def _events(geo: _Geometry, rows: list[Row], fates: dict[int, _Item]) -> list[str]:
+    # Without a device's lifeline, what the device in the path did is written
+    # across the diagram, as a note.
     draw = {"segment": _segment, "app": _app, "note": _note, "state": _state_tick,
-            "device": _note}
-    return [draw[row.entry.kind](geo, row) for row in rows]
+            "device": _note if geo.device_x is None else _device}
+    by_entry = {id(entry): i for i, entry in enumerate(row.entry for row in rows)}
+    out = []
+    for row in rows:
+        if row.entry.kind == "segment":
+            out.append(_segment(geo, row, fates.get(by_entry[id(row.entry)])))
+        else:
+            out.append(draw[row.entry.kind](geo, row))
+    return out
 
 
-def _segment(geo: _Geometry, row: Row) -> str:
-    """An arrow between the lifelines, its text above it, its mark as a tag."""
+def _segment(geo: _Geometry, row: Row, fate: _Item | None = None) -> str:
+    """An arrow between the lifelines, its text above it, its mark as a tag;
+    through a device, as far as the device let it go."""
     entry = row.entry
     look = _look(entry.mark)
+    seen = fate.event.seen if fate is not None else None
     if entry.direction == "out":
         x1, y1, x2, y2 = geo.tester_x, row.y, geo.target_x, row.y + SLANT_PX
     else:
         x1, y1, x2, y2 = geo.target_x, row.y - SLANT_PX, geo.tester_x, row.y
-    cls = " ".join(["seg", entry.direction] + ([svg.slug(entry.mark)] if entry.mark else []))
+    cls = " ".join(["seg", entry.direction] + ([svg.slug(entry.mark)] if entry.mark else [])
+                   + ([seen] if seen else []))
+    extra = ""
+    if seen == "drops":
+        # The arrow ends at the device, struck through.
+        x2, y2 = geo.device_x, row.y + SLANT_PX / 2
+        extra = _cross(x2, y2)
+    elif seen in ("forwards", "translates"):
+        extra = (f'<circle class="crossed" cx="{svg.n(geo.device_x)}" '
+                 f'cy="{svg.n(row.y + SLANT_PX / 2)}" r="2.5" fill="{DEVICE_STROKE}"/>')
+        if seen == "translates" and fate.event.detail:
+            inner_x = (geo.device_x + geo.target_x) / 2
+            extra += (f'<text class="translation" x="{svg.n(inner_x)}" '
+                      f'y="{svg.n(row.y + SLANT_PX / 2 - 4)}" text-anchor="middle" '
+                      f'fill="{DEVICE_STROKE}" font-size="{TAG_FONT_PX}">'
+                      f'{svg.esc(fate.event.detail)}</text>')
     arrow = svg.line(x1, y1, x2, y2, cls="arrow", stroke=look.colour, width=1.4, dash=look.dash)
-    head = (f'<polygon class="head" points="{svg.points(_head(x1, y1, x2, y2))}" '
+    head = ("" if seen == "drops" else
+            f'<polygon class="head" points="{svg.points(_head(x1, y1, x2, y2))}" '
             f'fill="{look.colour}"/>')
     tag = (f'<tspan class="tag" font-size="{TAG_FONT_PX}" font-weight="bold" dx="{TAG_CHAR_PX}">'
            f'[{svg.esc(look.tag)}]</tspan>' if look.tag else "")
     label = (f'<text class="label" x="{svg.n(geo.middle_x)}" y="{svg.n(min(y1, y2) - 4)}" '
              f'text-anchor="middle" fill="{look.colour}">{svg.esc(entry.text)}{tag}</text>')
-    return f'<g class="{cls}" {_data(row)}>{arrow}{head}{label}</g>'
+    return f'<g class="{cls}" {_data(row)}>{arrow}{head}{extra}{label}</g>'
+
+
+def _cross(x: float, y: float) -> str:
+    """Where a dropped segment ends: a red cross on the device's lifeline."""
+    strokes = (svg.line(x - 5, y - 5, x + 5, y + 5, cls="stroke", stroke=RED, width=2)
+               + svg.line(x - 5, y + 5, x + 5, y - 5, cls="stroke", stroke=RED, width=2))
+    return f'<g class="dropped">{strokes}</g>'
+
+
+def _device(geo: _Geometry, row: Row) -> str:
+    """What the device did or holds: a box on its lifeline."""
+    entry = row.entry
+    x = _device_x(geo.device_x)
+    box = (f'<rect x="{svg.n(x)}" y="{svg.n(row.y - 9)}" width="{svg.n(_device_width(entry))}" '
+           f'height="18" rx="3" fill="{DEVICE_FILL}" stroke="{DEVICE_STROKE}"/>')
+    tick = svg.line(geo.device_x, row.y, x, row.y, cls="tick", stroke=DEVICE_STROKE, width=1)
+    label = svg.text(x + 6, row.y + 4, entry.text, fill=INK)
+    return (f'<g class="device {svg.slug(entry.event.check)}" {_data(row)}>'
+            f'{tick}{box}{label}</g>')
 
 
 def _head(x1, y1, x2, y2) -> list[tuple[float, float]]:
