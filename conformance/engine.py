@@ -177,10 +177,10 @@ class _CaseRun:
                 self.engine.after_setup(self)
             self._steps(case.steps)
             if self.unobserved and not self.decided:
+                why = self.engine.target.state_view_reason
                 raise CannotDecide(
                     f"nothing this case checks can be observed on {self.engine.target.name}: "
-                    f"{', '.join(self.unobserved)} "
-                    f"({self.engine.target.state_view_reason})")
+                    f"{', '.join(self.unobserved)}" + (f" ({why})" if why else ""))
         except StepFailed as exc:
             step = exc.step
             verdict.outcome = FAIL
@@ -428,6 +428,15 @@ class _CaseRun:
                 self.ladder.append(seen)
                 raise CannotDecide(f"line {step.line}: {found.detail}")
             held = found.fate == step.fate
+        elif view.firewall_ns is None:
+            # A device the suite did not build: its tracker is not readable.
+            self.ladder.append(DeviceEvent(time.time(), "tracking", "unobservable",
+                                           detail="the device's tracker is not readable"))
+            self.unobserved.append(f"firewall tracks {step.tracks} (line {step.line}): the "
+                                   f"device's connection tracking is not readable")
+            if self.phase == "case":
+                self.decided -= 1       # counted as deciding when the step began
+            return
         else:
             link = self.link
             ends = (link.tester_ip, self.flow.tester_port, link.target_ip, self.target_port)

@@ -131,6 +131,8 @@ def describe(event: Event) -> str:
 
 def _device_text(event: DeviceEvent) -> str:
     if event.check == "tracking":
+        if event.seen == "unobservable":
+            return f"the firewall's tracking of it is not observable ({event.detail})"
         if event.seen == "none":
             return "the firewall tracks no connection for it"
         return f"the firewall tracks it as {event.seen}" + (

@@ -126,6 +126,12 @@ _LAB_NAME = re.compile(rf"^{PREFIX}-(\d+)-\d+-(tester|target|link|firewall)$")
 _lab_numbers = itertools.count(1)
 
 
+def new_tag() -> str:
+    """A lab's tag: this process's pid (so that a lab left by a crash is
+    known stale at the next start) and a number of its own."""
+    return f"{os.getpid()}-{next(_lab_numbers)}"
+
+
 # The sysctls a case or --target-sysctl may set: those of the network stack,
 # which each network namespace has its own copy of.  Any other (kernel.*,
 # vm.*, fs.*) belongs to the whole machine: 'ip netns exec NS sysctl' would
@@ -213,7 +219,7 @@ class Lab:
     through a link namespace that applies them (see the module's docstring);
     without, directly."""
 
-    tag: str = field(default_factory=lambda: f"{os.getpid()}-{next(_lab_numbers)}")
+    tag: str = field(default_factory=new_tag)
     sysctls: dict = field(default_factory=dict)   # overrides on top of LAB_SYSCTLS
     faults: Faults | None = None
     _delay_line: DelayLine | None = field(default=None, init=False, repr=False)

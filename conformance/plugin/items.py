@@ -52,7 +52,8 @@ class CaseFile(pytest.File):
                                               error=error)
                 continue
             for target in targets:
-                if middlebox_of(target) != case.middlebox:
+                outside = self.config.stash[keys.OUTSIDE].get(target)
+                if middlebox_of(target, outside) != case.middlebox:
                     continue   # a host case on a middlebox, or the reverse: not for it
                 for family in case.families:
                     if family in families:

@@ -13,6 +13,7 @@ from ..faults import Faults, parse_faults
 from ..lab import sysctl_problem
 from ..targets import OUTSIDE_TARGETS, TARGETS, middlebox_of
 from ..targets.container import ContainerConfig
+from ..targets.device import DeviceConfig, parse_host
 from ..targets.remote import HOST, ConfigError, RemoteConfig, check_address
 from ..tcp import FAMILIES
 from . import keys
@@ -59,7 +60,7 @@ def pytest_addoption(parser):
                          "--report DIR, else reports/pcap)")
     outside = parser.getgroup("tcp-conformance-outside",
                               "TCP conformance: a target the suite does not build "
-                              "(--target remote or --target container)")
+                              "(--target remote, container or middlebox)")
     outside.addoption("--remote-iface", metavar="IFACE",
                       help="--target remote: the interface of this host facing the target "
                            "(the target must be on its link: the suite never sends through a "
@@ -87,6 +88,25 @@ def pytest_addoption(parser):
                            "it.  Without one: black-box mode (cases that need the target's "
                            "application to act are not run; the others are judged from the "
                            "wire, a final state check by a wire probe)")
+    outside.addoption("--device-outside", metavar="IFACE",
+                      help="--target middlebox: the interface of this host cabled to the "
+                           "device's outside (the tester sends from it, with --tester-address)")
+    outside.addoption("--device-inside", metavar="IFACE",
+                      help="--target middlebox: the interface cabled to the device's inside; "
+                           "the suite puts its end host there (Linux in a namespace of its "
+                           "own, on a macvlan)")
+    outside.addoption("--device-kind", choices=("firewall", "nat"), default="firewall",
+                      help="--target middlebox: which cases apply (default firewall)")
+    outside.addoption("--device-address", metavar="ADDR[,ADDR6]",
+                      help="--target middlebox: the device's outside address(es), the "
+                           "tester's next hop (behind NAT, the address the end host's "
+                           "connections leave from)")
+    outside.addoption("--device-host", metavar="ADDR/PREFIX[,ADDR6/PREFIX]",
+                      help="--target middlebox: the end host's address(es) on the inside "
+                           "link, which no host may own")
+    outside.addoption("--device-inside-gateway", metavar="ADDR[,ADDR6]",
+                      help="--target middlebox: the device's inside address(es), the end "
+                           "host's default route")
     outside.addoption("--black-box", action="store_true",
                       help="--target container: run no agent in the container")
     outside.addoption("--container", metavar="NAME",
@@ -177,11 +197,15 @@ def _outside_targets(opts, targets: tuple) -> dict:
     before anything starts; a wrong option is a usage error (exit 4)."""
     given = {name: getattr(opts, name.replace("-", "_")) for name in (
         "remote-iface", "remote-address", "remote-port", "remote-closed-port",
-        "agent-command", "black-box", "container", "container-engine", "container-network")}
+        "agent-command", "black-box", "container", "container-engine", "container-network",
+        "device-outside", "device-inside", "device-address", "device-host",
+        "device-inside-gateway")}
     given["tester-address"] = opts.tester_address if opts.tester_address != HOST else None
     applies = {"remote": ("remote-iface", "remote-address", "agent-command"),
                "container": ("container", "container-engine", "container-network",
-                             "black-box")}
+                             "black-box"),
+               "middlebox": ("device-outside", "device-inside", "device-address",
+                             "device-host", "device-inside-gateway")}
     for target, names in applies.items():
         for name in names:
             if given[name] and target not in targets and not (
@@ -211,6 +235,8 @@ def _outside_targets(opts, targets: tuple) -> dict:
                 network=opts.container_network, agent_command=opts.agent_command,
                 black_box=opts.black_box, tester=tester, listen_port=opts.remote_port,
                 closed_port=opts.remote_closed_port)
+        if "middlebox" in targets:
+            outside["middlebox"] = _device_config(opts, tester)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     altered = [name for name in ("target-sysctl", "target-nft")
@@ -221,8 +247,34 @@ def _outside_targets(opts, targets: tuple) -> dict:
                                 f"build")
     if not outside and any(given.values()):
         name = next(name for name, value in given.items() if value)
-        raise pytest.UsageError(f"--{name} applies to --target remote or --target container")
+        raise pytest.UsageError(f"--{name} applies to --target remote, container or "
+                                f"middlebox")
     return outside
+
+
+def _device_config(opts, tester) -> DeviceConfig:
+    """--target middlebox: the device between --device-outside and
+    --device-inside, from unowned tester addresses only (the host's own
+    address would route around the device)."""
+    needed = ("device-outside", "device-inside", "device-address", "device-host",
+              "device-inside-gateway")
+    missing = [name for name in needed if not getattr(opts, name.replace("-", "_"))]
+    if missing:
+        raise ConfigError(f"--target middlebox needs {', '.join('--' + m for m in missing)}: "
+                          f"the two interfaces facing the device, its outside address, the "
+                          f"end host's address and the device's inside address")
+    if tester == HOST:
+        raise ConfigError("--target middlebox needs --tester-address ADDR[,ADDR6]: address(es) "
+                          "on the outside link that no host owns (the suite answers ARP/ND "
+                          "for them)")
+    return DeviceConfig(
+        outside=opts.device_outside, inside=opts.device_inside, kind=opts.device_kind,
+        addresses=tuple(check_address(a, "--device-address")
+                        for a in opts.device_address.split(",")),
+        hosts=tuple(parse_host(h) for h in opts.device_host.split(",")),
+        inside_gateways=tuple(check_address(a, "--device-inside-gateway")
+                              for a in opts.device_inside_gateway.split(",")),
+        tester=tester)
 
 
 def _load_baselines(option: str | None, targets: tuple) -> dict:

@@ -32,6 +32,7 @@ from ..faults import Faults
 from ..lab import LabError
 from .base import ALL, HELD, NONE, Target
 from .container import ContainerConfig, ContainerTarget
+from .device import DeviceConfig, DeviceTarget
 from .firewall import FirewallTarget, NatTarget, WeakFirewallTarget
 from .gvisor import GvisorLab
 from .linux import LinuxLab
@@ -40,7 +41,7 @@ from .pytcp import PytcpLab
 from .remote import RemoteConfig, RemoteTarget
 
 __all__ = ["ALL", "HELD", "NONE", "OUTSIDE_TARGETS", "TARGETS", "ContainerConfig",
-           "ContainerTarget", "FirewallTarget", "GvisorLab", "LinuxLab", "LwipLab",
+           "ContainerTarget", "DeviceConfig", "DeviceTarget", "FirewallTarget", "GvisorLab", "LinuxLab", "LwipLab",
            "NatTarget", "PytcpLab", "RemoteConfig", "RemoteTarget", "Target",
            "WeakFirewallTarget", "make_target", "middlebox_of"]
 
@@ -48,13 +49,13 @@ __all__ = ["ALL", "HELD", "NONE", "OUTSIDE_TARGETS", "TARGETS", "ContainerConfig
 # The end hosts first, then the devices in the path (targets/firewall.py).
 TARGETS = {"linux": LinuxLab, "lwip": LwipLab, "gvisor": GvisorLab, "pytcp": PytcpLab,
            "firewall": FirewallTarget, "firewall-weak": WeakFirewallTarget, "nat": NatTarget}
-# Targets the suite does not build: described by the --remote-* and
-# --container options instead.
-OUTSIDE_TARGETS = ("remote", "container")
+# Targets the suite does not build: described by the --remote-*, --container
+# and --device-* options instead.
+OUTSIDE_TARGETS = ("remote", "container", "middlebox")
 
 
 def make_target(name: str, sysctls: dict | None = None,
-                outside: RemoteConfig | ContainerConfig | None = None,
+                outside: RemoteConfig | ContainerConfig | DeviceConfig | None = None,
                 faults: Faults | None = None) -> Target:
     """The target `name`; `faults` on the lab's link (lab targets only)."""
     if name in OUTSIDE_TARGETS and faults:
@@ -66,6 +67,8 @@ def make_target(name: str, sysctls: dict | None = None,
         return RemoteTarget(outside)
     if name == "container" and isinstance(outside, ContainerConfig):
         return ContainerTarget(outside)
+    if name == "middlebox" and isinstance(outside, DeviceConfig):
+        return DeviceTarget(outside)
     try:
         factory = TARGETS[name]
     except KeyError:
@@ -75,8 +78,11 @@ def make_target(name: str, sysctls: dict | None = None,
     return factory(sysctls=sysctls, **({"faults": faults} if faults is not None else {}))
 
 
-def middlebox_of(name: str) -> str | None:
+def middlebox_of(name: str, outside=None) -> str | None:
     """The kind of device in the path target `name` is ('firewall', 'nat'),
-    or None for an end host: which cases it runs."""
+    or None for an end host: which cases it runs.  A real device in the path
+    ('middlebox') is what its DeviceConfig `outside` says."""
+    if name == "middlebox":
+        return outside.kind if isinstance(outside, DeviceConfig) else "firewall"
     factory = TARGETS.get(name)
     return getattr(factory, "middlebox", None)
