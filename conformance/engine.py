@@ -135,6 +135,7 @@ class _CaseRun:
         # the target could not show (see Target.state_view).
         self.decided = 0
         self.unobserved: list[str] = []
+        self.app_at = 0.0             # when the target's application last acted
         self.settings = CaseSettings(engine.target, case.sysctls, self.ladder)
         self.probe = WireProbe(self.wire, self.stream, self.link, target_port)
         self.injector = Injector(self.wire, self.link, target_port, engine.target.name)
@@ -319,8 +320,10 @@ class _CaseRun:
         v, ref = self.conn.variables(), self.ref_time
         seg = self.stream.next(self.flow, ref + step.within, step.retransmission)
         if seg is None:
-            raise StepFailed(step, step.describe(), f"no segment within {fmt_duration(step.within)}"
-                                                    + self.stream.skipped_since(ref, self.flow))
+            missing = (f"no segment within {fmt_duration(step.within)}"
+                       + self.stream.skipped_since(ref, self.flow))
+            self._unanswered_through_device(step, ref, missing)
+            raise StepFailed(step, step.describe(), missing)
         problems, said = mismatches(step, seg, self.conn, ref, v), self.stream.describe(seg, self.flow)
         self.conn.consume(seg)
         if problems and problems == [f"no {step.requires_option} option"]:
@@ -407,6 +410,7 @@ class _CaseRun:
                              requirement=chosen.requirement)
 
     def _app(self, step: App) -> None:
+        self.app_at = time.time()
         if self.app.run(step, self.flow, in_setup=self.phase == "setup"):
             self.ref_time = time.time()
 
@@ -459,6 +463,32 @@ class _CaseRun:
         if seen.observed:
             self.ref_time = time.time()
 
+
+    def _unanswered_through_device(self, step: Expect, ref: float, missing: str) -> None:
+        """Behind a device in the path, whose doing a missing answer is: the
+        device's, if the end host sent one (its link shows it leave) or never
+        got the segment it answers; the end host's own otherwise, and then
+        the case does not apply to it (another stack answers otherwise: its
+        host sweep judges that, not the device's)."""
+        view = self.engine.middlebox
+        if view is None:
+            return
+        # The answer is to what came last: the tester's segment, or the
+        # application's call (whose answer may have left before the device's
+        # own steps ended, so before `ref`).
+        prompted = self.flow.last_sent is not None and self.flow.last_sent_at > self.app_at
+        delivered = [seg.frame for seg in self.stream.segments if seg.direction == "in"]
+        sent = view.undelivered(min(ref, max(self.flow.last_sent_at, self.app_at)), delivered)
+        if sent:
+            raise StepFailed(step, step.describe(), f"{missing}; the end host did send "
+                                                    f"{len(sent)} segment(s) on its link, which "
+                                                    f"the device did not pass on")
+        if prompted and not view.reached(self.flow.last_sent, self.flow.last_sent_at):
+            raise StepFailed(step, step.describe(), f"{missing}; the tester's segment never "
+                                                    f"reached the end host")
+        raise NotApplicable(f"not applicable to {self.engine.target.name}: the end host sent "
+                            f"no answer (line {step.line}: {step.describe()}), which is its own "
+                            f"behaviour, not the device's")
 
     def _fence(self) -> int:
         """An ICMP echo request from the tester through the device to the end

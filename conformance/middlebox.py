@@ -191,6 +191,23 @@ class MiddleboxView:
                 return found
             self.inside.append(frame)
 
+    def _read_queued(self) -> None:
+        while (frame := self.capture.receive(time.time())) is not None:
+            self.inside.append(frame)
+
+    def undelivered(self, since: float, delivered: list[bytes]) -> list[Frame]:
+        """The end host's segments that its own link saw leave since `since`
+        and that are not among the frames `delivered` to the tester."""
+        self._read_queued()
+        arrived = {_identity(ip_packet(frame)) for frame in delivered}
+        return [frame for frame in self.inside if frame.outgoing and frame.time >= since
+                and _identity(ip_packet(frame.data)) not in arrived | {None}]
+
+    def reached(self, sent: bytes, sent_at: float) -> bool:
+        """Whether the tester's frame `sent` reached the end host's link."""
+        self._read_queued()
+        return crossing(sent, sent_at, self.inside).fate != DROPS
+
     def save(self, path, deadline: float) -> str | None:
         """The inside capture of the case (what reached the end host's link and
         what the end host sent, the fences' echoes too) as a pcap at `path`,

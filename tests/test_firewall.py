@@ -162,3 +162,32 @@ def test_the_trackers_settings_decide_its_cases(tmp_path, target, key, value, ca
 def ack_seq(record: dict) -> int:
     """The absolute sequence number of the case's one segment, from its ladder."""
     return next(e["seq"] for e in record["ladder"] if e["kind"] == "segment")
+
+
+def test_a_missing_answer_is_the_devices_only_if_the_end_host_sent_it(tmp_path):
+    """Behind a device, an answer that does not come is the device's doing
+    when the end host's link shows it leave (here a rule in the firewall
+    drops the end host's plain ACKs: its challenge ACK is lost); with gVisor
+    as the end host, which sends no challenge ACK at all (it resets, as RFC
+    793 did), the case does not apply: that is gVisor's own behaviour."""
+    import subprocess
+
+    from conformance.casefile import load_case_file
+    from conformance.runner import Runner
+    from conformance.verdict import FAIL, NOT_APPLICABLE
+
+    case = {c.id: c for c in load_case_file(CASES / "middlebox" / "firewall.yaml")}[
+        "firewall.rst-in-window-challenge-ack"]
+    with Runner.for_target("firewall", pcap_dir=tmp_path) as runner:
+        runner.start()
+        subprocess.run(["ip", "netns", "exec", runner.target.lab.firewall_ns, "nft", "insert",
+                        "rule", "inet", "tcpconf_firewall", "forward", "iifname", "fw1", "tcp",
+                        "flags", "==", "ack", "drop"], check=True)
+        verdict = runner.run(case)
+    assert verdict.outcome == FAIL, verdict.reason
+    assert verdict.actual.endswith("the end host did send 1 segment(s) on its link, which the "
+                                   "device did not pass on"), verdict.actual
+    with Runner.for_target("firewall-gvisor", pcap_dir=tmp_path) as runner:
+        verdict = runner.run(case)
+    assert verdict.outcome == NOT_APPLICABLE, (verdict.outcome, verdict.reason)
+    assert "the end host sent no answer" in verdict.reason

@@ -68,8 +68,9 @@ def test_the_rulesets_differ_where_the_cases_look():
 
 
 def test_each_target_runs_the_cases_for_what_it_is():
-    assert [middlebox_of(t) for t in ("linux", "firewall", "firewall-weak", "nat", "remote")] \
-        == [None, "firewall", "firewall", "nat", None]
+    assert [middlebox_of(t) for t in ("linux", "firewall", "firewall-weak", "nat",
+                                      "firewall-gvisor", "remote")] \
+        == [None, "firewall", "firewall", "nat", "firewall", None]
 
 
 def test_what_the_device_did_is_typed_evidence_in_results_json():
@@ -145,3 +146,13 @@ def test_an_idle_timeout_is_read_from_the_time_the_tracker_has_left():
         return Tracked("ipv4", state, timeout, None, None, False, False)
     assert lasts(entry("ESTABLISHED", 7439), 7440) and lasts(entry("ESTABLISHED", 1), None)
     assert not lasts(None, 7440) and not lasts(entry("SYN_SENT", 119), 240)
+
+
+def test_an_end_host_segment_the_tester_never_got_is_undelivered():
+    answer = segment(INSIDE, flags=tcp.ACK)
+    view, _fence = view_with([Frame(10.5, True, answer)])
+    assert [f.time for f in view.undelivered(10.0, delivered=[])] == [10.5]
+    # The same segment captured at the tester, one hop on, was delivered.
+    assert view.undelivered(10.0, delivered=[segment(OUTSIDE, ttl=63, flags=tcp.ACK)]) == []
+    # What left before the answer was prompted is not counted.
+    assert view.undelivered(11.0, delivered=[]) == []

@@ -33,7 +33,7 @@ from ..lab import LabError
 from .base import ALL, HELD, NONE, Target
 from .container import ContainerConfig, ContainerTarget
 from .device import DeviceConfig, DeviceTarget
-from .firewall import FirewallTarget, NatTarget, WeakFirewallTarget
+from .firewall import FirewallGvisorTarget, FirewallTarget, NatTarget, WeakFirewallTarget
 from .gvisor import GvisorLab
 from .linux import LinuxLab
 from .lwip import LwipLab
@@ -41,14 +41,16 @@ from .pytcp import PytcpLab
 from .remote import RemoteConfig, RemoteTarget
 
 __all__ = ["ALL", "HELD", "NONE", "OUTSIDE_TARGETS", "TARGETS", "ContainerConfig",
-           "ContainerTarget", "DeviceConfig", "DeviceTarget", "FirewallTarget", "GvisorLab", "LinuxLab", "LwipLab",
+           "ContainerTarget", "DeviceConfig", "DeviceTarget", "FirewallGvisorTarget",
+           "FirewallTarget", "GvisorLab", "LinuxLab", "LwipLab",
            "NatTarget", "PytcpLab", "RemoteConfig", "RemoteTarget", "Target",
            "WeakFirewallTarget", "make_target", "middlebox_of"]
 
 # The stacks the suite can build in its own lab, by the name --target takes.
 # The end hosts first, then the devices in the path (targets/firewall.py).
 TARGETS = {"linux": LinuxLab, "lwip": LwipLab, "gvisor": GvisorLab, "pytcp": PytcpLab,
-           "firewall": FirewallTarget, "firewall-weak": WeakFirewallTarget, "nat": NatTarget}
+           "firewall": FirewallTarget, "firewall-weak": WeakFirewallTarget, "nat": NatTarget,
+           "firewall-gvisor": FirewallGvisorTarget}
 # Targets the suite does not build: described by the --remote-*, --container
 # and --device-* options instead.
 OUTSIDE_TARGETS = ("remote", "container", "middlebox")

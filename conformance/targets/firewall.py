@@ -1,8 +1,11 @@
 """The middlebox targets: a stateful firewall (or a NAT) the suite builds in
 its lab, in front of the Linux stack as the end host (conformance/firewall.py
-draws the lab).  The device in the path is what is tested: the cases for it
-(`middlebox: firewall` or `nat` in a case's target) run against these targets
-only, and the host cases do not."""
+draws the lab), or of gVisor's netstack (`firewall-gvisor`).  The device in
+the path is what is tested: the cases for it (`middlebox: firewall` or `nat`
+in a case's target) run against these targets only, and the host cases do
+not.  Another end host answers some segments otherwise (gVisor's challenge
+ACKs, its RSTs): what the firewall passes and what the end host makes of it
+are seen side by side, and the end host's differences are its baseline's."""
 
 from __future__ import annotations
 
@@ -10,27 +13,28 @@ from ..firewall import FIREWALL, HOST_IP, HOST_IP6, NAT, WEAK, FirewallLab
 from ..lab import TARGET_IFACE, LabError
 from ..middlebox import MiddleboxAt
 from ..tcp import IPV4, IPV6
+from .gvisor import GvisorLab
+from .gvisor.sandbox import GvisorSandbox
 from .linux import LinuxLab
 
 
-class FirewallTarget(LinuxLab):
-    """The reference stateful firewall, in front of the Linux stack."""
+def _no_faults(name: str, faults) -> None:
+    if faults:
+        raise LabError(f"--link-faults and the {name} target do not go together: "
+                       f"the firewall is what sits between tester and end host")
 
-    name = FIREWALL
+
+class InFront:
+    """What a device in front of an end host adds to the end host's target:
+    the firewall lab, where a case sees what crossed it and what it tracks,
+    and no witness (what the firewall drops is its behaviour, not damage)."""
+
     variant = FIREWALL
     middlebox = "firewall"        # the cases it runs: those with `middlebox: firewall`
-
-    def __init__(self, sysctls: dict | None = None, tag: str | None = None, faults=None):
-        if faults:
-            raise LabError(f"--link-faults and the {self.name} target do not go together: "
-                           f"the firewall is what sits between tester and end host")
-        super().__init__(sysctls, tag)
-        kwargs = {"tag": tag} if tag else {}
-        self.lab = FirewallLab(self.variant, sysctls=dict(sysctls or {}), **kwargs)
+    end_host = "linux"
 
     @property
     def witness_at(self):
-        """None: what the firewall drops is its behaviour, not the link's damage."""
         return None
 
     @property
@@ -44,11 +48,24 @@ class FirewallTarget(LinuxLab):
     def settings(self) -> dict:
         values = super().settings()
         values["stack"] = (f"a {self.variant} ruleset in nftables (Linux connection tracking), "
-                           f"in front of the Linux kernel's TCP as the end host")
+                           f"in front of {self.end_host_text} as the end host")
         return values
 
     def describe(self) -> str:
-        return f"{self.name} ({self.lab.firewall_ns}, in front of linux)"
+        return f"{self.name} ({self.lab.firewall_ns}, in front of {self.end_host})"
+
+
+class FirewallTarget(InFront, LinuxLab):
+    """The reference stateful firewall, in front of the Linux stack."""
+
+    name = FIREWALL
+    end_host_text = "the Linux kernel's TCP"
+
+    def __init__(self, sysctls: dict | None = None, tag: str | None = None, faults=None):
+        _no_faults(self.name, faults)
+        super().__init__(sysctls, tag)
+        kwargs = {"tag": tag} if tag else {}
+        self.lab = FirewallLab(self.variant, sysctls=dict(sysctls or {}), **kwargs)
 
 
 class WeakFirewallTarget(FirewallTarget):
@@ -65,3 +82,29 @@ class NatTarget(FirewallTarget):
     name = NAT
     variant = NAT
     middlebox = "nat"
+
+
+class FirewallGvisorTarget(InFront, GvisorLab):
+    """The reference stateful firewall, in front of gVisor's netstack: runsc
+    copies the end host's addresses, its route through the firewall and its
+    permanent neighbour entry for the firewall into netstack."""
+
+    name = "firewall-gvisor"
+    end_host = "gvisor"
+    end_host_text = "gVisor's netstack"
+
+    def __init__(self, sysctls: dict | None = None, tag: str | None = None, faults=None):
+        _no_faults(self.name, faults)
+        super().__init__(sysctls, tag)
+        kwargs = {"tag": tag} if tag else {}
+        self.lab = FirewallLab(self.variant, **kwargs)
+        self.sandbox = GvisorSandbox(self.lab.target_ns, python=self.sandbox.python)
+
+    def recover(self) -> None:
+        """As gVisor's, and the end host's routes through the firewall made
+        again: runsc took them with the addresses, and the sandbox puts back
+        only addresses and neighbour entries."""
+        self.agent = None
+        self.sandbox.stop()
+        self.lab.configure_addresses()
+        super().recover()
