@@ -333,6 +333,7 @@ class _CaseRun:
                                 f"negotiate the {step.requires_option} option (line {step.line}: "
                                 f"{said})")
         if problems:
+            self._end_hosts_own_answer(step, seg, said)
             raise StepFailed(step, step.describe(), f"{said}: {'; '.join(problems)}")
         self._answered(seg)
 
@@ -351,6 +352,7 @@ class _CaseRun:
         self.waits += step.duration if seg is None else min(step.duration, time.time() - start)
         if seg is not None:
             self.conn.consume(seg)
+            self._end_hosts_own_answer(step, seg, self.stream.describe(seg, self.flow))
             raise StepFailed(step, f"no answer for {fmt_duration(step.duration)} "
                                    f"(retransmissions aside)",
                              f"{self.stream.describe(seg, self.flow)}, "
@@ -459,10 +461,30 @@ class _CaseRun:
         if seen.unobserved:
             self.unobserved.append(seen.unobserved)
         if seen.failure:
+            view = self.engine.middlebox
+            if (view is not None and self.flow.last_sent is not None
+                    and view.reached(self.flow.last_sent, self.flow.last_sent_at)):
+                # What the end host made of a segment that reached it.
+                raise NotApplicable(f"not applicable to {self.engine.target.name}: the end "
+                                    f"host's state differs (line {step.line}: expected "
+                                    f"{seen.failure[0]}; {seen.failure[1]}) after the tester's "
+                                    f"segment reached it, which is its own behaviour, not the "
+                                    f"device's")
             raise StepFailed(step, *seen.failure)
         if seen.observed:
             self.ref_time = time.time()
 
+
+    def _end_hosts_own_answer(self, step, seg: tcp.Segment, said: str) -> None:
+        """Behind a device in the path, an answer other than the case expects
+        is the end host's own when its link shows it leave as it arrived (the
+        device changed nothing but addresses and ports): then the case does
+        not apply to that end host.  Otherwise the device made it so."""
+        view = self.engine.middlebox
+        if view is not None and view.end_host_sent_it(seg.frame):
+            raise NotApplicable(f"not applicable to {self.engine.target.name}: the end host's "
+                                f"own answer differs (line {step.line}: {said}, as it left the "
+                                f"end host), which is its behaviour, not the device's")
 
     def _unanswered_through_device(self, step: Expect, ref: float, missing: str) -> None:
         """Behind a device in the path, whose doing a missing answer is: the

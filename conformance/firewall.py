@@ -50,6 +50,9 @@ OUTSIDE_IFACE, INSIDE_IFACE = "fw0", "fw1"
 OUTSIDE_MAC, INSIDE_MAC = "02:00:c6:12:00:d0", "02:00:c6:12:00:d1"
 OUTSIDE_IP, OUTSIDE_IP6 = "198.18.0.254", "2001:2::fe"
 INSIDE_IP, INSIDE_IP6 = "198.18.1.254", "2001:2:0:1::fe"
+# A link-local address on the inside link: PyTCP takes only a link-local
+# IPv6 gateway (its router is such an address, as RFC 4861 routers are).
+INSIDE_LL6 = "fe80::fe"
 HOST_IP, HOST_IP6 = "198.18.1.2", "2001:2:0:1::2"
 PREFIXLEN, PREFIXLEN6 = 24, 64
 
@@ -185,6 +188,7 @@ class FirewallLab(Lab):
             run("ip", "-n", f, "link", "set", iface, "up")
             run("ip", "-n", f, "addr", "add", f"{address}/{PREFIXLEN}", "dev", iface)
             run("ip", "-n", f, "addr", "add", f"{address6}/{PREFIXLEN6}", "dev", iface, "nodad")
+        run("ip", "-n", f, "addr", "add", f"{INSIDE_LL6}/64", "dev", INSIDE_IFACE, "nodad")
         # The firewall knows both ends without asking (the tester answers no
         # ARP or neighbour solicitation: its kernel owns no address).
         for ip in (TESTER_IP, TESTER_IP6):

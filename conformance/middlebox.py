@@ -203,6 +203,15 @@ class MiddleboxView:
         return [frame for frame in self.inside if frame.outgoing and frame.time >= since
                 and _identity(ip_packet(frame.data)) not in arrived | {None}]
 
+    def end_host_sent_it(self, frame: bytes) -> bool:
+        """Whether the end host's link shows the segment of `frame` (as the
+        tester received it) leave the end host: then the device passed it on
+        unchanged but for addresses and ports."""
+        self._read_queued()
+        identity = _identity(ip_packet(frame))
+        return any(each.outgoing and _identity(ip_packet(each.data)) == identity
+                   for each in self.inside)
+
     def reached(self, sent: bytes, sent_at: float) -> bool:
         """Whether the tester's frame `sent` reached the end host's link."""
         self._read_queued()

@@ -191,3 +191,11 @@ def test_a_missing_answer_is_the_devices_only_if_the_end_host_sent_it(tmp_path):
         verdict = runner.run(case)
     assert verdict.outcome == NOT_APPLICABLE, (verdict.outcome, verdict.reason)
     assert "the end host sent no answer" in verdict.reason
+    # Likewise a state the end host does not reach after a segment that did
+    # reach it: PyTCP ignores a RST without ACK.
+    without_ack = {c.id: c for c in load_case_file(CASES / "middlebox" / "firewall.yaml")}[
+        "firewall.rst-without-ack"]
+    with Runner.for_target("firewall-pytcp", pcap_dir=tmp_path) as runner:
+        verdict = runner.run(without_ack)
+    assert verdict.outcome == NOT_APPLICABLE, (verdict.outcome, verdict.reason)
+    assert "the end host's state differs" in verdict.reason

@@ -33,7 +33,8 @@ from ..lab import LabError
 from .base import ALL, HELD, NONE, Target
 from .container import ContainerConfig, ContainerTarget
 from .device import DeviceConfig, DeviceTarget
-from .firewall import FirewallGvisorTarget, FirewallTarget, NatTarget, WeakFirewallTarget
+from .firewall import (FirewallGvisorTarget, FirewallLwipTarget, FirewallPytcpTarget,
+                       FirewallTarget, NatTarget, WeakFirewallTarget)
 from .gvisor import GvisorLab
 from .linux import LinuxLab
 from .lwip import LwipLab
@@ -42,6 +43,7 @@ from .remote import RemoteConfig, RemoteTarget
 
 __all__ = ["ALL", "HELD", "NONE", "OUTSIDE_TARGETS", "TARGETS", "ContainerConfig",
            "ContainerTarget", "DeviceConfig", "DeviceTarget", "FirewallGvisorTarget",
+           "FirewallLwipTarget", "FirewallPytcpTarget",
            "FirewallTarget", "GvisorLab", "LinuxLab", "LwipLab",
            "NatTarget", "PytcpLab", "RemoteConfig", "RemoteTarget", "Target",
            "WeakFirewallTarget", "make_target", "middlebox_of"]
@@ -50,7 +52,8 @@ __all__ = ["ALL", "HELD", "NONE", "OUTSIDE_TARGETS", "TARGETS", "ContainerConfig
 # The end hosts first, then the devices in the path (targets/firewall.py).
 TARGETS = {"linux": LinuxLab, "lwip": LwipLab, "gvisor": GvisorLab, "pytcp": PytcpLab,
            "firewall": FirewallTarget, "firewall-weak": WeakFirewallTarget, "nat": NatTarget,
-           "firewall-gvisor": FirewallGvisorTarget}
+           "firewall-gvisor": FirewallGvisorTarget, "firewall-lwip": FirewallLwipTarget,
+           "firewall-pytcp": FirewallPytcpTarget}
 # Targets the suite does not build: described by the --remote-*, --container
 # and --device-* options instead.
 OUTSIDE_TARGETS = ("remote", "container", "middlebox")

@@ -9,13 +9,21 @@ are seen side by side, and the end host's differences are its baseline's."""
 
 from __future__ import annotations
 
-from ..firewall import FIREWALL, HOST_IP, HOST_IP6, NAT, WEAK, FirewallLab
-from ..lab import TARGET_IFACE, LabError
+import sys
+
+from ..agent_bootstrap import AGENT_SOURCE
+from ..firewall import (FIREWALL, HOST_IP, HOST_IP6, INSIDE_IP, INSIDE_LL6, INSIDE_MAC, NAT,
+                        PREFIXLEN, PREFIXLEN6, WEAK, FirewallLab)
+from ..lab import TARGET_IFACE, TARGET_MAC, LabError
 from ..middlebox import MiddleboxAt
 from ..tcp import IPV4, IPV6
 from .gvisor import GvisorLab
 from .gvisor.sandbox import GvisorSandbox
 from .linux import LinuxLab
+from .lwip import AGENT as LWIP_AGENT
+from .lwip import LwipLab
+from .pytcp import AGENT as PYTCP_AGENT
+from .pytcp import PytcpLab
 
 
 def _no_faults(name: str, faults) -> None:
@@ -108,3 +116,49 @@ class FirewallGvisorTarget(InFront, GvisorLab):
         self.sandbox.stop()
         self.lab.configure_addresses()
         super().recover()
+
+
+class FirewallLwipTarget(InFront, LwipLab):
+    """The reference stateful firewall, in front of lwIP: IPv4 only, as lwIP
+    routes IPv6 beyond its link only through a router it learnt from a
+    router advertisement, and the lab sends none."""
+
+    name = "firewall-lwip"
+    end_host = "lwip"
+    end_host_text = "lwIP"
+
+    def __init__(self, sysctls: dict | None = None, tag: str | None = None, faults=None):
+        _no_faults(self.name, faults)
+        super().__init__(sysctls, tag)
+        self.lab = FirewallLab(self.variant, **({"tag": tag} if tag else {}))
+
+    @property
+    def links(self):
+        return {IPV4: self.lab.links[IPV4]}
+
+    def agent_command(self) -> list[str]:
+        return ["ip", "netns", "exec", self.lab.target_ns, str(LWIP_AGENT), "--tap", self.tap,
+                "--ip", f"{HOST_IP}/{PREFIXLEN}", "--gw", INSIDE_IP, "--mac", TARGET_MAC,
+                "--skip-stdin", str(len(AGENT_SOURCE)), "--"]
+
+
+class FirewallPytcpTarget(InFront, PytcpLab):
+    """The reference stateful firewall, in front of PyTCP, whose default
+    routes go through the firewall (its link-local address for IPv6)."""
+
+    name = "firewall-pytcp"
+    end_host = "pytcp"
+    end_host_text = "PyTCP"
+
+    def __init__(self, sysctls: dict | None = None, tag: str | None = None, faults=None):
+        _no_faults(self.name, faults)
+        super().__init__(sysctls, tag)
+        self.lab = FirewallLab(self.variant, **({"tag": tag} if tag else {}))
+
+    def agent_command(self) -> list[str]:
+        return ["ip", "netns", "exec", self.lab.target_ns, sys.executable, "-O",
+                str(PYTCP_AGENT), "--tap", self.tap, "--ip", f"{HOST_IP}/{PREFIXLEN}",
+                "--ip6", f"{HOST_IP6}/{PREFIXLEN6}", "--mac", TARGET_MAC,
+                "--peer-ip", INSIDE_IP, "--peer-ip6", INSIDE_LL6, "--peer-mac", INSIDE_MAC,
+                "--gateway", INSIDE_IP, "--gateway6", INSIDE_LL6,
+                "--skip-stdin", str(len(AGENT_SOURCE)), "--"]

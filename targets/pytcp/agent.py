@@ -12,7 +12,11 @@ the Linux agent), with PyTCP's own socket API doing the work::
     ip netns exec NS .venv/bin/python -O targets/pytcp/agent.py --tap pytcp0 \
         --ip 198.18.0.2/24 --ip6 2001:2::2/64 --mac 02:00:c6:12:00:02 \
         --peer-ip 198.18.0.1 --peer-ip6 2001:2::1 --peer-mac 02:00:c6:12:00:01 \
-        [--skip-stdin N] [-- anything]
+        [--gateway ADDR] [--gateway6 fe80::ADDR] [--skip-stdin N] [-- anything]
+
+Behind a router (a firewall of the lab), ``--gateway`` and ``--gateway6``
+give the default routes, and the peer is the router: its addresses get the
+permanent neighbour entries.  PyTCP takes only a link-local IPv6 gateway.
 
 ``--skip-stdin N`` discards the first N bytes of stdin (the suite's
 AgentClient sends the Python agent's modules first); everything after ``--``
@@ -114,9 +118,14 @@ class Stack(object):
         # Addresses without duplicate address detection: straight into the
         # lists PyTCP's _create_stack_ip*_addressing would fill after DAD.
         if args.ip:
-            ph.ip4_host.append(Ip4Host(args.ip))
+            host4 = Ip4Host(args.ip)
+            if args.gateway:
+                host4.gateway = Ip4Address(args.gateway)
+            ph.ip4_host.append(host4)
         if args.ip6:
             host6 = Ip6Host(args.ip6)
+            if args.gateway6:
+                host6.gateway = Ip6Address(args.gateway6)
             ph.ip6_host.append(host6)
             for group in (Ip6Address("ff02::1"), host6.address.solicited_node_multicast):
                 ph.ip6_multicast.append(group)
@@ -598,6 +607,8 @@ def main(argv=None):
     ap.add_argument("--peer-ip")
     ap.add_argument("--peer-ip6")
     ap.add_argument("--peer-mac", required=True)
+    ap.add_argument("--gateway", help="the IPv4 default route, behind a router")
+    ap.add_argument("--gateway6", help="the IPv6 default route (link-local), behind a router")
     ap.add_argument("--skip-stdin", type=int, default=0)
     args = ap.parse_args(argv)
     stdin = sys.stdin.buffer

@@ -6,7 +6,7 @@
  * (conformance/agent.py), so the suite drives lwIP as it drives Linux.
  *
  *     lwip-agent --tap lwip0 --ip 198.18.0.2/24 --ip6 2001:2::2 \
- *                --mac 02:00:c6:12:00:02 [--skip-stdin N] [--verbose] [-- ...]
+ *                --mac 02:00:c6:12:00:02 [--gw ADDR] [--skip-stdin N] [--verbose] [-- ...]
  *
  * Threads: the main thread reads requests and performs them with lwIP's
  * socket API (lwip_socket, lwip_poll, ...); lwIP's tcpip thread runs the
@@ -1343,7 +1343,7 @@ static void handle(const char *line, size_t len)
 
 struct config {
     const char *tap;
-    ip4_addr_t ip, mask;
+    ip4_addr_t ip, mask, gw;     /* gw: zero when the tester is on the link */
     int have_ip6;
 #if LWIP_IPV6
     ip6_addr_t ip6;
@@ -1365,9 +1365,7 @@ struct init_ctx {
 static void init_netif(void *arg)
 {
     struct init_ctx *ctx = (struct init_ctx *)arg;
-    ip4_addr_t gw;
-    ip4_addr_set_zero(&gw);
-    netif_add(&the_netif, &ctx->cfg->ip, &ctx->cfg->mask, &gw, &the_tap,
+    netif_add(&the_netif, &ctx->cfg->ip, &ctx->cfg->mask, &ctx->cfg->gw, &the_tap,
               tapdev_netif_init, tcpip_input);
     netif_set_default(&the_netif);
     netif_set_up(&the_netif);
@@ -1398,7 +1396,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: lwip-agent --tap NAME --ip ADDR/PREFIX [--ip6 ADDR[/64]]\n"
-            "                  --mac XX:XX:XX:XX:XX:XX [--skip-stdin N]\n"
+            "                  --mac XX:XX:XX:XX:XX:XX [--gw ADDR] [--skip-stdin N]\n"
             "                  [--verbose] [-- ignored...]\n"
             "Brings lwIP %s up on the tap device NAME (which must exist) and\n"
             "serves the tcpconf agent protocol on stdin/stdout.\n"
@@ -1425,7 +1423,7 @@ static int parse_mac(const char *s, unsigned char mac[6])
 
 static int parse_args(int argc, char **argv, struct config *cfg)
 {
-    const char *ip = NULL, *ip6 = NULL, *mac = NULL;
+    const char *ip = NULL, *ip6 = NULL, *mac = NULL, *gw = NULL;
     memset(cfg, 0, sizeof *cfg);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -1452,6 +1450,8 @@ static int parse_args(int argc, char **argv, struct config *cfg)
             ip6 = v;
         else if (strcmp(a, "--mac") == 0)
             mac = v;
+        else if (strcmp(a, "--gw") == 0)
+            gw = v;
         else if (strcmp(a, "--skip-stdin") == 0) {
             char *end;
             cfg->skip_stdin = strtoll(v, &end, 10);
@@ -1483,6 +1483,12 @@ static int parse_args(int argc, char **argv, struct config *cfg)
     }
     ip4_addr_set_u32(&cfg->mask,
                      prefix ? lwip_htonl(0xFFFFFFFFu << (32 - prefix)) : 0);
+    ip4_addr_set_zero(&cfg->gw);
+    /* Behind a router (a firewall of the lab): the default route. */
+    if (gw && !ip4addr_aton(gw, &cfg->gw)) {
+        fprintf(stderr, "lwip-agent: bad --gw %s\n", gw);
+        return -1;
+    }
     if (ip6) {
 #if LWIP_IPV6
         snprintf(addr, sizeof addr, "%s", ip6);
