@@ -474,7 +474,6 @@ class _CaseRun:
         if seen.observed:
             self.ref_time = time.time()
 
-
     def _end_hosts_own_answer(self, step, seg: tcp.Segment, said: str) -> None:
         """Behind a device in the path, an answer other than the case expects
         is the end host's own when its link shows it leave as it arrived (the

@@ -49,7 +49,7 @@ class MiddleboxAt:
 
     host_ns: str
     host_iface: str
-    firewall_ns: str
+    firewall_ns: str | None      # None: a device the suite did not build (unreadable)
     host_ips: dict[str, str]
 
 

@@ -1,11 +1,13 @@
 """The middlebox targets: a stateful firewall (or a NAT) the suite builds in
 its lab, in front of the Linux stack as the end host (conformance/firewall.py
-draws the lab), or of gVisor's netstack (`firewall-gvisor`).  The device in
-the path is what is tested: the cases for it (`middlebox: firewall` or `nat`
-in a case's target) run against these targets only, and the host cases do
-not.  Another end host answers some segments otherwise (gVisor's challenge
-ACKs, its RSTs): what the firewall passes and what the end host makes of it
-are seen side by side, and the end host's differences are its baseline's."""
+draws the lab), or of gVisor's netstack, lwIP or PyTCP (`firewall-gvisor`,
+`firewall-lwip`, `firewall-pytcp`).  The device in the path is what is
+tested: the cases for it (`middlebox: firewall` or `nat` in a case's target)
+run against these targets only, and the host cases do not.  Another end host
+answers some segments otherwise (no challenge ACK, say): what the firewall
+passes and what the end host makes of it are seen side by side, and where the
+end host's own behaviour differs the case does not apply (engine.py, behind a
+device)."""
 
 from __future__ import annotations
 
