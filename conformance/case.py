@@ -43,6 +43,7 @@ from .steps import (
     FirewallCheck,
     OneOf,
     Send,
+    SendIcmp,
     Silence,
     StateCheck,
     Wait,
@@ -57,7 +58,8 @@ from .tcp import FAMILIES, MAX_OPTION_BYTES, encode_options
 SCHEMA_PATH = Path(__file__).with_name("case-schema.yaml")
 SETUPS_PATH = Path(__file__).with_name("setups.yaml")
 
-ACTION_KEYS = ("send", "expect", "silence", "app", "state", "wait", "one_of", "firewall")
+ACTION_KEYS = ("send", "expect", "silence", "app", "state", "wait", "one_of", "firewall",
+               "icmp")
 DEFAULT_BACKLOG = 5   # the listen() backlog unless the case says otherwise
 
 
@@ -156,6 +158,8 @@ class _Builder:
             return StateCheck(state=value["is"], within=within, **common)
         if kind == "app":
             return self.app(value, here, common)
+        if kind == "icmp":
+            return SendIcmp(error=value, **common)
         if kind == "firewall":
             if isinstance(value, str):
                 return FirewallCheck(fate=value, **common)
@@ -346,7 +350,8 @@ def build_case(data: dict, marks: Marks, path: Path) -> Case:
     steps = builder.steps(data["steps"], ("steps",))
     if not _checks_something(steps):
         raise CaseError(path, marks.line(("steps",)), "steps",
-                        "the case checks nothing: add an expect, silence, state or recv step")
+                        "the case checks nothing: add an expect, silence, state, recv or "
+                        "firewall step")
     target = data["target"]
     connections = _connections(steps)
     if len(connections) > 1 and target["role"] != "listener":

@@ -37,13 +37,14 @@ from .outcomes import CannotDecide, NotApplicable, StepFailed
 from .probe import WireProbe, sanity_probe
 from .seq import MOD
 from .settings import CaseSettings
-from .steps import (App, Expect, FirewallCheck, OneOf, Send, Silence, StateCheck, Wait,
+from .steps import (ICMP_ERRORS, App, Expect, FirewallCheck, OneOf, Send, SendIcmp, Silence,
+                    StateCheck, Wait,
                     fmt_duration)
 from .stream import Flow, SegmentStream
 from .tcp import IPV4
 from .verdict import ERROR, FAIL, NOT_APPLICABLE, PASS, Verdict
-from .wire import Frame, Wire, WireError, echo_request
-from .witness import Witness, summary
+from .wire import Frame, Wire, WireError, echo_request, icmp_error
+from .witness import Witness, ip_packet, summary
 
 
 class Engine:
@@ -279,7 +280,7 @@ class _CaseRun:
         # method and the schema.
         run = {Send: self._send, Expect: self._expect, Silence: self._silence, App: self._app,
                StateCheck: self._state, Wait: self._wait, OneOf: self._one_of,
-               FirewallCheck: self._firewall}
+               FirewallCheck: self._firewall, SendIcmp: self._icmp}
         for step in steps:
             self.flow = self.flows[step.conn]
             if self.phase == "case" and _decides(step):
@@ -314,6 +315,23 @@ class _CaseRun:
 
     def _send(self, step: Send) -> None:
         self.sent_at = self.injector.send(step, self.flow)
+        self.ref_time = time.time()
+
+    def _icmp(self, step: SendIcmp) -> None:
+        """An ICMP error about the connection, quoting the target's last
+        segment on it as the tester got it (behind NAT: translated)."""
+        answers = [seg for seg in self.stream.segments
+                   if seg.direction == "in" and seg.dport == self.flow.tester_port]
+        if not answers:
+            raise CannotDecide(f"line {step.line}: 'icmp' quotes the target's last segment on "
+                               f"the connection, and the target has sent none")
+        _type4, code4, _type6, code6, words = ICMP_ERRORS[step.error]
+        frame = icmp_error(self.link, code6 if self.family == tcp.IPV6 else code4,
+                           ip_packet(answers[-1].frame))
+        self.flow.last_sent, self.flow.last_sent_at = frame, time.time()
+        self.wire.send(frame)
+        self._note(f"--> ICMP {words}, quoting {self.stream.describe(answers[-1], self.flow)}",
+                   mark="icmp")
         self.ref_time = time.time()
 
     def _expect(self, step: Expect) -> None:

@@ -83,22 +83,26 @@ RECORDED_SYSCTLS = (
     "net.netfilter.nf_conntrack_tcp_timeout_unacknowledged",
 )
 
-# ICMP passes in every ruleset: the engine's sanity probe after each case is
-# an echo to the end host, and ICMP errors are the tracker's "related".
-_ICMP = "meta l4proto { icmp, ipv6-icmp } accept"
+# ICMP echo passes in every ruleset: the sanity probe after each case and the
+# fences of middlebox.py are echoes to the end host.  An ICMP error passes the
+# stateful rulesets only as "related" to a tracked connection (RFC 6092 REC-10
+# and REC-36); the stateless one passes every ICMP message.
+_ECHO = """\
+        icmp type { echo-request, echo-reply } accept
+        icmpv6 type { echo-request, echo-reply } accept"""
 
 _STATEFUL = f"""\
         ct state established,related accept comment "a tracked connection's packets"
         ct state invalid drop comment "what the tracker cannot place in a connection"
         tcp flags & (fin | syn | rst | ack) == syn ct state new accept \\
             comment "a new connection only from a SYN"
-        {_ICMP}"""
+{_ECHO}"""
 
 RULESETS = {
     FIREWALL: _STATEFUL,
-    WEAK: f"""\
+    WEAK: """\
         meta l4proto tcp accept comment "stateless: every segment passes"
-        {_ICMP}""",
+        meta l4proto { icmp, ipv6-icmp } accept""",
     NAT: _STATEFUL,
 }
 

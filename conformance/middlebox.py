@@ -24,6 +24,7 @@ Matching is pure; :class:`MiddleboxView` holds the inside capture.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,9 +70,31 @@ class Crossing:
 
 def _identity(packet: bytes):
     """What routing and translation leave alone: the TCP sequence numbers,
-    flags and data (None when the packet is no TCP segment)."""
+    flags and data; of an ICMP error about a TCP segment, its type, code and
+    the quoted segment's numbers and flags (None for any other packet)."""
     seg = decode_packet(packet)
-    return None if seg is None else (seg.seq, seg.ack, seg.flags, bytes(seg.payload))
+    if seg is not None:
+        return ("tcp", seg.seq, seg.ack, seg.flags, bytes(seg.payload))
+    error = _icmp_error(packet)
+    if error is None:
+        return None
+    kind, quoted = error
+    inner = decode_packet(quoted)
+    return None if inner is None else ("icmp", kind, inner.seq, inner.ack, inner.flags)
+
+
+def _icmp_error(packet: bytes) -> tuple[tuple[int, int], bytes] | None:
+    """An ICMP destination unreachable error's (type, code) and the packet it
+    quotes (IPv4 type 3, ICMPv6 type 1); None for any other packet."""
+    if packet[0] >> 4 == 4:
+        header = (packet[0] & 0x0F) * 4
+        if packet[9] != 1 or len(packet) < header + 8 or packet[header] != 3:
+            return None
+    else:
+        header = 40
+        if packet[6] != 58 or len(packet) < header + 8 or packet[header] != 1:
+            return None
+    return (packet[header], packet[header + 1]), packet[header + 8:]
 
 
 def _without_hop(packet: bytes) -> bytes:
@@ -123,17 +146,32 @@ def lasts(entry: Tracked | None, idle_timeout_at_least: float | None) -> bool:
 
 
 def _translation(sent: bytes, arrived: bytes) -> str:
-    """Which addresses and ports the device rewrote, in words."""
+    """Which addresses and ports the device rewrote, in words (of an ICMP
+    error, those of the segment it quotes too)."""
     before, after = _ends(sent), _ends(arrived)
-    changed = [f"{name} {a} -> {b}" for name, a, b in zip(("source", "destination"), before,
-                                                            after) if a != b]
+    changed = [f"{name} {before[name]} -> {after[name]}" for name in before
+               if before[name] != after.get(name)]
     return ", ".join(changed) or "rewritten"
 
 
-def _ends(packet: bytes) -> tuple[str, str]:
+def _ends(packet: bytes) -> dict[str, str]:
     seg = decode_packet(packet)
-    host = (lambda a: f"[{a}]") if ":" in seg.src else str
-    return f"{host(seg.src)}:{seg.sport}", f"{host(seg.dst)}:{seg.dport}"
+    if seg is not None:
+        return {"source": _where(seg.src, seg.sport), "destination": _where(seg.dst, seg.dport)}
+    inner = decode_packet(_icmp_error(packet)[1])
+    if packet[0] >> 4 == 4:
+        src, dst = socket.inet_ntop(socket.AF_INET, packet[12:16]), \
+            socket.inet_ntop(socket.AF_INET, packet[16:20])
+    else:
+        src, dst = socket.inet_ntop(socket.AF_INET6, packet[8:24]), \
+            socket.inet_ntop(socket.AF_INET6, packet[24:40])
+    return {"source": src, "destination": dst,
+            "quoted source": _where(inner.src, inner.sport),
+            "quoted destination": _where(inner.dst, inner.dport)}
+
+
+def _where(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 class MiddleboxView:
@@ -153,7 +191,7 @@ class MiddleboxView:
         """The case's flows only (by the tester's ports: behind NAT, the
         addresses differ from one side of the device to the other), and the
         fences' echo requests."""
-        self.capture.watch_ports(ports, echo_requests=True)
+        self.capture.watch_ports(ports, icmp=True)
         self.inside = []
 
     def fate(self, sent: bytes, sent_at: float, deadline: float,

@@ -254,6 +254,26 @@ class FirewallCheck(Step):
         return text
 
 
+# The ICMP errors a tester can send about a connection: (IPv4 type, code,
+# IPv6 type, code, words).  Administratively prohibited is what RFC 6092
+# REC-34 names; a port unreachable is a hard error (RFC 1122 4.2.3.9).
+ICMP_ERRORS = {
+    "admin-prohibited": (3, 13, 1, 1, "destination unreachable, administratively prohibited"),
+    "port-unreachable": (3, 3, 1, 4, "destination unreachable, port unreachable"),
+}
+
+
+@dataclass
+class SendIcmp(Step):
+    """An ICMP (ICMPv6) error from the tester about the step's connection,
+    quoting the last segment the target sent on it, as the tester got it."""
+
+    error: str = "admin-prohibited"
+
+    def describe(self) -> str:
+        return f"ICMP {ICMP_ERRORS[self.error][4]}, quoting the target's last segment"
+
+
 @dataclass
 class Alternative:
     label: str

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from scapy.arch.common import compile_filter, free_filter
 from scapy.layers.inet import ICMP, IP, TCP
-from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
+from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
@@ -136,13 +136,16 @@ class Capture:
             f"tcp and ((src host {link.tester_ip} and dst host {link.target_ip} and ({sent})) "
             f"or (src host {link.target_ip} and dst host {link.tester_ip} and ({answered})))")
 
-    def watch_ports(self, ports, echo_requests: bool = False) -> None:
+    def watch_ports(self, ports, icmp: bool = False) -> None:
         """Capture TCP to or from any of `ports`, whatever the addresses (the
         end host's side of a NAT, where the addresses are not the tester's),
-        and with `echo_requests` ICMP and ICMPv6 echo requests too."""
+        and with `icmp` ICMP and ICMPv6 echo requests and destination
+        unreachable errors too."""
         expression = "(tcp and (" + " or ".join(f"port {port}" for port in ports) + "))"
-        if echo_requests:
-            expression += " or (icmp and icmp[icmptype] == icmp-echo) or (icmp6 and ip6[40] == 128)"
+        if icmp:
+            # and ICMP destination unreachable errors, which a case may send
+            expression += (" or (icmp and (icmp[icmptype] == icmp-echo or icmp[icmptype] == "
+                           "icmp-unreach)) or (icmp6 and (ip6[40] == 128 or ip6[40] == 1))")
         self._filter(expression)
 
     def watch_icmp(self, link: Link) -> None:
@@ -305,6 +308,18 @@ def echo_request(link: Link, ident: int) -> bytes:
         icmp = ICMPv6EchoRequest(id=ident, seq=1, data=b"tcpconf sanity")
     else:
         icmp = ICMP(type=8, id=ident, seq=1) / b"tcpconf sanity"
+    return bytes(Ether(src=link.tester_mac, dst=link.target_mac) / link.ip_header() / icmp)
+
+
+def icmp_error(link: Link, code: int, quoted: bytes) -> bytes:
+    """An ICMP (ICMPv6) destination unreachable error with `code` from the
+    tester to the target, quoting the IP packet `quoted` (one the target
+    sent): the whole of a short one, as RFC 1812 4.3.2.3 and RFC 4443 2.4
+    allow (at least the IP header and 8 octets, RFC 792)."""
+    if link.family == IPV6:
+        icmp = ICMPv6DestUnreach(code=code) / Raw(quoted[:1232])
+    else:
+        icmp = ICMP(type=3, code=code) / Raw(quoted[:548])
     return bytes(Ether(src=link.tester_mac, dst=link.target_mac) / link.ip_header() / icmp)
 
 

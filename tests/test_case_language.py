@@ -959,3 +959,13 @@ def test_a_trackers_idle_timeout_reads_minutes_and_hours(tmp_path):
 def test_no_connection_has_no_timeout(tmp_path):
     error = load_error(tmp_path, MIDDLEBOX.replace("STATE", "none").replace("TIME", "4min"))
     assert error.line == 6 and "a timeout of no connection" in error.message
+
+
+def test_an_icmp_error_step_names_its_kind(tmp_path):
+    text = MIDDLEBOX.replace("  - firewall: {tracks: STATE, idle_timeout_at_least: TIME}",
+                             "  - icmp: KIND\n  - firewall: translates")
+    step = load(tmp_path, text.replace("KIND", "admin-prohibited"))[0].steps[0]
+    assert step.describe() == ("ICMP destination unreachable, administratively prohibited, "
+                               "quoting the target's last segment")
+    error = load_error(tmp_path, text.replace("KIND", "fragmentation-needed"))
+    assert error.line == 6 and "admin-prohibited or port-unreachable" in error.message

@@ -199,3 +199,29 @@ def test_a_missing_answer_is_the_devices_only_if_the_end_host_sent_it(tmp_path):
         verdict = runner.run(without_ack)
     assert verdict.outcome == NOT_APPLICABLE, (verdict.outcome, verdict.reason)
     assert "the end host's state differs" in verdict.reason
+
+
+@pytest.mark.parametrize("target, case", [("firewall", "firewall.icmp-error-crosses"),
+                                          ("nat", "nat.icmp-error-translated")])
+def test_a_device_that_drops_icmp_errors_fails_their_cases(tmp_path, target, case):
+    """RFC 6092 REC-36 and RFC 5382 REQ-9 fail where a rule drops the errors
+    (echoes still pass: the fences need them)."""
+    import subprocess
+
+    from conformance.casefile import load_case_file
+    from conformance.runner import Runner
+    from conformance.verdict import FAIL
+
+    path = CASES / "middlebox" / ("nat.yaml" if target == "nat" else "firewall.yaml")
+    found = {c.id: c for c in load_case_file(path)}[case]
+    with Runner.for_target(target, pcap_dir=tmp_path) as runner:
+        runner.start()
+        for rule in ("icmp type destination-unreachable drop",
+                     "icmpv6 type destination-unreachable drop"):
+            subprocess.run(["ip", "netns", "exec", runner.target.lab.firewall_ns, "nft", "insert",
+                            "rule", "inet", "tcpconf_firewall", "forward", *rule.split()],
+                           check=True)
+        verdict = runner.run(found)
+    assert verdict.outcome == FAIL, verdict.reason
+    assert verdict.actual.startswith("the firewall drops it"), verdict.actual
+    assert verdict.requirement.id in ("RFC6092-REC-36", "RFC5382-REQ-9")

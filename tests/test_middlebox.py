@@ -156,3 +156,31 @@ def test_an_end_host_segment_the_tester_never_got_is_undelivered():
     assert view.undelivered(10.0, delivered=[segment(OUTSIDE, ttl=63, flags=tcp.ACK)]) == []
     # What left before the answer was prompted is not counted.
     assert view.undelivered(11.0, delivered=[]) == []
+
+
+# -- ICMP errors about a connection ----------------------------------------------
+
+def test_an_icmp_error_is_known_by_the_segment_it_quotes_and_its_translation_named():
+    from dataclasses import replace
+
+    from conformance.wire import icmp_error
+    from conformance.witness import ip_packet
+
+    # The end host's segment as the tester got it behind NAT (from the NAT's
+    # address), quoted in the tester's error; and the same error as the NAT
+    # delivers it inside, addressed to the end host and quoting its own address.
+    answer = ip_packet(build_frame(Link("t", "m", "m", "198.18.1.254", "198.18.0.1"), 61000,
+                                   40000, 5000, 6000, tcp.ACK | tcp.PSH, 502, b"hello"))
+    sent = icmp_error(replace(OUTSIDE, target_ip="198.18.1.254"), 13, answer)
+    inner = ip_packet(build_frame(Link("t", "m", "m", "198.18.1.2", "198.18.0.1"), 40000,
+                                  40000, 5000, 6000, tcp.ACK | tcp.PSH, 502, b"hello"))
+    arrived = icmp_error(Link("fw1", INSIDE.tester_mac, INSIDE.target_mac, "198.18.0.1",
+                              "198.18.1.2"), 13, inner)
+    found = crossing(sent, 10.0, [Frame(10.001, False, arrived)])
+    assert found.fate == TRANSLATES
+    assert found.detail == ("destination 198.18.1.254 -> 198.18.1.2, quoted source "
+                            "198.18.1.254:61000 -> 198.18.1.2:40000")
+    # An error quoting another segment is another packet.
+    other = icmp_error(Link("fw1", INSIDE.tester_mac, INSIDE.target_mac, "198.18.0.1",
+                            "198.18.1.2"), 13, ip_packet(segment(INSIDE)))
+    assert crossing(sent, 10.0, [Frame(10.001, False, other)]).fate == DROPS

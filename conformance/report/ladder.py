@@ -163,6 +163,8 @@ def _fates(entries: list[_Item]) -> dict[int, _Item]:
     for i, entry in enumerate(entries):
         if entry.kind == "segment" and entry.direction == "out":
             last_sent = i
+        elif entry.kind == "note" and entry.mark == "icmp":
+            last_sent = None        # the tester's ICMP error: its crossing is its own
         elif (entry.kind == "device" and entry.event.check == "crossing"
               and last_sent is not None):
             fates[last_sent] = entry
