@@ -163,6 +163,8 @@ class _Builder:
         if kind == "firewall":
             if isinstance(value, str):
                 return FirewallCheck(fate=value, **common)
+            if "same_mapping_as" in value:
+                return FirewallCheck(same_mapping_as=value["same_mapping_as"], **common)
             within = (self.duration(value["within"], here + ("within",)) if "within" in value
                       else DEFAULT_CROSSING_WITHIN)
             idle = value.get("idle_timeout_at_least")
@@ -317,6 +319,16 @@ def _checks_something(steps) -> bool:
     return False
 
 
+def _opened_by_app(steps) -> bool:
+    """Whether every connection but the first starts with the target's
+    application connecting it (from the first one's port)."""
+    first: dict[str, object] = {}
+    for step in steps:
+        first.setdefault(step.conn, step)
+    return all(isinstance(step, App) and step.op == "connect"
+               for name, step in first.items() if name != DEFAULT_CONNECTION)
+
+
 def _connections(steps) -> tuple:
     """The connections the steps name, the default one first."""
     names = [DEFAULT_CONNECTION]
@@ -354,10 +366,18 @@ def build_case(data: dict, marks: Marks, path: Path) -> Case:
                         "firewall step")
     target = data["target"]
     connections = _connections(steps)
-    if len(connections) > 1 and target["role"] != "listener":
+    for i, step in enumerate(steps):
+        other = getattr(step, "same_mapping_as", None)
+        if other is not None and (other not in connections or other == step.conn):
+            raise CaseError(path, step.line, f"steps[{i}].firewall.same_mapping_as",
+                            f"expected another of the case's connections "
+                            f"({', '.join(c for c in connections if c != step.conn)}); "
+                            f"got {other!r}")
+    if len(connections) > 1 and target["role"] != "listener" and not _opened_by_app(steps):
         raise CaseError(path, marks.line(("target", "role")), "target.role",
-                        "several connections (conn:) need role listener: the target's "
-                        "application accepts them on one listening port")
+                        "several connections (conn:) need role listener, where the target's "
+                        "application accepts them on one listening port, or a client whose "
+                        "application opens each further one (its first step: app: connect)")
     setups = load_setups()
     key = (target["role"], target["start"])
     if key not in setups:

@@ -118,10 +118,12 @@ class _CaseRun:
         self.flows: dict[str, Flow] = {}
         for name, port in zip(case.connections, tester_ports):
             iss = random.randrange(MOD)
-            self.flows[name] = Flow(name, port, Connection.opening(iss))
+            self.flows[name] = Flow(name, port, Connection.opening(iss), target_port=target_port)
         self.flow = self.flows[case.connections[0]]   # the connection the current step is about
         self.ladder: list[Event] = []
-        self.stream = SegmentStream(self.wire, self.flows, self.ladder)
+        # A NAT may give the end host's connections other ports (RFC 5382 4.1).
+        self.stream = SegmentStream(self.wire, self.flows, self.ladder,
+                                    learn_target_ports=engine.target.middlebox == "nat")
         self.app = (BlackBoxApplication if blind else Application)(
             engine.target, case, family, self.link, target_port, self.flows, self.ladder)
         self.ref_time = time.time()        # when the previous step ended
@@ -138,8 +140,8 @@ class _CaseRun:
         self.unobserved: list[str] = []
         self.app_at = 0.0             # when the target's application last acted
         self.settings = CaseSettings(engine.target, case.sysctls, self.ladder)
-        self.probe = WireProbe(self.wire, self.stream, self.link, target_port)
-        self.injector = Injector(self.wire, self.link, target_port, engine.target.name)
+        self.probe = WireProbe(self.wire, self.stream, self.link)
+        self.injector = Injector(self.wire, self.link, engine.target.name)
         # Without an agent, a wire probe decides the final state checks.
         reason = engine.target.state_view_reason
         self.observer = (ProbeObserver(self.probe, blackbox.probe_points(case.steps), reason)
@@ -452,6 +454,9 @@ class _CaseRun:
                 self.ladder.append(seen)
                 raise CannotDecide(f"line {step.line}: {found.detail}")
             held = found.fate == step.fate
+        elif step.same_mapping_as:
+            seen = self._mapping(step)
+            held = seen.seen == "same port"
         elif view.firewall_ns is None:
             # A device the suite did not build: its tracker is not readable.
             self.ladder.append(DeviceEvent(time.time(), "tracking", "unobservable",
@@ -463,7 +468,7 @@ class _CaseRun:
             return
         else:
             link = self.link
-            ends = (link.tester_ip, self.flow.tester_port, link.target_ip, self.target_port)
+            ends = (link.tester_ip, self.flow.tester_port, link.target_ip, self.flow.target_port)
             entry = view.tracks(ends, step.tracks, step.within)
             seen = _tracked(entry, time.time())
             held = seen.seen == step.tracks and lasts(entry, step.idle_timeout_at_least)
@@ -528,6 +533,20 @@ class _CaseRun:
         raise NotApplicable(f"not applicable to {self.engine.target.name}: the end host sent "
                             f"no answer (line {step.line}: {step.describe()}), which is its own "
                             f"behaviour, not the device's")
+
+    def _mapping(self, step: FirewallCheck) -> DeviceEvent:
+        """Whether the NAT gave this connection the outside port it gave
+        another (both learnt from the end host's segments, as they came)."""
+        other = self.flows[step.same_mapping_as]
+        for flow in (self.flow, other):
+            if not flow.heard:
+                raise CannotDecide(f"line {step.line}: no segment of the end host's came on "
+                                   f"connection {flow.name}, so its outside port is not known")
+        same = self.flow.target_port == other.target_port
+        return DeviceEvent(time.time(), "mapping", "same port" if same else "another port",
+                           detail=f"connection {other.name} from port {other.target_port}, "
+                                  f"connection {self.flow.name} from port "
+                                  f"{self.flow.target_port}")
 
     def _fence(self) -> int:
         """An ICMP echo request from the tester through the device to the end

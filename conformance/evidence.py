@@ -90,16 +90,18 @@ class NoteEvent:
 @dataclass
 class DeviceEvent:
     """What the device in the path did (middlebox.py): with the tester's last
-    segment (`check` "crossing", `seen` drops, forwards or translates), or
-    what its connection tracking held for the connection (`check`
-    "tracking", `seen` a state such as ESTABLISHED, or none)."""
+    segment (`check` "crossing", `seen` drops, forwards or translates; or
+    undecided), what its connection tracking held for the connection (`check`
+    "tracking", `seen` a state such as ESTABLISHED, none, or unobservable),
+    or how a NAT mapped it beside another connection (`check` "mapping",
+    `seen` same port or another port)."""
 
     kind: ClassVar[str] = "device"
     time: float
     check: str
     seen: str
     delay_us: int | None = None     # crossing: microseconds to the end host's link
-    detail: str = ""                # the translation; the tracked entry's time left
+    detail: str = ""                # the translation; the tracked entry's time left; the ports
 
 
 Event = Union[SegmentEvent, AppEvent, StateEvent, NoteEvent, DeviceEvent]
@@ -130,6 +132,8 @@ def describe(event: Event) -> str:
 
 
 def _device_text(event: DeviceEvent) -> str:
+    if event.check == "mapping":
+        return f"the NAT maps it to {event.seen} ({event.detail})"
     if event.check == "tracking":
         if event.seen == "unobservable":
             return f"the firewall's tracking of it is not observable ({event.detail})"

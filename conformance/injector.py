@@ -14,9 +14,8 @@ from .wire import build_frame
 
 
 class Injector:
-    def __init__(self, wire, link, target_port: int, target_name: str):
-        self.wire, self.link, self.target_port = wire, link, target_port
-        self.target_name = target_name
+    def __init__(self, wire, link, target_name: str):
+        self.wire, self.link, self.target_name = wire, link, target_name
 
     def send(self, step: Send, flow: Flow) -> float:
         """Send the step's segment on `flow`; the time.perf_counter() of the
@@ -28,7 +27,7 @@ class Injector:
         payload = step.payload
         if step.length is not None:
             payload = pattern(self._one_segment(step.length.evaluate(v), step.length.text))
-        frame = build_frame(self.link, flow.tester_port, self.target_port, seq, ack, step.flags,
+        frame = build_frame(self.link, flow.tester_port, flow.target_port, seq, ack, step.flags,
                             step.win, payload, step.options, step.urg, step.bad_checksum,
                             step.raw_options)
         sent_at = time.perf_counter()

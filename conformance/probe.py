@@ -31,8 +31,8 @@ SANITY_TRIES = 3
 
 
 class WireProbe:
-    def __init__(self, wire, stream: SegmentStream, link, target_port: int):
-        self.wire, self.stream, self.link, self.target_port = wire, stream, link, target_port
+    def __init__(self, wire, stream: SegmentStream, link):
+        self.wire, self.stream, self.link = wire, stream, link
 
     def connection_exists(self, flow: Flow) -> bool | None:
         """True when the probe drew an ACK, False when it drew a RST, None
@@ -41,7 +41,7 @@ class WireProbe:
         for attempt in range(PROBE_TRIES):
             if attempt:
                 time.sleep(PROBE_RATE_LIMIT_GAP)
-            self.wire.send(build_frame(self.link, flow.tester_port, self.target_port,
+            self.wire.send(build_frame(self.link, flow.tester_port, flow.target_port,
                                        seq_add(conn.snd_nxt, -PROBE_OFFSET), conn.rcv_nxt or 0,
                                        tcp.ACK, 65535))
             answer = self.stream.next(flow, time.time() + PROBE_WAIT, mark="probe")
@@ -60,7 +60,7 @@ class WireProbe:
             conn = flow.conn
             if conn.snd_nxt == conn.iss:
                 continue            # nothing was ever sent on it
-            frame = build_frame(self.link, flow.tester_port, self.target_port, conn.snd_nxt, 0,
+            frame = build_frame(self.link, flow.tester_port, flow.target_port, conn.snd_nxt, 0,
                                 tcp.RST, 0)
             try:
                 self.wire.send(frame)

@@ -233,11 +233,14 @@ CROSSING_FATES = ("drops", "forwards", "translates")
 @dataclass
 class FirewallCheck(Step):
     """What the middlebox did with the tester's last segment on the step's
-    connection (`fate`: drops, forwards, translates), or the state its
-    connection tracking holds for the connection (`tracks`: a state, or none)."""
+    connection (`fate`: drops, forwards, translates), the state its
+    connection tracking holds for the connection (`tracks`: a state, or
+    none), or whether a NAT maps the connection to the same outside port as
+    another of the case's (`same_mapping_as`: that connection's name)."""
 
     fate: str | None = None
     tracks: str | None = None
+    same_mapping_as: str | None = None
     within: float = DEFAULT_CROSSING_WITHIN
     # The tracker keeps the entry at least this long without a packet (its
     # idle timeout, read from the time the table says is left).
@@ -246,6 +249,9 @@ class FirewallCheck(Step):
     def describe(self) -> str:
         if self.fate:
             return f"the firewall {self.fate} it"
+        if self.same_mapping_as:
+            return (f"the NAT maps it to the outside port of connection "
+                    f"{self.same_mapping_as}")
         if self.tracks == "none":
             return "the firewall tracks no connection"
         text = f"the firewall tracks it as {self.tracks}"

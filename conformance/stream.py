@@ -37,11 +37,18 @@ class Flow:
     # middlebox step asks what became of it (middlebox.py).
     last_sent: bytes | None = None
     last_sent_at: float = 0.0
-
+    # The target's port as the tester sees it: the case's own, or, behind a
+    # NAT that translates ports, the one its first segment came from.
+    target_port: int = 0
+    heard: bool = False         # a segment of the target's has come on it
 
 class SegmentStream:
-    def __init__(self, wire, flows: dict[str, Flow], ladder: list[Event]):
+    def __init__(self, wire, flows: dict[str, Flow], ladder: list[Event],
+                 learn_target_ports: bool = False):
+        """`learn_target_ports`: take each flow's target port from the target's
+        first segment on it (a NAT may translate the port)."""
         self.wire, self.flows, self.ladder = wire, flows, ladder
+        self.learn_target_ports = learn_target_ports
         self._by_port = {flow.tester_port: flow for flow in flows.values()}
         self._events: dict[int, SegmentEvent] = {}    # id(segment) -> its ladder event
         self.segments: list[tcp.Segment] = []         # every frame of the case, for the pcap
@@ -77,6 +84,9 @@ class SegmentStream:
             if seg.direction == tcp.OUT:
                 entry.mark = ""  # only the target's segments can go unexamined
                 continue
+            if not owner.heard and self.learn_target_ports:
+                owner.target_port = seg.sport
+            owner.heard = True
             self.from_target += 1
             if not seg.checksum_ok:
                 self.bad_checksums += 1

@@ -969,3 +969,31 @@ def test_an_icmp_error_step_names_its_kind(tmp_path):
                                "quoting the target's last segment")
     error = load_error(tmp_path, text.replace("KIND", "fragmentation-needed"))
     assert error.line == 6 and "admin-prohibited or port-unreachable" in error.message
+
+
+TWO_CLIENT_CONNECTIONS = """\
+id: t.mapping
+title: t
+requirements: [RFC5382-REQ-1]
+target: {role: client, start: ESTABLISHED, middlebox: nat}
+steps:
+  - FIRST
+    conn: b
+  - expect: {flags: SYN}
+    conn: b
+  - firewall: {same_mapping_as: OTHER}
+    conn: b
+"""
+
+
+def test_a_client_opens_a_further_connection_with_its_application(tmp_path):
+    case = load(tmp_path, TWO_CLIENT_CONNECTIONS.replace("FIRST", "app: connect")
+                .replace("OTHER", "a"))[0]
+    assert case.connections == ("a", "b") and case.steps[2].same_mapping_as == "a"
+    error = load_error(tmp_path, TWO_CLIENT_CONNECTIONS.replace(
+        "FIRST", "send: {flags: SYN, seq: 0}").replace("OTHER", "a"))
+    assert error.field == "target.role" and "its first step: app: connect" in error.message
+    error = load_error(tmp_path, TWO_CLIENT_CONNECTIONS.replace("FIRST", "app: connect")
+                       .replace("OTHER", "c"))
+    assert error.line == 10 and "expected another of the case's connections (a); got 'c'" \
+        in error.message

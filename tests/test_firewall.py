@@ -225,3 +225,31 @@ def test_a_device_that_drops_icmp_errors_fails_their_cases(tmp_path, target, cas
     assert verdict.outcome == FAIL, verdict.reason
     assert verdict.actual.startswith("the firewall drops it"), verdict.actual
     assert verdict.requirement.id in ("RFC6092-REC-36", "RFC5382-REQ-9")
+
+
+def test_a_nat_that_picks_ports_at_random_is_followed_and_fails_endpoint_independence(tmp_path):
+    """With 'masquerade random' the NAT gives each connection an outside port
+    of its own choosing: the tester follows the port the end host's first
+    segment came from (a NAT case still passes), and a second connection
+    from the same inside port gets another outside port, which RFC 5382
+    REQ-1 forbids."""
+    import subprocess
+
+    from conformance.casefile import load_case_file
+    from conformance.runner import Runner
+    from conformance.verdict import FAIL, PASS
+
+    cases = {c.id: c for c in load_case_file(CASES / "middlebox" / "nat.yaml")}
+    with Runner.for_target("nat", pcap_dir=tmp_path) as runner:
+        runner.start()
+        ns = runner.target.lab.firewall_ns
+        subprocess.run(["ip", "netns", "exec", ns, "nft", "flush", "chain", "inet",
+                        "tcpconf_firewall", "postrouting"], check=True)
+        subprocess.run(["ip", "netns", "exec", ns, "nft", "add", "rule", "inet",
+                        "tcpconf_firewall", "postrouting", "oifname", "fw0", "masquerade",
+                        "random"], check=True)
+        followed = runner.run(cases["nat.data-both-ways"])
+        mapping = runner.run(cases["nat.endpoint-independent-mapping"])
+    assert followed.outcome == PASS, followed.reason or followed.actual
+    assert mapping.outcome == FAIL, mapping.reason
+    assert mapping.actual.startswith("the NAT maps it to another port (connection a from port")

@@ -108,3 +108,26 @@ def test_setup_segments_are_marked_and_leftovers_are_unexamined():
     stream.in_setup = False
     stream.drain(fl["a"], now=5.0)
     assert [e.mark for e in ladder] == ["setup", "unexamined"]
+
+
+def test_behind_a_nat_each_flow_takes_its_target_port_from_the_first_segment():
+    """A NAT may give the end host's connection another outside port: the
+    flow follows the port its first segment came from, and only that one."""
+    fl = flows(40000)
+    fl["a"].target_port = 11000
+    moved = Link(TARGET.iface, TARGET.tester_mac, TARGET.target_mac, TARGET.tester_ip,
+                 TARGET.target_ip)
+    frames = [Frame(1.0, False, build_frame(moved, 61000, 40000, IRS + 1, ISS + 1, tcp.ACK,
+                                            65535)),
+              Frame(1.1, False, build_frame(moved, 62000, 40000, IRS + 1, ISS + 1, tcp.ACK,
+                                            65535))]
+    stream = SegmentStream(FakeWire(frames), fl, [], learn_target_ports=True)
+    stream.next(fl["a"], deadline=2.0)
+    stream.next(fl["a"], deadline=2.0)
+    assert (fl["a"].target_port, fl["a"].heard) == (61000, True)
+    # Without a NAT the case's port stays, whatever comes.
+    fl = flows(40000)
+    fl["a"].target_port = 11000
+    stream = SegmentStream(FakeWire(list(frames)), fl, [])
+    stream.next(fl["a"], deadline=2.0)
+    assert fl["a"].target_port == 11000
