@@ -28,12 +28,6 @@ from .pytcp import AGENT as PYTCP_AGENT
 from .pytcp import PytcpLab
 
 
-def _no_faults(name: str, faults) -> None:
-    if faults:
-        raise LabError(f"--link-faults and the {name} target do not go together: "
-                       f"the firewall is what sits between tester and end host")
-
-
 class InFront:
     """What a device in front of an end host adds to the end host's target:
     the firewall lab, where a case sees what crossed it and what it tracks,
@@ -42,6 +36,17 @@ class InFront:
     variant = FIREWALL
     middlebox = "firewall"        # the cases it runs: those with `middlebox: firewall`
     end_host = "linux"
+    # The Linux end host takes --target-sysctl in its namespace; a stack in
+    # user space has none of them (its target reports them as ignored).
+    end_host_sysctls = False
+
+    def __init__(self, sysctls: dict | None = None, tag: str | None = None, faults=None):
+        if faults:
+            raise LabError(f"--link-faults and the {self.name} target do not go together: "
+                           f"the firewall is what sits between tester and end host")
+        super().__init__(sysctls, tag)
+        kept = dict(sysctls or {}) if self.end_host_sysctls else {}
+        self.lab = FirewallLab(self.variant, sysctls=kept, **({"tag": tag} if tag else {}))
 
     @property
     def witness_at(self):
@@ -70,12 +75,7 @@ class FirewallTarget(InFront, LinuxLab):
 
     name = FIREWALL
     end_host_text = "the Linux kernel's TCP"
-
-    def __init__(self, sysctls: dict | None = None, tag: str | None = None, faults=None):
-        _no_faults(self.name, faults)
-        super().__init__(sysctls, tag)
-        kwargs = {"tag": tag} if tag else {}
-        self.lab = FirewallLab(self.variant, sysctls=dict(sysctls or {}), **kwargs)
+    end_host_sysctls = True
 
 
 class WeakFirewallTarget(FirewallTarget):
@@ -104,10 +104,8 @@ class FirewallGvisorTarget(InFront, GvisorLab):
     end_host_text = "gVisor's netstack"
 
     def __init__(self, sysctls: dict | None = None, tag: str | None = None, faults=None):
-        _no_faults(self.name, faults)
-        super().__init__(sysctls, tag)
-        kwargs = {"tag": tag} if tag else {}
-        self.lab = FirewallLab(self.variant, **kwargs)
+        super().__init__(sysctls, tag, faults)
+        # The sandbox runs in the firewall lab's end host namespace.
         self.sandbox = GvisorSandbox(self.lab.target_ns, python=self.sandbox.python)
 
     def recover(self) -> None:
@@ -129,11 +127,6 @@ class FirewallLwipTarget(InFront, LwipLab):
     end_host = "lwip"
     end_host_text = "lwIP"
 
-    def __init__(self, sysctls: dict | None = None, tag: str | None = None, faults=None):
-        _no_faults(self.name, faults)
-        super().__init__(sysctls, tag)
-        self.lab = FirewallLab(self.variant, **({"tag": tag} if tag else {}))
-
     @property
     def links(self):
         return {IPV4: self.lab.links[IPV4]}
@@ -151,11 +144,6 @@ class FirewallPytcpTarget(InFront, PytcpLab):
     name = "firewall-pytcp"
     end_host = "pytcp"
     end_host_text = "PyTCP"
-
-    def __init__(self, sysctls: dict | None = None, tag: str | None = None, faults=None):
-        _no_faults(self.name, faults)
-        super().__init__(sysctls, tag)
-        self.lab = FirewallLab(self.variant, **({"tag": tag} if tag else {}))
 
     def agent_command(self) -> list[str]:
         return ["ip", "netns", "exec", self.lab.target_ns, sys.executable, "-O",
