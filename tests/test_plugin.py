@@ -49,8 +49,8 @@ BAD_FILES = {
         "id: w\ntitle: t\nrequirements: [RFC5382-REQ-5-established]\n"
         "target: {role: client, start: ESTABLISHED, middlebox: nat}\n"
         "steps:\n  - firewall: {tracks: ESTABLISHED, idle_timeout_at_least: long}\n", 6,
-        "idle_timeout_at_least: DURATION (such as 4min); got {'tracks': 'ESTABLISHED', "
-        "'idle_timeout_at_least': 'long'}"),
+        "idle_timeout_at_least: DURATION (such as 4min); or {same_mapping_as: CONNECTION}; "
+        "got {'tracks': 'ESTABLISHED', 'idle_timeout_at_least': 'long'}"),
 }
 
 
