@@ -31,7 +31,7 @@ from .source import Marks, check_schema, dotted, load_yaml_documents, validator
 from .steps import Expect, OneOf, Silence, StateCheck
 
 SCHEMA_PATH = Path(__file__).with_name("grid-schema.yaml")
-DEFAULT_GRID = Path(__file__).resolve().parents[1] / "cases" / "grid" / "state-event.yaml"
+DEFAULT_GRID = Path(__file__).resolve().parent / "cases" / "grid" / "state-event.yaml"
 
 
 @lru_cache(maxsize=None)

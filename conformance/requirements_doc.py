@@ -18,8 +18,7 @@ from pathlib import Path
 from .casefile import load_case_file
 from .requirements import Catalogue, load_catalogue
 
-REPO = Path(__file__).resolve().parents[1]
-CASES = REPO / "cases"
+CASES = Path(__file__).resolve().parent / "cases"
 
 
 def citing_cases(case_dir: Path = CASES) -> dict[str, list[str]]:

@@ -22,6 +22,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from .. import runner as runner_module
@@ -30,7 +32,7 @@ from ..lab import preflight
 from ..tcp import FAMILIES
 from . import keys
 from .htmlrows import HtmlReport
-from .items import CaseItem, pytest_collect_file, record_settings
+from .items import CaseItem, case_folders, pytest_collect_file, record_settings
 from .options import pytest_addoption, read_options
 from .records import pytest_report_teststatus, pytest_runtest_makereport, pytest_terminal_summary
 from .sweep import SweepSummary
@@ -60,7 +62,24 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Leave slow cases out unless asked for (--slow, or a -m naming slow)."""
+    """A declared case folder that holds no case is a usage error (its cases
+    would silently be none); leave slow cases out unless asked for (--slow,
+    or a -m naming slow)."""
+    for folder in case_folders(config):
+        if not folder.is_dir():
+            raise pytest.UsageError(f"--cases / tcpconf_cases: {folder} is no folder")
+        if not any(p.suffix in (".yaml", ".yml") for p in folder.rglob("*")):
+            raise pytest.UsageError(f"--cases / tcpconf_cases: {folder} holds no case file "
+                                    f"(*.yaml)")
+    if not items and config.args_source == pytest.Config.ArgsSource.ARGS:
+        # Nothing at all from folders of YAML files: say how they become cases.
+        for arg in config.args:
+            folder = Path(config.invocation_params.dir, arg.split("::")[0])
+            if folder.is_dir() and any(folder.rglob("*.yaml")):
+                raise pytest.UsageError(
+                    f"{arg}: its *.yaml files are not taken as cases: name the folder cases, "
+                    f"or pass --cases {arg} (tcpconf sweep {arg} does), or list it in the "
+                    f"ini's tcpconf_cases")
     if config.option.slow or "slow" in (config.option.markexpr or ""):
         return
     slow = [item for item in items if item.get_closest_marker("slow") is not None]

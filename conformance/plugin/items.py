@@ -17,10 +17,29 @@ from . import keys
 
 
 def pytest_collect_file(file_path: Path, parent):
+    """A YAML file is a case file under a folder named `cases` or declared a
+    case folder (--cases DIR, or the ini's tcpconf_cases), or when named on
+    the command line; not any YAML of a project whose pytest merely has the
+    plugin installed."""
     if file_path.suffix in (".yaml", ".yml") and (
-            "cases" in file_path.parts or parent.session.isinitpath(file_path)):
+            "cases" in file_path.parts or parent.session.isinitpath(file_path)
+            or _in_a_case_folder(file_path, parent.config)):
         return CaseFile.from_parent(parent, path=file_path)
     return None
+
+
+def case_folders(config) -> list[Path]:
+    """The folders declared to hold cases: --cases DIR (from where pytest
+    ran) and the ini's tcpconf_cases (from the ini file's folder)."""
+    folders = [Path(config.invocation_params.dir, d) for d in config.option.cases or []]
+    base = config.inipath.parent if config.inipath else config.rootpath
+    folders += [base / d for d in config.getini("tcpconf_cases")]
+    return [folder.resolve() for folder in folders]
+
+
+def _in_a_case_folder(file_path: Path, config) -> bool:
+    resolved = file_path.resolve()
+    return any(resolved.is_relative_to(folder) for folder in case_folders(config))
 
 
 class CaseFile(pytest.File):

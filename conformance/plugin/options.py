@@ -42,6 +42,11 @@ def pytest_addoption(parser):
     group.addoption("--link-retries", type=_retries, default=3, metavar="N",
                     help="run a case whose frames the link damaged up to N more times "
                          "(default 3); then it is an error naming the damage")
+    group.addoption("--cases", action="append", metavar="DIR",
+                    help="a folder of case files (*.yaml) under any name; the ini's "
+                         "tcpconf_cases names them too.  A folder named cases needs neither")
+    parser.addini("tcpconf_cases", type="linelist",
+                  help="folders of case files (*.yaml), relative to the ini file")
     group.addoption("--family", default="ipv4,ipv6", metavar="ipv4,ipv6",
                     help="the address families to run the cases over (default: both)")
     group.addoption("--baseline", metavar="PATH",

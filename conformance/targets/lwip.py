@@ -15,9 +15,9 @@ import subprocess
 
 from ..agent_bootstrap import AGENT_SOURCE
 from ..lab import PREFIXLEN, TARGET_IP, TARGET_IP6, TARGET_MAC, LabError
-from .tap import TARGETS_DIR, TapStack
+from .tap import STACKS_DIR, TapStack
 
-SOURCE_DIR = TARGETS_DIR / "lwip"
+SOURCE_DIR = STACKS_DIR / "lwip"
 AGENT = SOURCE_DIR / "build" / "lwip-agent"
 BUILD_NEEDS = {"gcc": "gcc", "make": "make", "pkg-config": "pkg-config"}
 

@@ -15,9 +15,9 @@ import sys
 from ..agent_bootstrap import AGENT_SOURCE
 from ..lab import (PREFIXLEN, PREFIXLEN6, TARGET_IP, TARGET_IP6, TARGET_MAC, TESTER_IP,
                    TESTER_IP6, TESTER_MAC, LabError)
-from .tap import TARGETS_DIR, TapStack
+from .tap import STACKS_DIR, TapStack
 
-AGENT = TARGETS_DIR / "pytcp" / "agent.py"
+AGENT = STACKS_DIR / "pytcp" / "agent.py"
 VERSION = "2.7.6"   # the agent patches PyTCP's internals written for this release
 
 

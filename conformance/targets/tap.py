@@ -38,8 +38,10 @@ from ..lab import TARGET_IFACE, Lab, LabError, run
 from ..neighbour import NeighbourResponder
 from .base import Target
 
-TARGETS_DIR = Path(__file__).resolve().parents[2] / "targets"
-TAP_BRIDGE = TARGETS_DIR / "tap-bridge.sh"
+# The other stacks' agents and the tap bridge, shipped in the package (the
+# checkout's targets/ is a link to it).
+STACKS_DIR = Path(__file__).resolve().parents[1] / "stacks"
+TAP_BRIDGE = STACKS_DIR / "tap-bridge.sh"
 
 
 class TapStack(Target):
@@ -85,7 +87,7 @@ class TapStack(Target):
             raise LabError(f"{self.name} did not start in {g}: {exc}") from None
 
     def _bridge(self) -> None:
-        result = subprocess.run([str(TAP_BRIDGE), self.lab.target_ns], capture_output=True,
+        result = subprocess.run(["sh", str(TAP_BRIDGE), self.lab.target_ns], capture_output=True,
                                 text=True, env={**os.environ, "TCPCONF_TAP": self.tap})
         if result.returncode != 0:
             raise LabError(f"{TAP_BRIDGE.name}: {result.stderr.strip() or result.returncode}")

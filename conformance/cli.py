@@ -1,0 +1,150 @@
+"""The `tcpconf` command.
+
+    tcpconf sweep [CASES...] [pytest options]   run cases against a target (pytest)
+    tcpconf lint CASES...                       check case files without running them
+    tcpconf compare OLD.json NEW.json           what changed between two sweeps
+    tcpconf report RESULTS.json DIR             draw the HTML report of a sweep again
+
+CASES are case files or folders of them; a name that is no path here but a
+folder of the built-in catalogue (handshake, rst, middlebox, ...) means that
+folder, and no CASES at all means the whole catalogue.  A sweep is pytest
+with the suite's plugin: every pytest option works (-k, -m, -x, --lf, -n),
+and so do the suite's (--target, --baseline, --report; pytest --help lists
+them).  Exit status: 0 conformant (or only known deviations), 1 a deviation,
+2 interrupted, 3 the tool could not run or decide a case, 4 a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import CATALOGUE, __version__
+from .summary import COULD_NOT_RUN, NON_CONFORMANT, USAGE
+
+# What a sweep writes unless told otherwise (as ./run sweep).
+REPORTS = "reports"
+WORKERS = "4"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["--version"], ["-V"]):
+        print(f"tcpconf {__version__}")
+        return 0
+    if argv[:1] == ["sweep"]:
+        return sweep(argv[1:])
+    parser = argparse.ArgumentParser(prog="tcpconf", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("sweep", help="run cases against a target (pytest options follow)")
+    lint_cmd = commands.add_parser("lint", help="check case files without running them "
+                                                "(exit 1: an error was found)")
+    lint_cmd.add_argument("cases", nargs="*", help="case files or folders (default: the "
+                                                   "built-in catalogue)")
+    diff = commands.add_parser("compare", help="list what changed between two results files "
+                                               "(exit 1: regressed, 3: new errors, 0: neither)")
+    diff.add_argument("old", type=Path)
+    diff.add_argument("new", type=Path)
+    redraw = commands.add_parser("report", help="write the HTML report of a results file")
+    redraw.add_argument("results", type=Path)
+    redraw.add_argument("directory", type=Path)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return USAGE if exc.code else 0
+    if args.command == "lint":
+        return lint(args.cases)
+    from .__main__ import main as results_command
+    return results_command(argv)
+
+
+def case_paths(names: list[str]) -> list[str]:
+    """Each name as a path: as given if it exists, else the catalogue's
+    folder of that name; the whole catalogue for none."""
+    if not names:
+        return [str(CATALOGUE)]
+    out = []
+    for name in names:
+        if not Path(name).exists() and (CATALOGUE / name).is_dir():
+            name = str(CATALOGUE / name)
+        out.append(name)
+    return out
+
+
+def sweep(args: list[str]) -> int:
+    """pytest with the plugin, the case paths first, and the report, JUnit
+    and pytest-html files in reports/ unless the options say otherwise."""
+    names = []
+    while args and not args[0].startswith("-"):
+        names.append(args.pop(0))
+    missing = [n for n in names if not Path(n).exists() and not (CATALOGUE / n).is_dir()]
+    if missing:
+        folders = sorted(p.name for p in CATALOGUE.iterdir() if p.is_dir())
+        print(f"tcpconf sweep: {missing[0]}: no such file or folder, and no folder of the "
+              f"built-in catalogue ({', '.join(folders)})", file=sys.stderr)
+        return USAGE
+    given = " ".join(args)
+    defaults = []
+    if "--report" not in given:
+        defaults.append(f"--report={REPORTS}")
+    if "--junitxml" not in given:
+        defaults.append(f"--junitxml={REPORTS}/junit.xml")
+    if "--html" not in given:
+        defaults += [f"--html={REPORTS}/pytest.html", "--self-contained-html"]
+    if not any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in args):
+        defaults += ["-n", WORKERS]
+    paths = case_paths(names)
+    # A folder of the user's, whatever its name, holds cases.
+    declared = [f"--cases={p}" for p in paths if Path(p).is_dir() and p != str(CATALOGUE)]
+    command = [sys.executable, "-m", "pytest", "-p", "conformance.plugin",
+               *paths, *declared, *defaults, *args]
+    os.execv(sys.executable, command)
+    return COULD_NOT_RUN        # not reached
+
+
+def lint(names: list[str]) -> int:
+    """Load every case file under the paths; print each error (file, line,
+    field, what was expected) in file and line order, and a closing count."""
+    from .case import CaseError
+    from .casefile import load_case_file
+
+    files = []
+    for name in case_paths(names):
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml"))
+            if not found:
+                print(f"{path}: holds no case file (*.yaml)", file=sys.stderr)
+                return USAGE
+            files += found
+        elif path.exists():
+            files.append(path)
+        else:
+            print(f"{path}: no such file or folder", file=sys.stderr)
+            return USAGE
+    errors, cases, seen = [], 0, {}
+    for path in files:
+        try:
+            loaded = load_case_file(path)
+        except CaseError as exc:
+            errors.append((str(path), exc.line or 0, str(exc)))
+            continue
+        for case in loaded:
+            cases += 1
+            first = seen.setdefault(case.id, (path, case.line))
+            if first != (path, case.line):
+                errors.append((str(path), case.line, f"{path}:{case.line}: id: the case id "
+                                                     f"{case.id!r} is already used at "
+                                                     f"{first[0]}:{first[1]}"))
+    for _path, _line, text in sorted(errors):
+        print(text)
+    print(f"{len(files)} files, {cases} cases, {len(errors)} "
+          f"{'error' if len(errors) == 1 else 'errors'}")
+    return NON_CONFORMANT if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
