@@ -270,9 +270,11 @@ def test_delay_alone_holds_every_frame_up_to_the_delay():
         assert direction.lost == direction.duplicated == direction.corrupted == 0, direction
         assert 0.004 <= statistics.mean(direction.delays) <= 0.007, direction
         # The delay line wakes on the millisecond; a machine busy with the other
-        # tests adds a few more (14.3 ms seen in CI for 10 ms).
-        assert sorted(direction.delays)[int(0.99 * len(direction.delays))] <= 0.020, direction
-        assert max(direction.delays) <= 0.030, direction
+        # tests adds more (14.3 ms seen in CI for 10 ms, a 99th percentile of
+        # 22 ms in another run): the mean above is what says the delay is right,
+        # these bounds only that no frame is held for long.
+        assert sorted(direction.delays)[int(0.99 * len(direction.delays))] <= 0.030, direction
+        assert max(direction.delays) <= 0.060, direction
         assert direction.overtaken > 0.2, direction
 
 
