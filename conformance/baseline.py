@@ -36,6 +36,7 @@ from pathlib import Path
 
 import yaml
 
+from .baseline_draft import PLACEHOLDER
 from .requirements import load_catalogue
 from .source import SourceError, dotted, load_yaml_documents, validator
 
@@ -131,6 +132,10 @@ def load_baseline(path: Path) -> Baseline:
     catalogue = load_catalogue()
     deviations: dict[tuple[str, str | None], Deviation] = {}
     for i, entry in enumerate(data["deviations"]):
+        if entry["reason"].lstrip().startswith(PLACEHOLDER):
+            where = ("deviations", i, "reason")
+            raise BaselineError(f"{path}:{marks.line(where)}: {dotted(where)}: a drafted reason "
+                                f"({PLACEHOLDER}): write what the target does instead, and why")
         if entry["requirement"] not in catalogue:
             where = ("deviations", i, "requirement")
             raise BaselineError(f"{path}:{marks.line(where)}: {dotted(where)}: "

@@ -4,6 +4,7 @@
     tcpconf lint CASES...                       check case files without running them
     tcpconf compare OLD.json NEW.json           what changed between two sweeps
     tcpconf report RESULTS.json DIR             draw the HTML report of a sweep again
+    tcpconf baseline draft RESULTS.json         a baseline of a sweep's deviations, to review
 
 CASES are case files or folders of them; a name that is no path here but a
 folder of the built-in catalogue (handshake, rst, middlebox, ...) means that
@@ -51,12 +52,19 @@ def main(argv: list[str] | None = None) -> int:
     redraw = commands.add_parser("report", help="write the HTML report of a results file")
     redraw.add_argument("results", type=Path)
     redraw.add_argument("directory", type=Path)
+    baseline = commands.add_parser("baseline", help="draft a baseline from a results file")
+    baseline.add_argument("action", choices=["draft"])
+    baseline.add_argument("results", type=Path)
+    baseline.add_argument("--target", help="whose deviations (default: the only target swept)")
+    baseline.add_argument("-o", "--output", type=Path, help="write here (default: stdout)")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return USAGE if exc.code else 0
     if args.command == "lint":
         return lint(args.cases)
+    if args.command == "baseline":
+        return draft_baseline(args.results, args.target, args.output)
     from .__main__ import main as results_command
     return results_command(argv)
 
@@ -103,6 +111,32 @@ def sweep(args: list[str]) -> int:
                *paths, *declared, *defaults, *args]
     os.execv(sys.executable, command)
     return COULD_NOT_RUN        # not reached
+
+
+def draft_baseline(results_path: Path, target: str | None, output: Path | None) -> int:
+    """The baseline draft of one target's deviations (baseline_draft.py)."""
+    from .baseline_draft import draft
+    from .results import ResultsError, load_results
+
+    try:
+        results = load_results(results_path)
+    except ResultsError as exc:
+        print(f"tcpconf baseline: {exc}", file=sys.stderr)
+        return COULD_NOT_RUN
+    swept = sorted({r["target"] for r in results.records if r["target"]})
+    if target is None and len(swept) == 1:
+        target = swept[0]
+    if target not in swept:
+        print(f"tcpconf baseline: name a target with --target: {results_path} holds "
+              f"{', '.join(swept) or 'none'}", file=sys.stderr)
+        return USAGE
+    text = draft(results.records, target)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        print(f"wrote {output}: fill in each FILL IN reason before using it")
+    return 0
 
 
 def lint(names: list[str]) -> int:
