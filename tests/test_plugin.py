@@ -367,3 +367,14 @@ def test_link_fault_options_are_checked_before_anything_starts(options, words):
     result = run_pytest("-q", *options, "--collect-only", "cases/handshake")
     assert result.returncode == 4, result.stdout + result.stderr
     assert words in result.stderr
+
+
+@pytest.mark.parametrize("option, words", [
+    ("--report=/proc/tcpconf", "--report /proc/tcpconf: cannot write there"),
+    ("--pcap-dir=/proc/tcpconf", "--pcap-dir /proc/tcpconf: cannot write there"),
+    ("--target-sysctl=foo", "--target-sysctl: expected KEY=VALUE"),
+])
+def test_a_place_or_setting_that_cannot_work_is_a_usage_error_before_any_packet(option, words):
+    result = run_pytest("-q", "-n", "0", option, "cases/handshake/passive-open.yaml")
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert words in result.stderr and "Traceback" not in result.stderr + result.stdout

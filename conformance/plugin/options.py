@@ -4,6 +4,7 @@ wrong option is a usage error (exit 4) before anything starts."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -177,6 +178,25 @@ def read_options(config) -> None:
     config.stash[keys.BASELINES] = _load_baselines(config.option.baseline, targets)
     if config.option.pcap_dir is None:
         config.option.pcap_dir = str(Path(config.option.report or "reports") / "pcap")
+    if not config.option.collectonly and not hasattr(config, "workerinput"):
+        for name in ("report", "pcap_dir"):
+            _writable_folder(getattr(config.option, name), f"--{name.replace('_', '-')}")
+
+
+def _writable_folder(folder: str | None, option: str) -> None:
+    """A folder the sweep will write into, made now: a usage error before the
+    first packet, not a traceback after the last."""
+    if folder is None:
+        return
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".tcpconf-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise pytest.UsageError(f"{option} {folder}: cannot write there "
+                                f"({exc.strerror or exc})") from None
 
 
 def _link_faults(spec: str | None, targets: tuple) -> Faults | None:
