@@ -378,3 +378,14 @@ def test_a_place_or_setting_that_cannot_work_is_a_usage_error_before_any_packet(
     result = run_pytest("-q", "-n", "0", option, "cases/handshake/passive-open.yaml")
     assert result.returncode == 4, result.stdout + result.stderr
     assert words in result.stderr and "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_stopping_at_the_first_failure_exits_as_a_failure(cases_dir, workers):
+    """-x stops the sweep at the first failure: exit 1, with or without
+    xdist workers (whose controller calls it an interruption)."""
+    result = run_pytest("-q", "-x", "-n", workers, str(cases_dir),
+                        "--target-nft", "out:tcp flags & (syn|ack) == syn|ack drop")
+    assert result.returncode == 1, result.stdout[-2000:]
+    ours = result.stdout.split("TCP conformance summary")[1].split("short test summary")[0]
+    assert "Exit status 1" in ours and "interrupted" not in ours.lower(), ours

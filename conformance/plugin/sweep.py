@@ -75,8 +75,17 @@ class SweepSummary:
         run["interrupted"] = interrupted
         return results.Results(run, self.cases, self.records)
 
+    def _stopped_as_asked(self, exitstatus) -> bool:
+        """-x or --maxfail N under xdist: its controller ends the session as
+        interrupted, where pytest alone ends it as failed."""
+        maxfail = self.config.option.maxfail
+        failed = sum(r["status"] in ("fail", "error", "fixed") for r in self.records)
+        return exitstatus == pytest.ExitCode.INTERRUPTED and bool(maxfail) and failed >= maxfail
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session, exitstatus):
+        if self._stopped_as_asked(exitstatus):
+            exitstatus = pytest.ExitCode.TESTS_FAILED
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED and self.announced
         if not self.records and not interrupted:
             return
@@ -93,6 +102,8 @@ class SweepSummary:
         if not self.records:
             return
         terminalreporter.section("TCP conformance summary")
+        if self._stopped_as_asked(exitstatus):
+            exitstatus = pytest.ExitCode.TESTS_FAILED
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         for line in summary.closing_summary(self.records, self.cases,
                                             list(self.config.stash[keys.TARGETS]), interrupted):
@@ -102,7 +113,7 @@ class SweepSummary:
             index = (self.report_dir / "index.html").resolve()
             terminalreporter.write_line(f"Report:  {index.as_uri()}")
             terminalreporter.write_line(f"Results: {self.report_dir / 'results.json'} "
-                                        f"(compare two: python -m conformance compare OLD NEW)")
+                                        f"(compare two: tcpconf compare OLD NEW)")
         status = summary.exit_status(self.records)
         if interrupted:
             status = summary.INTERRUPTED
