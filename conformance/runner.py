@@ -174,19 +174,32 @@ class Runner:
             raise LabError(self.failure)
         verdict = self.engine.run(case, family)
         if not self.target.alive():
-            # The stack itself died (a netstack panic takes its sandbox down):
-            # whatever the case saw after that is not the target's answer.
+            # The target died during the case: whatever the case saw after is
+            # no answer.  A crash the stack itself reports (a netstack panic
+            # takes its sandbox down) is a finding about the target, at the
+            # level of what the case checks, and a baseline may list it;
+            # otherwise (a process that died, nothing said why) the tool
+            # cannot decide.
             last_words = self.target.post_mortem()
-            verdict.reason = (f"the target {self.target.name} died during this case"
-                              + (f": {last_words}" if last_words else "")
-                              + _before_death(verdict) + "; it was restarted for the next case")
-            verdict.outcome = ERROR
+            died = (f"the target {self.target.name} died during this case"
+                    + (f": {last_words}" if last_words else ""))
+            if last_words and self.target.crash_is_the_stacks:
+                verdict.actual = died + _before_death(verdict)
+                if verdict.outcome != FAIL:
+                    verdict.requirement = case.primary
+                    verdict.expected = "the target answers the case's segments and stays up"
+                verdict.outcome = FAIL
+                verdict.reason = "it was restarted for the next case"
+            else:
+                verdict.reason = (died + _before_death(verdict)
+                                  + "; it was restarted for the next case")
+                verdict.outcome = ERROR
             try:
                 self.target.recover()
             except LabError as exc:
                 self.failure = f"the target died and could not be restarted: {exc}"
                 verdict.reason = verdict.reason.replace("it was restarted for the next case",
-                                                        str(exc))
+                                                        f"it could not be restarted: {exc}")
         return verdict
 
     def stop(self) -> None:

@@ -81,6 +81,11 @@ class Target:
         """What the target said as it died (a log's last lines), if anything."""
         return ""
 
+    # The target's post-mortem is the stack's own crash (a panic it logged),
+    # not a process of the suite's that died: then its death during a case
+    # is a finding about the target, not an error of the tool.
+    crash_is_the_stacks = False
+
     def recover(self) -> None:
         """Start the target again after it died; LabError if it cannot."""
         raise LabError(f"the target {self.name} died and cannot be restarted")

@@ -66,6 +66,9 @@ class GvisorLab(Target):
         panic log: "panic: ..."), or nothing."""
         return self.sandbox.panic_message()
 
+    # A panic message is netstack's own (the sentry logs it as it dies).
+    crash_is_the_stacks = True
+
     def recover(self) -> None:
         """A fresh sandbox on the same lab after the previous one died: stop()
         puts the addresses and neighbour entries back, start() hands them to
