@@ -202,9 +202,9 @@ class DeviceTarget(RemoteTarget):
                                f"{config.inside} (answered by {owner}): choose one no host "
                                f"owns")
         run("ip", "netns", "add", ns)
+        # As the lab's end host: no router advertisement, autoconfiguration or
+        # duplicate address detection changes it while the cases run.
         for key, value in {**LAB_SYSCTLS, **TARGET_IPV6_SYSCTLS}.items():
-            if key.startswith("net.ipv6.conf.default.accept_ra"):
-                continue      # the device may announce a prefix; the end host ignores it anyway
             run("ip", "netns", "exec", ns, "sysctl", "-qw", f"{key}={value}")
         run("ip", "link", "add", "link", config.inside, "name", TARGET_IFACE, "netns", ns,
             "type", "macvlan", "mode", "bridge")
