@@ -65,8 +65,26 @@ def main(argv: list[str] | None = None) -> int:
         return lint(args.cases)
     if args.command == "baseline":
         return draft_baseline(args.results, args.target, args.output)
-    from .__main__ import main as results_command
-    return results_command(argv)
+    return results_command(args)
+
+
+def results_command(args) -> int:
+    """compare and report: they read what a sweep wrote, with no lab."""
+    from .compare import compare
+    from .results import ResultsError, load_results
+
+    try:
+        if args.command == "compare":
+            comparison = compare(load_results(args.old), load_results(args.new))
+            print("\n".join(comparison.text(str(args.old), str(args.new))))
+            return comparison.exit_status
+        from .report import write_report   # Jinja2 is needed only here
+        index = write_report(args.directory, load_results(args.results))
+        print(f"Report: {index.resolve().as_uri()}")
+        return 0
+    except ResultsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return COULD_NOT_RUN
 
 
 def case_paths(names: list[str]) -> list[str]:

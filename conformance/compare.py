@@ -1,6 +1,6 @@
 """What changed between two sweeps: the release-to-release check.
 
-    python -m conformance compare OLD/results.json NEW/results.json
+    tcpconf compare OLD/results.json NEW/results.json   (or python -m conformance compare)
 
 Records are matched by case, target and address family.  The changes that
 matter come first:

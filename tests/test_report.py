@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 
 from conformance import summary
-from conformance.__main__ import main as cli
+from conformance.cli import main as cli
 from conformance.compare import compare
 from conformance.report import model
 from conformance.requirements import load_catalogue

@@ -60,7 +60,7 @@ def pytest_addoption(parser):
                     help="write the compliance report into DIR: index.html (summary, "
                          "matrix, requirement index), a page per case and target with its "
                          "ladder and capture, and results.json (compare two with "
-                         "'python -m conformance compare')")
+                         "'tcpconf compare')")
     group.addoption("--pcap-dir", default=None,
                     help="where each case's capture is written (default: DIR/pcap with "
                          "--report DIR, else reports/pcap)")
