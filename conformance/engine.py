@@ -137,6 +137,10 @@ class _CaseRun:
         # Checks of the case's own steps that were decided, and state checks
         # the target could not show (see Target.state_view).
         self.decided = 0
+        # The requirements whose only checks were device steps nobody could
+        # read (a real device's tracker): a pass must not stand for them.
+        self.unread: set[str] = set()
+        self.read: set[str] = set()
         self.unobserved: list[str] = []
         self.app_at = 0.0             # when the target's application last acted
         self.settings = CaseSettings(engine.target, case.sysctls, self.ladder)
@@ -180,6 +184,11 @@ class _CaseRun:
             if self.engine.after_setup is not None:
                 self.engine.after_setup(self)
             self._steps(case.steps)
+            primary = case.primary.id
+            if primary in self.unread and primary not in self.read:
+                raise CannotDecide(
+                    f"the case's requirement {primary} is checked only by steps that cannot "
+                    f"be observed on {self.engine.target.name}: {', '.join(self.unobserved)}")
             if self.unobserved and not self.decided:
                 why = self.engine.target.state_view_reason
                 raise CannotDecide(
@@ -287,6 +296,10 @@ class _CaseRun:
             self.flow = self.flows[step.conn]
             if self.phase == "case" and _decides(step):
                 self.decided += 1
+                view = self.engine.middlebox
+                if not (isinstance(step, FirewallCheck) and step.tracks
+                        and view is not None and view.firewall_ns is None):
+                    self.read.add(step.requirement or self.case.primary.id)
             if step.note:
                 self._note(step.note)
             if not isinstance(step, (Send, Expect, OneOf)):
@@ -465,6 +478,7 @@ class _CaseRun:
                                    f"device's connection tracking is not readable")
             if self.phase == "case":
                 self.decided -= 1       # counted as deciding when the step began
+                self.unread.add(step.requirement or self.case.primary.id)
             return
         else:
             link = self.link
@@ -481,6 +495,8 @@ class _CaseRun:
         seen = self.observer.check(step, self.flow, in_case=self.phase == "case")
         self.ladder.extend(seen.notes + [seen.event])
         self.decided += seen.decided
+        if seen.decided and self.phase == "case":
+            self.read.add(step.requirement or self.case.primary.id)
         if seen.unobserved:
             self.unobserved.append(seen.unobserved)
         if seen.failure:
