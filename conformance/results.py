@@ -96,7 +96,8 @@ def record(verdict: Verdict, status: str, *, target: str, nodeid: str, deviation
         "expected": verdict.expected, "actual": verdict.actual, "reason": verdict.reason,
         "at": verdict.line, "follows": verdict.alternative or "",
         "unobserved": list(verdict.unobserved),
-        "baseline": ({"where": deviation.where, "reason": deviation.reason}
+        "baseline": ({"where": deviation.where, "reason": deviation.reason,
+                      "requirement": deviation.requirement}
                      if deviation is not None else None),
         "states": _states(verdict),
         "ladder": evidence.to_json(verdict.ladder),

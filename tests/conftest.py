@@ -10,6 +10,7 @@ root: ``./run test -m "not lab"`` runs them in seconds.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -98,6 +99,15 @@ steps:
 """
 
 PASSIVE_OPEN = "handshake/passive-open.yaml"
+
+
+def closing_count(output: str) -> str:
+    """pytest's own closing count ("2 failed, 3 passed in 1.20s"): a sweep's
+    output goes on after it, with the suite's summary and the exit status."""
+    for line in reversed(output.strip().splitlines()):
+        if re.search(r"^=*\s*(no tests ran|\d+ [a-z]+)(, \d+ [a-z]+)* in [\d.]+s", line):
+            return line.strip("= ")
+    raise AssertionError(f"no pytest count line in:\n{output[-2000:]}")
 
 
 def sweep(cases: Path, report: Path, *options: str) -> subprocess.CompletedProcess:

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from scapy.utils import rdpcap
 
-from .conftest import CASES, REPO, lab_namespaces
+from conformance.results import load_results
+
+from .conftest import CASES, REPO, lab_namespaces, closing_count
 
 pytestmark = pytest.mark.lab  # every test here builds a lab or runs a sweep
 
@@ -82,17 +84,23 @@ def test_bad_files_each_give_one_error_and_good_cases_still_run(cases_dir, worke
     out = result.stdout
     assert result.returncode == 3, out
     assert "4 passed" in out and f"{len(BAD_FILES)} errors" in out, out
+    closing = out.split("TCP conformance summary")[1]
     for name, (_content, line, words) in BAD_FILES.items():
-        errors = [l for l in out.splitlines() if l.startswith("invalid case file:") and name in l]
+        errors = [l for l in closing.splitlines() if "invalid case file:" in l and name in l]
         assert len(errors) == 1, out
+        assert errors[0].startswith(f"  ERROR {name}: ")
         assert f"{name}:{line}:" in errors[0] and words in errors[0], errors[0]
-        assert f"ERROR {name}" in out.split("TCP conformance summary")[1], out
     assert "Traceback" not in out and "INTERNALERROR" not in out
 
 
 def test_failure_prints_requirement_expected_actual_and_ladder(cases_dir):
-    """A failing case prints, h2spec-style, the requirement, Expected, Actual and the ladder."""
-    result = run_pytest("-q", str(cases_dir), "--target-nft", "out:tcp flags & (syn|ack) == syn|ack drop")
+    """With -v, a failing case prints, h2spec-style, the requirement, Expected, Actual
+    and the ladder; without, its requirement, expected and actual once, in the summary."""
+    nft = "out:tcp flags & (syn|ack) == syn|ack drop"
+    quiet = run_pytest("-q", str(cases_dir), "--target-nft", nft).stdout
+    assert "expected SYN+ACK ack=1 mss=1460, within 1s" in quiet
+    assert "actual   no segment within 1s" in quiet and "-->" not in quiet
+    result = run_pytest("-v", str(cases_dir), "--target-nft", nft)
     out = result.stdout
     assert result.returncode == 1, out
     assert "Requirement: RFC9293-MUST-14 (MUST, RFC 9293 section 3.7.1)" in out
@@ -141,7 +149,7 @@ def test_sweep_with_the_baseline_passes_and_leaves_nothing(tmp_path):
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output, _ = child.communicate(timeout=300)
     assert child.returncode == 0, output
-    assert " known" in output.splitlines()[-1], output
+    assert " known" in closing_count(output), output
     assert not {n for n in lab_namespaces() if n.startswith(f"tcpconf-{child.pid}-")}
 
 
@@ -163,7 +171,7 @@ steps:
 
 def counts(output: str) -> dict:
     """The closing line's tallies, e.g. {"failed": 1, "warned": 2}."""
-    last = output.strip().splitlines()[-1].split(" in ")[0]
+    last = closing_count(output).split(" in ")[0]
     return {word: int(number) for number, word in
             (part.split() for part in last.split(", "))}
 
@@ -179,14 +187,23 @@ def levels_dir(tmp_path):
 
 def test_levels_fail_warn_and_inform(levels_dir):
     """A MUST deviation fails, a SHOULD one warns, a MAY one informs; only MUST sets the
-    exit status, and the summary lists the warnings with expected and actual."""
+    exit status.  The closing summary groups them by requirement, the failure with
+    expected and actual; -v lists each warning with expected and actual too."""
     result = run_pytest("-q", str(levels_dir))
     out = result.stdout
     assert result.returncode == 1, out
     assert counts(out) == {"failed": 1, "warned": 1, "info": 1}, out
-    assert "SHOULD deviations (warnings; --strict makes them fail)" in out
-    assert "WARN" in out and "RFC9293-SHLD-31 (SHOULD, RFC 9293 section 3.10.7.4)" in out
-    assert "Actual: ACK seq=1 ack=1" in out
+    closing = out.split("TCP conformance summary")[1]
+    assert "FAIL  RFC9293-MUST-13 (MUST)" in closing and "linux  1 case: t.MUST" in closing
+    assert "actual   ACK seq=1 ack=1" in closing
+    assert "WARN  RFC9293-SHLD-31 (SHOULD)" in closing and "linux: 1 case: t.SHOULD" in closing
+    assert "INFO  " in closing and "linux: 1 case: t.MAY" in closing
+    # The failure once, not again in pytest's FAILURES and short summary sections.
+    assert out.count("t.MUST") == 2, out       # its notice as it failed, the summary
+    verbose = run_pytest("-v", str(levels_dir)).stdout
+    assert "SHOULD deviations (warnings; --strict makes them fail)" in verbose
+    assert "RFC9293-SHLD-31 (SHOULD, RFC 9293 section 3.10.7.4)" in verbose
+    assert "Actual: ACK seq=1 ack=1" in verbose and "Ladder" in verbose
 
 
 def test_strict_makes_should_fail(levels_dir):
@@ -213,8 +230,12 @@ def test_baseline_turns_listed_deviations_into_known_and_stale_ones_into_failure
     out = result.stdout
     assert result.returncode == 1, out
     assert counts(out) == {"failed": 1, "known": 2, "info": 1}, out
-    assert "Reason (" in out and "Linux sends the challenge ACK" in out
-    assert "but the target now conforms: remove it from the baseline" in out
+    assert "MATCHES" not in out and "2 known" in out
+    assert "FIXED RFC9293-MUST-13 (MUST)" in out and "now conforms: remove it from the " \
+        "baseline" in out
+    verbose = run_pytest("-v", "--baseline", str(baseline), str(levels_dir)).stdout
+    assert "Reason (" in verbose and "Linux sends the challenge ACK" in verbose
+    assert "but the target now conforms: remove it from the baseline" in verbose
 
 
 def test_baseline_entry_for_another_requirement_does_not_excuse(levels_dir, tmp_path):
@@ -229,7 +250,7 @@ def test_baseline_entry_for_another_requirement_does_not_excuse(levels_dir, tmp_
     out = result.stdout
     assert result.returncode == 1, out
     assert counts(out) == {"failed": 1, "known": 1, "info": 1}, out
-    assert "The baseline lists this case against RFC9293-SHLD-31" in out
+    assert "the baseline lists it against RFC9293-SHLD-31" in out
 
 
 @pytest.mark.parametrize("content,words", [
@@ -300,7 +321,8 @@ def test_several_targets_sweep_side_by_side(tmp_path):
     assert counts(out) == {"failed": 1, "passed": 1}, out
     assert "PASSED cases/rfc1337.yaml::t.rfc1337[linux-rfc1337-ipv4]" in out
     assert "FAILED cases/rfc1337.yaml::t.rfc1337[linux-ipv4]" in out
-    assert "TCP conformance: target linux-rfc1337" in out and "net.ipv4.tcp_rfc1337: 1" in out
+    settings = load_results(tmp_path / "report" / "results.json").run["targets"]
+    assert settings["linux-rfc1337"]["net.ipv4.tcp_rfc1337"] == "1"
     assert "linux-rfc1337  CONFORMANT" in out and "linux          NON-CONFORMANT" in out
     # The matrix: a column per target and family, each cell linking to its evidence.
     page = (tmp_path / "report" / "index.html").read_text()
@@ -387,5 +409,5 @@ def test_stopping_at_the_first_failure_exits_as_a_failure(cases_dir, workers):
     result = run_pytest("-q", "-x", "-n", workers, str(cases_dir),
                         "--target-nft", "out:tcp flags & (syn|ack) == syn|ack drop")
     assert result.returncode == 1, result.stdout[-2000:]
-    ours = result.stdout.split("TCP conformance summary")[1].split("short test summary")[0]
+    ours = result.stdout.split("TCP conformance summary")[1]
     assert "Exit status 1" in ours and "interrupted" not in ours.lower(), ours

@@ -36,6 +36,7 @@ from .items import CaseItem, case_folders, pytest_collect_file, record_settings
 from .options import pytest_addoption, read_options
 from .records import pytest_report_teststatus, pytest_runtest_makereport, pytest_terminal_summary
 from .sweep import SweepSummary
+from .terminal import Terminal
 
 __all__ = ["pytest_addoption", "pytest_collect_file", "pytest_report_teststatus",
            "pytest_runtest_makereport", "pytest_terminal_summary"]
@@ -54,7 +55,9 @@ def pytest_configure(config):
         config.pluginmanager.register(HtmlReport(), "tcp-conformance-html")
     if not hasattr(config, "workerinput"):
         # The controller (or the only process): it sees every item's report.
-        config.pluginmanager.register(SweepSummary(config), "tcp-conformance-summary")
+        sweep = SweepSummary(config)
+        config.pluginmanager.register(sweep, "tcp-conformance-summary")
+        config.pluginmanager.register(Terminal(config, sweep), "tcp-conformance-terminal")
         # SIGTERM as Ctrl-C here too: an xdist controller collects nothing, and
         # would otherwise die at once, with no results.json and no report.
         runner_module.install_signal_handlers(

@@ -1,7 +1,7 @@
 """Each decided item as plain data: its status for the terminal, its record
 for results.json (crossing from xdist workers as JSON), its properties for
-JUnit, its evidence for pytest-html; and the lists of warnings, information
-and known deviations at the end of the terminal output."""
+JUnit, its evidence for pytest-html; and, with -v, the lists of warnings,
+information and known deviations at the end of the terminal output."""
 
 from __future__ import annotations
 
@@ -26,6 +26,11 @@ def pytest_report_teststatus(report, config):
 
 
 def pytest_terminal_summary(terminalreporter, config):
+    """With -v: every warning, information and known deviation, and the
+    targets' settings (without, the closing summary groups them and the
+    report lists them)."""
+    if config.option.verbose <= 0:
+        return
     titles = {WARN: "SHOULD deviations (warnings; --strict makes them fail)",
               INFO: "MAY deviations (information)",
               KNOWN: "known deviations (listed in the baseline)"}
@@ -34,11 +39,6 @@ def pytest_terminal_summary(terminalreporter, config):
         if not reports:
             continue
         terminalreporter.section(f"TCP conformance: {title}")
-        if status == KNOWN and config.option.verbose <= 0 and len(reports) > 20:
-            # A baseline of hundreds of entries would bury the summary.
-            terminalreporter.write_line(f"{len(reports)} known deviations: listed with -v, "
-                                        f"and each with its reason in the report")
-            continue
         for report in reports:
             terminalreporter.write_line(report.tcpconf["summary"])
     for target, settings in config.stash.get(keys.SETTINGS, {}).items():

@@ -1,6 +1,6 @@
 """The controller's view of a sweep: every decided item's record gathered,
-results.json and the report written (--report), the closing summary per
-stack printed last, and the exit status set (conformance.summary)."""
+results.json and the report written (--report), and the exit status set
+(conformance.summary); plugin/terminal.py prints them."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from .items import CaseItem, strict
 
 class SweepSummary:
     """In the controller (or the only process): gathers every decided item's
-    record, writes results.json and the report (--report), closes the terminal
-    output with a summary per stack, and sets the exit status (summary.py)."""
+    record, writes results.json and the report (--report), and sets the exit
+    status (summary.py)."""
 
     def __init__(self, config):
         self.config = config
@@ -27,6 +27,8 @@ class SweepSummary:
         self.started, self.clock = results.now(), time.monotonic()
         self.report_dir = Path(config.option.report) if config.option.report else None
         self.announced = False
+        # (exit status or None, interrupted) once the session has ended
+        self.ended: tuple[int | None, bool] | None = None
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session):
@@ -96,28 +98,11 @@ class SweepSummary:
             write_report(self.report_dir, swept)
         if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             session.exitstatus = summary.exit_status(self.records)
-
-    @pytest.hookimpl(trylast=True)     # last before pytest's closing line
-    def pytest_terminal_summary(self, terminalreporter, exitstatus):
-        if not self.records:
-            return
-        terminalreporter.section("TCP conformance summary")
-        if self._stopped_as_asked(exitstatus):
-            exitstatus = pytest.ExitCode.TESTS_FAILED
-        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
-        for line in summary.closing_summary(self.records, self.cases,
-                                            list(self.config.stash[keys.TARGETS]), interrupted):
-            terminalreporter.write_line(line)
-        if self.report_dir is not None:
-            terminalreporter.write_line("")
-            index = (self.report_dir / "index.html").resolve()
-            terminalreporter.write_line(f"Report:  {index.as_uri()}")
-            terminalreporter.write_line(f"Results: {self.report_dir / 'results.json'} "
-                                        f"(compare two: tcpconf compare OLD NEW)")
-        status = summary.exit_status(self.records)
-        if interrupted:
-            status = summary.INTERRUPTED
-        if interrupted or exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-            terminalreporter.write_line(f"Exit status {status}: {summary.EXIT_MEANINGS[status]}")
-
-
+        # What the closing lines say (plugin/terminal.py): the status, unless
+        # pytest itself ended the session otherwise (a usage or internal error).
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            self.ended = (summary.INTERRUPTED, True)
+        elif exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            self.ended = (session.exitstatus, False)
+        else:
+            self.ended = (None, False)
