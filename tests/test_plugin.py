@@ -206,6 +206,28 @@ def test_levels_fail_warn_and_inform(levels_dir):
     assert "Actual: ACK seq=1 ack=1" in verbose and "Ladder" in verbose
 
 
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_last_failed_reruns_only_the_failures_and_failed_first_puts_them_first(
+        levels_dir, tmp_path, workers):
+    """pytest's cache reads an item's "[ipv4]" back as parameters: --lf finds the
+    failed checks again (it once reran the whole catalogue) and --ff runs them first."""
+    shutil.copy(CASES / GOOD, levels_dir / "passive-open.yaml")
+
+    def cached(*args):
+        return subprocess.run([sys.executable, "-m", "pytest", "-p", "conformance.plugin",
+                               "-o", f"cache_dir={tmp_path / 'cache'}", *args, str(levels_dir)],
+                              cwd=REPO, capture_output=True, text=True, timeout=300).stdout
+
+    first = cached("-q", "-n", workers)
+    assert counts(first) == {"failed": 1, "passed": 4, "warned": 1, "info": 1}, first
+    again = cached("-q", "--lf", "-n", workers)
+    assert counts(again) == {"failed": 1}, again
+    assert "TCP conformance: 1 items" in again
+    first_failed = cached("-v", "--ff", "-n", "0")
+    ran = [line for line in first_failed.splitlines() if ".yaml::" in line and "%]" in line]
+    assert "t.MUST[ipv4]" in ran[0] and len(ran) == 7, first_failed
+
+
 def test_strict_makes_should_fail(levels_dir):
     """pytest --strict turns SHOULD deviations into failures; MAY stays information."""
     result = run_pytest("-q", "--strict", str(levels_dir))

@@ -79,8 +79,12 @@ class CaseFile(pytest.File):
                         # With one target the item is <id>[ipv4]; with several,
                         # <id>[lwip-ipv4].
                         label = family if len(targets) == 1 else f"{target}-{family}"
+                        # The id spelled out, as pytest spells a parametrized
+                        # test's: its cache (--lf, --ff) reads "[...]" back as
+                        # parameters, and the item must read the same.
                         yield CaseItem.from_parent(self, name=f"{case.id}[{label}]", case=case,
-                                                   family=family, target=target)
+                                                   family=family, target=target,
+                                                   nodeid=f"{self.nodeid}::{case.id}[{label}]")
 
 
 class InvalidCase(pytest.Item):
