@@ -260,6 +260,33 @@ def test_baseline_turns_listed_deviations_into_known_and_stale_ones_into_failure
     assert "but the target now conforms: remove it from the baseline" in verbose
 
 
+def test_junit_and_pytest_html_tell_known_warned_and_info_from_passes(levels_dir, tmp_path):
+    """A CI system reads a known deviation as skipped with the baseline's reason, a
+    warning or information with its level; pytest-html states the suite's own counts."""
+    baseline = tmp_path / "linux.yaml"
+    baseline.write_text("target: linux\ndeviations:\n"
+                        "  - requirement: RFC9293-MUST-13\n"
+                        "    reason: Linux sends the challenge ACK the pretend rule forbids.\n"
+                        "    cases: [t.MUST]\n")
+    junit, page = tmp_path / "junit.xml", tmp_path / "pytest.html"
+    result = run_pytest("-q", "--baseline", str(baseline), f"--junitxml={junit}",
+                        f"--html={page}", str(levels_dir))
+    assert result.returncode == 0, result.stdout
+    import xml.etree.ElementTree as ET
+    cases = {tc.get("name"): tc for tc in ET.parse(junit).getroot().iter("testcase")}
+    skipped = cases["t.MUST[ipv4]"].find("skipped")
+    assert skipped is not None and skipped.get("message").startswith(
+        "known deviation from RFC9293-MUST-13 (MUST), ") and "pretend rule" in skipped.get(
+        "message")
+    for name, status, level in (("t.SHOULD[ipv4]", "warn", "SHOULD"),
+                                ("t.MAY[ipv4]", "info", "MAY")):
+        props = {p.get("name"): p.get("value") for p in cases[name].iter("property")}
+        assert (props["status"], props["level"]) == (status, level), props
+        assert cases[name].find("skipped") is None and cases[name].find("failure") is None
+    assert "TCP conformance: <b>linux</b>: 3 checks, 1 warned, 1 info, 1 known" in \
+        page.read_text()
+
+
 def test_baseline_entry_for_another_requirement_does_not_excuse(levels_dir, tmp_path):
     """A listed case that now deviates from another requirement than the one its
     baseline entry names is not KNOWN: a MUST deviation fails, saying so."""

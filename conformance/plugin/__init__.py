@@ -51,13 +51,14 @@ def pytest_configure(config):
         config.addinivalue_line("markers", f"{family}: cases run over {family}")
     read_options(config)
     config.addinivalue_line("markers", "slow: cases that wait on timers of many seconds")
-    if config.pluginmanager.hasplugin("html"):
-        config.pluginmanager.register(HtmlReport(), "tcp-conformance-html")
+    sweep = None
     if not hasattr(config, "workerinput"):
         # The controller (or the only process): it sees every item's report.
         sweep = SweepSummary(config)
         config.pluginmanager.register(sweep, "tcp-conformance-summary")
         config.pluginmanager.register(Terminal(config, sweep), "tcp-conformance-terminal")
+    if config.pluginmanager.hasplugin("html"):
+        config.pluginmanager.register(HtmlReport(sweep), "tcp-conformance-html")
         # SIGTERM as Ctrl-C here too: an xdist controller collects nothing, and
         # would otherwise die at once, with no results.json and no report.
         runner_module.install_signal_handlers(

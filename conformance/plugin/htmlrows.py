@@ -10,12 +10,30 @@ from pathlib import Path
 
 from ..evidence import render_ladder
 from ..report import page_name
+from ..summary import count_line, tally
 from ..verdict import ERROR, FAIL, NOT_APPLICABLE, Verdict
 
 
 class HtmlReport:
-    """pytest-html additions: the title and the requirement columns (the
-    evidence itself is attached in pytest_runtest_makereport)."""
+    """pytest-html additions: the title, the suite's own counts, and the
+    requirement columns (the evidence itself is attached in
+    pytest_runtest_makereport)."""
+
+    def __init__(self, sweep=None):
+        self.sweep = sweep       # the controller's SweepSummary: every record
+
+    def pytest_html_results_summary(self, prefix, summary, postfix, session):
+        """pytest-html counts in pytest's outcomes; the suite's statuses are
+        finer.  Said first, with how one maps onto the other."""
+        if self.sweep is None or not self.sweep.records:
+            return
+        lines = [f"<b>{html.escape(target)}</b>: {html.escape(count_line(counts))}"
+                 for target, counts in tally(self.sweep.records,
+                                             list(self.sweep.targets())).items()]
+        prefix.append("<p class='tcpconf-counts'>TCP conformance: " + "; ".join(lines)
+                      + ".<br>Below, pytest's outcomes: passed holds passed, warned (SHOULD) "
+                        "and info (MAY); skipped holds known (in the baseline) and not "
+                        "applicable; failed holds failed and fixed.</p>")
 
     def pytest_html_report_title(self, report):
         report.title = "TCP conformance report"

@@ -85,6 +85,14 @@ def pytest_runtest_makereport(item, call):
     if item.case.id not in sent:     # once per process: the controller keeps the first
         sent.add(item.case.id)
         fields["case_info"] = results.case_info(item.case)
+    if status == KNOWN:
+        # A documented deviation is neither a pass nor a failure: JUnit (and
+        # pytest-html) show it as skipped, with the baseline's reason.
+        deviation = item.deviation()
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.case.line - 1,
+                           f"known deviation from {fields['requirement']} "
+                           f"({fields['level']}), {deviation.where}: {deviation.reason}")
     # JUnit XML takes an item's properties from its teardown report, made from these.
     item.user_properties += [("status", status), ("target", item.target),
                              ("family", item.family), ("requirement", fields["requirement"]),

@@ -62,6 +62,9 @@ class SweepSummary:
             if "case_info" in fields:
                 self.cases.setdefault(fields["record"]["case"], fields["case_info"])
 
+    def targets(self) -> list[str]:
+        return list(self.config.stash[keys.TARGETS])
+
     def results(self, interrupted: bool = False) -> results.Results:
         config = self.config
         baselines = {t: str(b.path) for t, b in config.stash[keys.BASELINES].items()}
