@@ -93,6 +93,16 @@ def test_bad_files_each_give_one_error_and_good_cases_still_run(cases_dir, worke
     assert "Traceback" not in out and "INTERNALERROR" not in out
 
 
+def test_a_selection_does_not_hide_a_file_that_could_not_be_read(cases_dir):
+    """-k cannot know whether an unreadable file held a case it names: the file's
+    error stays, and the run could not test everything (exit 3)."""
+    (cases_dir / "broken.yaml").write_text("id: x\ntitle: [unclosed\n")
+    result = run_pytest("-q", "-n", "0", "-k", "synack-mss", str(cases_dir))
+    assert result.returncode == 3, result.stdout
+    assert counts(result.stdout) == {"passed": 2, "deselected": 2, "error": 1}, result.stdout
+    assert "ERROR broken.yaml: invalid case file: " in result.stdout
+
+
 def test_failure_prints_requirement_expected_actual_and_ladder(cases_dir):
     """With -v, a failing case prints, h2spec-style, the requirement, Expected, Actual
     and the ladder; without, its requirement, expected and actual once, in the summary."""

@@ -32,7 +32,7 @@ from ..lab import preflight
 from ..tcp import FAMILIES
 from . import keys
 from .htmlrows import HtmlReport
-from .items import CaseItem, case_folders, pytest_collect_file, record_settings
+from .items import CaseItem, InvalidCase, case_folders, pytest_collect_file, record_settings
 from .options import pytest_addoption, read_options
 from .records import pytest_report_teststatus, pytest_runtest_makereport, pytest_terminal_summary
 from .sweep import SweepSummary
@@ -65,10 +65,14 @@ def pytest_configure(config):
             pass_to_children=bool(getattr(config.option, "numprocesses", None)))
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """A declared case folder that holds no case is a usage error (its cases
-    would silently be none); leave slow cases out unless asked for (--slow,
-    or a -m naming slow)."""
+    """Around pytest's own selection (-k, -m, --lf): a declared case folder
+    that holds no case, or folders of YAML that gave no item at all, are
+    usage errors (their cases would silently be none).  A case file that could
+    not be read stays whatever the selection: nobody can tell whether it held a
+    case the selection names.  Slow cases are left out unless asked for
+    (--slow, or a -m naming slow)."""
     for folder in case_folders(config):
         if not folder.is_dir():
             raise pytest.UsageError(f"--cases / tcpconf_cases: {folder} is no folder")
@@ -84,12 +88,17 @@ def pytest_collection_modifyitems(config, items):
                     f"{arg}: its *.yaml files are not taken as cases: name the folder cases, "
                     f"or pass --cases {arg} (tcpconf sweep {arg} does), or list it in the "
                     f"ini's tcpconf_cases")
-    if config.option.slow or "slow" in (config.option.markexpr or ""):
-        return
-    slow = [item for item in items if item.get_closest_marker("slow") is not None]
-    if slow:
-        config.hook.pytest_deselected(items=slow)
-        items[:] = [item for item in items if item.get_closest_marker("slow") is None]
+    unreadable = [item for item in items if isinstance(item, InvalidCase)]
+    items[:] = [item for item in items if not isinstance(item, InvalidCase)]
+    try:
+        return (yield)
+    finally:
+        items[:0] = unreadable
+        if not (config.option.slow or "slow" in (config.option.markexpr or "")):
+            slow = [item for item in items if item.get_closest_marker("slow") is not None]
+            if slow:
+                config.hook.pytest_deselected(items=slow)
+                items[:] = [item for item in items if item.get_closest_marker("slow") is None]
 
 
 def pytest_collection_finish(session):
