@@ -30,7 +30,8 @@ import yaml
 
 from . import tcp
 from .requirements import Requirement, load_catalogue
-from .source import Marks, SourceError, check_schema, dotted, load_yaml_documents, validator
+from .source import (ErrorList, Marks, SourceError, dotted, load_yaml_documents,
+                     schema_errors, validator)
 from .steps import (
     DEFAULT_CONNECTION,
     DEFAULT_STATE_WITHIN,
@@ -72,10 +73,6 @@ CaseError = SourceError
 def _validator() -> jsonschema.Validator:
     schema = yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
     return validator(schema)
-
-
-def _check_schema(data, marks: Marks, path: Path) -> None:
-    check_schema(data, marks, path, _validator())
 
 
 @dataclass
@@ -341,50 +338,59 @@ def _connections(steps) -> tuple:
 
 
 def cited(ids, marks: Marks, path: Path) -> list[Requirement]:
-    """The catalogue's entries for the ids a case cites; an id the catalogue
+    """The catalogue's entries for the ids a case cites; each id the catalogue
     does not hold is an error at its line, with the nearest."""
     catalogue = load_catalogue()
-    out = []
+    out, found = [], ErrorList()
     for i, req_id in enumerate(ids):
         entry = catalogue.get(req_id)
         if entry is None:
             where = ("requirements", i)
-            raise CaseError(path, marks.line(where), dotted(where), catalogue.unknown(req_id))
+            found.errors.append(CaseError(path, marks.line(where), dotted(where),
+                                          catalogue.unknown(req_id)))
         out.append(entry)
+    found.check()
     return out
 
 
 def build_case(data: dict, marks: Marks, path: Path) -> Case:
-    _check_schema(data, marks, path)
-    requirements = cited(data["requirements"], marks, path)
-    ids = [r.id for r in requirements]
-    builder = _Builder(path, marks, ids)
-    steps = builder.steps(data["steps"], ("steps",))
-    if not _checks_something(steps):
-        raise CaseError(path, marks.line(("steps",)), "steps",
-                        "the case checks nothing: add an expect, silence, state, recv or "
-                        "firewall step")
+    """The case of one document, or every error in it: the schema's, then
+    those of each part the schema found well formed (the requirements, each
+    step, the checks across steps, the setup), in line order."""
+    found = ErrorList()
+    malformed = schema_errors(data, marks, path, _validator())
+    found.errors += malformed.values()
+    # A part is read further only if the schema found nothing wrong within it.
+    spoilt = {field_path[:2] for field_path in malformed}
+    if () in malformed or any(len(p) == 1 and p[0] in ("steps", "requirements", "target")
+                              for p in spoilt):
+        found.check()     # the document's shape is wrong: nothing more can be read
+    requirements: list[Requirement] = []
+    if not any(p[:1] == ("requirements",) for p in spoilt):
+        with found.checking():
+            requirements = cited(data["requirements"], marks, path)
+    # The ids as written: an unknown one is reported once, above, not again
+    # at each step that names it.
+    builder = _Builder(path, marks, [r for r in data["requirements"] if isinstance(r, str)])
+    steps = []
+    for i, item in enumerate(data["steps"]):
+        if ("steps", i) not in spoilt:
+            with found.checking():
+                steps.append(builder.step(item, ("steps", i)))
     target = data["target"]
     connections = _connections(steps)
-    for i, step in enumerate(steps):
-        other = getattr(step, "same_mapping_as", None)
-        if other is not None and (other not in connections or other == step.conn):
-            raise CaseError(path, step.line, f"steps[{i}].firewall.same_mapping_as",
-                            f"expected another of the case's connections "
-                            f"({', '.join(c for c in connections if c != step.conn)}); "
-                            f"got {other!r}")
-    if len(connections) > 1 and target["role"] != "listener" and not _opened_by_app(steps):
-        raise CaseError(path, marks.line(("target", "role")), "target.role",
-                        "several connections (conn:) need role listener, where the target's "
-                        "application accepts them on one listening port, or a client whose "
-                        "application opens each further one (its first step: app: connect)")
+    if not found.errors:      # across steps: only once each step could be read
+        with found.checking():
+            _check_across_steps(steps, connections, target, marks, path)
     setups = load_setups()
-    key = (target["role"], target["start"])
-    if key not in setups:
+    key = (target.get("role"), target.get("start"))
+    if not any(p[:1] == ("target",) for p in spoilt) and key not in setups:
         names = sorted(name for role, name in setups if role == target["role"])
-        raise CaseError(path, marks.line(("target", "start")), "target.start",
-                        f"expected a setup for role {target['role']}: {', '.join(names)}; "
-                        f"got {target['start']!r}")
+        found.errors.append(CaseError(
+            path, marks.line(("target", "start")), "target.start",
+            f"expected a setup for role {target['role']}: {', '.join(names)}; "
+            f"got {target['start']!r}"))
+    found.check()
     return Case(
         id=data["id"], title=data["title"], requirements=requirements,
         role=target["role"], start=target["start"], steps=steps, path=path,
@@ -396,6 +402,28 @@ def build_case(data: dict, marks: Marks, path: Path) -> Case:
         families=tuple(f for f in FAMILIES if f in data.get("families", FAMILIES)),
         setup_steps=setups[key], connections=connections,
     )
+
+
+def _check_across_steps(steps, connections, target, marks: Marks, path: Path) -> None:
+    found = ErrorList()
+    if not _checks_something(steps):
+        found.errors.append(CaseError(path, marks.line(("steps",)), "steps",
+                                      "the case checks nothing: add an expect, silence, "
+                                      "state, recv or firewall step"))
+    for i, step in enumerate(steps):
+        other = getattr(step, "same_mapping_as", None)
+        if other is not None and (other not in connections or other == step.conn):
+            found.errors.append(CaseError(
+                path, step.line, f"steps[{i}].firewall.same_mapping_as",
+                f"expected another of the case's connections "
+                f"({', '.join(c for c in connections if c != step.conn)}); got {other!r}"))
+    if len(connections) > 1 and target["role"] != "listener" and not _opened_by_app(steps):
+        found.errors.append(CaseError(
+            path, marks.line(("target", "role")), "target.role",
+            "several connections (conn:) need role listener, where the target's application "
+            "accepts them on one listening port, or a client whose application opens each "
+            "further one (its first step: app: connect)"))
+    found.check()
 
 
 # --- setups --------------------------------------------------------------------

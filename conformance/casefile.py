@@ -12,11 +12,12 @@ from pathlib import Path
 
 from .case import Case, CaseError, build_case
 from .grid import expand_grid
-from .source import load_yaml_documents
+from .source import ErrorList, load_yaml_documents
 
 
 def load_case_file(path: Path, text: str | None = None) -> list[Case]:
-    """All cases of one file; raises CaseError at the first problem."""
+    """All cases of one file.  Raises CaseError: a SourceErrors with every
+    error of the file's documents once the YAML could be read."""
     path = Path(path)
     try:
         documents = list(load_yaml_documents(path, text))
@@ -24,13 +25,15 @@ def load_case_file(path: Path, text: str | None = None) -> list[Case]:
         raise CaseError(path, None, "", f"cannot be read: {exc.strerror}") from None
     if not documents:
         raise CaseError(path, 1, "", "the file holds no case")
-    cases = []
+    cases, found = [], ErrorList()
     for data, marks in documents:
-        if isinstance(data, dict) and "grid" in data:
-            cases.extend(expand_grid(data, marks, path))
-            continue
-        if not isinstance(data, dict):
-            raise CaseError(path, marks.line(()), "", "expected a case: a mapping with id, "
-                                                      "title, requirements, target and steps")
-        cases.append(build_case(data, marks, path))
+        with found.checking():
+            if isinstance(data, dict) and "grid" in data:
+                cases.extend(expand_grid(data, marks, path))
+            elif not isinstance(data, dict):
+                raise CaseError(path, marks.line(()), "", "expected a case: a mapping with id, "
+                                                          "title, requirements, target and steps")
+            else:
+                cases.append(build_case(data, marks, path))
+    found.check()
     return cases

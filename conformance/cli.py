@@ -158,7 +158,7 @@ def draft_baseline(results_path: Path, target: str | None, output: Path | None) 
 
 
 def lint(names: list[str]) -> int:
-    """Load every case file under the paths; print each error (file, line,
+    """Load every case file under the paths; print every error (file, line,
     field, what was expected) in file and line order, and a closing count."""
     from .case import CaseError
     from .casefile import load_case_file
@@ -182,7 +182,8 @@ def lint(names: list[str]) -> int:
         try:
             loaded = load_case_file(path)
         except CaseError as exc:
-            errors.append((str(path), exc.line or 0, str(exc)))
+            for error in getattr(exc, "errors", [exc]):    # a SourceErrors holds them all
+                errors.append((str(path), error.line or 0, str(error)))
             continue
         for case in loaded:
             cases += 1
@@ -193,7 +194,8 @@ def lint(names: list[str]) -> int:
                                                      f"{first[0]}:{first[1]}"))
     for _path, _line, text in sorted(errors):
         print(text)
-    print(f"{len(files)} files, {cases} cases, {len(errors)} "
+    print(f"{len(files)} {'file' if len(files) == 1 else 'files'}, {cases} "
+          f"{'case' if cases == 1 else 'cases'}, {len(errors)} "
           f"{'error' if len(errors) == 1 else 'errors'}")
     return NON_CONFORMANT if errors else 0
 

@@ -17,6 +17,8 @@ what reads it later.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import re
 
 import jsonschema
@@ -49,6 +51,44 @@ class SourceError(Exception):
         self.path, self.line, self.field, self.message = str(path), line, field_, message
         where = f"{self.path}:{line}" if line else self.path
         super().__init__(f"{where}: {field_}: {message}" if field_ else f"{where}: {message}")
+
+
+class SourceErrors(SourceError):
+    """Every error found in one file, in line order.  It reads as its first
+    error (and says how many more there are); `errors` holds them all, for
+    `tcpconf lint`."""
+
+    def __init__(self, errors: list[SourceError]):
+        self.errors = sorted(errors, key=lambda e: (e.line or 0, e.field))
+        first = self.errors[0]
+        super().__init__(first.path, first.line, first.field, first.message)
+        more = len(self.errors) - 1
+        if more:
+            self.args = (f"{self.args[0]} (and {more} more "
+                         f"{'error' if more == 1 else 'errors'} in this file: tcpconf lint "
+                         f"lists them)",)
+
+
+class ErrorList:
+    """Gathers a file's errors part by part, so that one error does not hide
+    the next: each part is checked `with errors.checking():`, then `check()`
+    raises them together."""
+
+    def __init__(self):
+        self.errors: list[SourceError] = []
+
+    @contextmanager
+    def checking(self):
+        try:
+            yield
+        except SourceErrors as exc:
+            self.errors += exc.errors
+        except SourceError as exc:
+            self.errors.append(exc)
+
+    def check(self) -> None:
+        if self.errors:
+            raise SourceErrors(self.errors)
 
 
 class Marks(dict):
@@ -231,12 +271,23 @@ def validator(schema: dict) -> jsonschema.Validator:
     return _Validator(schema)
 
 
+def schema_errors(data, marks: Marks, path,
+                  validator: jsonschema.Validator) -> dict[tuple, SourceError]:
+    """The schema's violations by field path, one per field, each naming the
+    field the author has to change (where two concern one field, the one that
+    points deeper into it).  Errors inside anyOf branches stay in
+    error.context; the anyOf itself is described by its schema's description."""
+    found: dict[tuple, SourceError] = {}
+    for error in sorted(validator.iter_errors(data), key=lambda e: -len(e.absolute_path)):
+        field_path, message = schema_message(error)
+        if field_path not in found:
+            found[field_path] = SourceError(path, marks.line(field_path), dotted(field_path),
+                                            message)
+    return found
+
+
 def check_schema(data, marks: Marks, path, validator: jsonschema.Validator) -> None:
-    """Raise a SourceError for the schema violation that points deepest into
-    the file: it names the field the author has to change.  Errors inside anyOf
-    branches stay in error.context; the anyOf itself is described by its
-    schema's description."""
-    errors = sorted(validator.iter_errors(data), key=lambda e: -len(e.absolute_path))
-    if errors:
-        field_path, message = schema_message(errors[0])
-        raise SourceError(path, marks.line(field_path), dotted(field_path), message)
+    """Raise every violation of the schema (schema_errors)."""
+    found = schema_errors(data, marks, path, validator)
+    if found:
+        raise SourceErrors(list(found.values()))

@@ -28,6 +28,40 @@ def test_lint_names_every_files_error_in_file_order(tmp_path, capsys):
     assert out[-1] == "3 files, 2 cases, 2 errors"
 
 
+MANY_MISTAKES = """id: t.many
+title: several mistakes in one file
+requirements: [RFC9293-MUST-13, RFC-NOPE]
+target: {role: listener, start: ESTABLISHED}
+steps:
+  - send: {flags: SYNX, seq: snd_nxt + 100}
+  - silence: 200 parsecs
+  - expect: {flags: ACK, seq: snd_nxtt}
+---
+id: t.second
+title: a second document
+requirements: [RFC9293-MUST-13]
+target: {role: listener, start: NOWHERE}
+steps:
+  - send: {flags: RST}
+  - silence: 1s
+"""
+
+
+def test_lint_names_every_error_within_a_file_in_line_order(tmp_path, capsys):
+    """The schema's errors, then those of each part it found well formed, in each
+    document: one run of lint shows them all."""
+    (tmp_path / "many.yaml").write_text(MANY_MISTAKES)
+    assert main(["lint", str(tmp_path)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    where = [line.split(": ")[0:2] for line in out[:-1]]
+    assert where == [[f"{tmp_path / 'many.yaml'}:3", "requirements[1]"],
+                     [f"{tmp_path / 'many.yaml'}:6", "steps[0].send.flags"],
+                     [f"{tmp_path / 'many.yaml'}:7", "steps[1].silence"],
+                     [f"{tmp_path / 'many.yaml'}:8", "steps[2].expect.seq"],
+                     [f"{tmp_path / 'many.yaml'}:13", "target.start"]], out
+    assert out[-1] == "1 file, 0 cases, 5 errors"
+
+
 def test_lint_passes_the_catalogue(capsys):
     assert main(["lint"]) == 0
     assert capsys.readouterr().out.strip().endswith(" 0 errors")
