@@ -95,6 +95,12 @@ class Baseline:
     def entries(self):
         return self.deviations.items()
 
+    def naming_none_of(self, case_ids: set[str]) -> list[tuple[str, Deviation]]:
+        """The entries whose case is none of `case_ids`, in line order: a case
+        renamed or removed since, or a typo, that would excuse nothing."""
+        return sorted(((key[0], deviation) for key, deviation in self.deviations.items()
+                       if key[0] not in case_ids), key=lambda item: item[1].line)
+
 
 def resolve(option: str, target: str) -> Path:
     """The baseline file for `target`: the option names a file, or a directory

@@ -37,3 +37,19 @@ def load_case_file(path: Path, text: str | None = None) -> list[Case]:
                 cases.append(build_case(data, marks, path))
     found.check()
     return cases
+
+
+def case_ids_under(paths) -> set[str]:
+    """The ids of every case in the case files at or under `paths` (a file
+    that cannot be read adds none: its own error is reported where it is swept)."""
+    ids: set[str] = set()
+    for path in map(Path, paths):
+        files = sorted(path.rglob("*.y*ml")) if path.is_dir() else [path]
+        for file in files:
+            if file.suffix not in (".yaml", ".yml") or not file.is_file():
+                continue
+            try:
+                ids.update(case.id for case in load_case_file(file))
+            except CaseError:
+                continue
+    return ids

@@ -297,6 +297,21 @@ def test_junit_and_pytest_html_tell_known_warned_and_info_from_passes(levels_dir
         page.read_text()
 
 
+def test_a_baseline_entry_naming_no_case_is_a_warning(levels_dir, tmp_path):
+    """An entry for a case renamed since (or a typo) excuses nothing: the sweep says
+    so before the first packet; one for a case a -k left out is no warning."""
+    baseline = tmp_path / "linux.yaml"
+    baseline.write_text("target: linux\ndeviations:\n"
+                        "  - requirement: RFC9293-MUST-13\n"
+                        "    reason: Linux sends the challenge ACK the pretend rule forbids.\n"
+                        "    cases: [t.MUST, t.renamed-since]\n")
+    out = run_pytest("-q", "-n", "0", "-k", "SHOULD", "--baseline", str(baseline),
+                     str(levels_dir)).stdout
+    warnings = [line for line in out.splitlines() if "warning:" in line]
+    assert warnings == [f"TCP conformance: warning: {baseline}:5: 't.renamed-since' names no "
+                        f"case of the catalogue or of the files swept (renamed, or a typo?)"], out
+
+
 def test_baseline_entry_for_another_requirement_does_not_excuse(levels_dir, tmp_path):
     """A listed case that now deviates from another requirement than the one its
     baseline entry names is not KNOWN: a MUST deviation fails, saying so."""

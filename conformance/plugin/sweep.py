@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from .. import results, summary
+from .. import CATALOGUE, results, summary
+from ..casefile import case_ids_under
 from ..report import write_report
 from . import keys
-from .items import CaseItem, strict
+from .items import CaseItem, case_folders, strict
 
 
 class SweepSummary:
@@ -34,12 +35,37 @@ class SweepSummary:
     def pytest_collection_finish(self, session):
         if any(isinstance(item, CaseItem) for item in session.items):
             self._announce(len(session.items))
+            self._check_baselines([item.nodeid for item in session.items])
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids):
         """xdist: the controller collects nothing itself; every worker collects all."""
         if not self.announced and any(".yaml::" in nodeid for nodeid in ids):
             self._announce(len(ids))
+            self._check_baselines(ids)
+
+    def _check_baselines(self, nodeids: list[str]) -> None:
+        """A baseline entry naming no case, neither of the catalogue nor of the
+        files swept, is a warning: renamed since, or a typo, it excuses nothing.
+        (The cases left out by a selection are looked for in their files.)"""
+        config = self.config
+        baselines = config.stash[keys.BASELINES]
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if not baselines or reporter is None or config.option.collectonly:
+            return
+        swept = {nodeid.split("::", 1)[1].rsplit("[", 1)[0] for nodeid in nodeids
+                 if "::" in nodeid}
+        if not any(b.naming_none_of(swept) for b in baselines.values()):
+            return
+        roots = [str(CATALOGUE), *map(str, case_folders(config)),
+                 *(str(Path(config.invocation_params.dir, arg.split("::")[0]))
+                   for arg in config.args)]
+        known = swept | case_ids_under(roots)
+        for baseline in baselines.values():
+            for case_id, deviation in baseline.naming_none_of(known):
+                reporter.write_line(f"TCP conformance: warning: {deviation.where}: "
+                                    f"{case_id!r} names no case of the catalogue or of the "
+                                    f"files swept (renamed, or a typo?)", yellow=True)
 
     def _announce(self, items: int) -> None:
         """Say what is about to be tested before the first packet (also with -q)."""
