@@ -1,7 +1,8 @@
 """A bench network for the remote and container targets' tests.
 
-No container engine or second machine is available here, so namespaces play
-the outside world: the suite is run *inside* the "host" namespace, handed an
+No second machine is available here, so namespaces play the outside world
+(a real container engine does run here: tests/docker_bench.py; the bridged
+"container" and the stand-in docker command below serve only where it cannot): the suite is run *inside* the "host" namespace, handed an
 interface, addresses and an agent command, exactly as a user on a real host
 would, and it does not build the target itself.
 
