@@ -94,8 +94,11 @@ def case_paths(names: list[str]) -> list[str]:
         return [str(CATALOGUE)]
     out = []
     for name in names:
-        if not Path(name).exists() and (CATALOGUE / name).is_dir():
-            name = str(CATALOGUE / name)
+        path, sep, node = name.partition("::")
+        if not Path(path).exists() and (CATALOGUE / path).exists():
+            # A folder or file of the catalogue, perhaps with a case's node id
+            # (the report's reproduce command: rst/in-window.yaml::rst.x[ipv4]).
+            name = str(CATALOGUE / path) + sep + node
         out.append(name)
     return out
 
@@ -106,7 +109,8 @@ def sweep(args: list[str]) -> int:
     names = []
     while args and not args[0].startswith("-"):
         names.append(args.pop(0))
-    missing = [n for n in names if not Path(n).exists() and not (CATALOGUE / n).is_dir()]
+    missing = [n for n in names if not Path(n.split("::")[0]).exists()
+               and not (CATALOGUE / n.split("::")[0]).exists()]
     if missing:
         folders = sorted(p.name for p in CATALOGUE.iterdir() if p.is_dir())
         print(f"tcpconf sweep: {missing[0]}: no such file or folder, and no folder of the "
@@ -114,6 +118,8 @@ def sweep(args: list[str]) -> int:
         return USAGE
     given = " ".join(args)
     defaults = []
+    if any(a in ("--collect-only", "--co") for a in args):
+        given += " --report --junitxml --html"    # collecting writes no report
     if "--report" not in given:
         defaults.append(f"--report={REPORTS}")
     if "--junitxml" not in given:
@@ -125,6 +131,8 @@ def sweep(args: list[str]) -> int:
     paths = case_paths(names)
     # A folder of the user's, whatever its name, holds cases.
     declared = [f"--cases={p}" for p in paths if Path(p).is_dir() and p != str(CATALOGUE)]
+    # A report directory of its own per run (rundir.py): junit.xml and
+    # pytest.html, named in it, go into the run's directory with the report.
     command = [sys.executable, "-m", "pytest", "-p", "conformance.plugin",
                *paths, *declared, *defaults, *args]
     os.execv(sys.executable, command)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from .. import results, summary
+from .. import results, rundir, selection, summary
 from ..report import write_report
+from ..tcp import FAMILIES
 from . import keys
 from .items import CaseItem, strict
 
@@ -25,8 +26,10 @@ class SweepSummary:
         self.records: list[dict] = []
         self.cases: dict[str, dict] = {}
         self.started, self.clock = results.now(), time.monotonic()
-        self.report_dir = Path(config.option.report) if config.option.report else None
+        # --report DIR: this run's own directory in it (rundir.py).
+        self.report_dir = config.stash.get(keys.RUN_DIR, None)
         self.announced = False
+        self.items = 0
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session):
@@ -41,7 +44,7 @@ class SweepSummary:
 
     def _announce(self, items: int) -> None:
         """Say what is about to be tested before the first packet (also with -q)."""
-        config, self.announced = self.config, True
+        config, self.announced, self.items = self.config, True, items
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is None or config.option.collectonly:
             return
@@ -71,9 +74,32 @@ class SweepSummary:
             targets={target: settings.get(target, {}) for target in config.stash[keys.TARGETS]},
             families=list(config.stash[keys.FAMILIES]), baselines=baselines,
             strict=strict(config), started=self.started,
-            duration=time.monotonic() - self.clock)
+            duration=time.monotonic() - self.clock,
+            dut={"name": config.option.dut_name, "version": config.option.dut_version,
+                 "notes": config.option.dut_notes},
+            selection=self.selection(), commit=results.suite_commit(),
+            case_files=selection.case_files(
+                info["file"] for info in self.cases.values() if info.get("file")))
         run["interrupted"] = interrupted
         return results.Results(run, self.cases, self.records)
+
+    def selection(self) -> dict:
+        """What the command line chose and what it left out (selection.py), and
+        the options a rerun of one case needs (the report's reproduce command)."""
+        config = self.config
+        families = list(config.stash[keys.FAMILIES])
+        files = [info["file"] for info in self.cases.values() if info.get("file")]
+        return {"args": [str(a) for a in config.invocation_params.args],
+                "keyword": config.option.keyword or "", "markexpr": config.option.markexpr or "",
+                "lf": bool(getattr(config.option, "lf", False)),
+                "slow": bool(config.option.slow),
+                "targets": list(config.stash[keys.TARGETS]), "families": families,
+                "families_left_out": [f for f in FAMILIES if f not in families],
+                "items": self.items, "left_out": selection.left_out(
+                    config.stash.get(keys.DESELECTED, [])),
+                "folders": selection.folders(files),
+                "catalogue_left_out": selection.catalogue_left_out(files),
+                "rerun_options": rerun_options(config)}
 
     def _stopped_as_asked(self, exitstatus) -> bool:
         """-x or --maxfail N under xdist: its controller ends the session as
@@ -88,12 +114,15 @@ class SweepSummary:
             exitstatus = pytest.ExitCode.TESTS_FAILED
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED and self.announced
         if not self.records and not interrupted:
+            if self.report_dir is not None:
+                rundir.remove_if_empty(self.report_dir)   # the run wrote nothing
             return
         # An interrupted sweep (Ctrl-C, SIGTERM) still writes what finished.
         if self.report_dir is not None:
             swept = self.results(interrupted)
             results.write_results(self.report_dir / "results.json", swept)
             write_report(self.report_dir, swept)
+            rundir.point_latest(self.report_dir)
         if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             session.exitstatus = summary.exit_status(self.records)
 
@@ -121,3 +150,35 @@ class SweepSummary:
             terminalreporter.write_line(f"Exit status {status}: {summary.EXIT_MEANINGS[status]}")
 
 
+
+
+# The suite's options that a rerun of one case on the same target needs, as
+# they were given (the target, family and case are the rerun's own).
+_RERUN = ("target_sysctl", "target_nft", "confirm", "link_faults", "baseline", "slow",
+          "remote_iface", "remote_address", "remote_port", "remote_closed_port",
+          "tester_address", "agent_command", "black_box", "container", "container_engine",
+          "container_network", "device_outside", "device_inside", "device_kind",
+          "device_address", "device_host", "device_inside_gateway")
+
+
+# Those whose default is not empty.
+_DEFAULTS = {"tester_address": "host", "device_kind": "firewall"}
+
+
+def rerun_options(config) -> list[str]:
+    """The options of _RERUN that differ from their defaults, as arguments."""
+    out = []
+    for dest in _RERUN:
+        value = getattr(config.option, dest, None)
+        if value in (None, False, [], 0, "") or value == _DEFAULTS.get(dest):
+            continue
+        flag = "--" + dest.replace("_", "-")
+        if value is True:
+            out.append(flag)
+        elif isinstance(value, list):
+            out += [f"{flag}={v}" for v in value]
+        else:
+            out.append(f"{flag}={value}")
+    if strict(config):
+        out += ["-o", "strict=true"]
+    return out
