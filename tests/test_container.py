@@ -74,7 +74,7 @@ def test_sweep_a_container_by_name_with_its_agent(container, tmp_path):
     assert result.returncode == 0, output
     assert (f"TCP conformance: container: the docker container {NAME}, at the address(es) its "
             f"engine reports") in output
-    data = json.loads((tmp_path / "results.json").read_text())
+    data = json.loads((tmp_path / "latest" / "results.json").read_text())
     assert {r["status"] for r in data["records"]} == {"pass"}
     assert {r["family"] for r in data["records"]} == {"ipv4", "ipv6"}
     settings = data["run"]["targets"]["container"]
@@ -98,7 +98,7 @@ def test_sweep_a_container_blind(container, tmp_path):
     finally:
         stop(hold)
     assert result.returncode == 0, result.stdout + result.stderr
-    data = json.loads((tmp_path / "results.json").read_text())
+    data = json.loads((tmp_path / "latest" / "results.json").read_text())
     statuses = {(r["case"], r["family"]): r["status"] for r in data["records"]}
     assert statuses[("rst.to-listen", "ipv6")] == "pass"
     assert statuses[("handshake.passive-open", "ipv4")] == "n/a"
