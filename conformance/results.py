@@ -27,7 +27,7 @@ from importlib import metadata
 from pathlib import Path
 
 from . import evidence
-from .case import Case, script
+from .case import Case, script, script_lines
 from .verdict import Verdict
 
 # 2: the ladder as typed events (evidence.py); 1 wrote it as text, which is
@@ -122,7 +122,7 @@ def case_info(case: Case) -> dict:
                               "level": r.level, "keyword": r.keyword, "basis": r.basis,
                               "text": r.quote, "summary": r.summary}
                              for r in case.requirements],
-            "script": script(case)}
+            "script": script(case), "script_lines": script_lines(case)}
 
 
 def _in_catalogue(path: Path) -> str:
