@@ -184,12 +184,18 @@ def _shown(relative: int | None, absolute: int) -> int:
     return relative if relative is not None else absolute
 
 
+def in_order(event: Event) -> tuple:
+    """The ladder's order: by time; a silence window after the segment sent
+    at the same instant (the one it waits after)."""
+    return event.time, event.kind == "silence"
+
+
 def render_ladder(events: list[Event]) -> list[str]:
     """A text ladder: tester on the left, target on the right, times in ms
     from the first event."""
     if not events:
         return ["(nothing happened)"]
-    events = sorted(events, key=lambda e: e.time)
+    events = sorted(events, key=in_order)
     t0 = events[0].time
     width = max((len(describe(e)) for e in events if e.kind == "segment"), default=20)
     out = [f"{'ms':>9}  tester{' ' * (width + 4)}target"]
@@ -216,7 +222,7 @@ def states_checked(events: list[Event]) -> list[str]:
 
 def to_json(events: list[Event]) -> list[dict]:
     """The events in time order as plain JSON objects, times from the first."""
-    events = sorted(events, key=lambda e: e.time)
+    events = sorted(events, key=in_order)
     t0 = events[0].time if events else 0.0
     out = []
     for event in events:

@@ -40,7 +40,7 @@ import json
 import math
 from dataclasses import dataclass
 
-from ..evidence import Event, describe, tag
+from ..evidence import Event, describe, in_order, tag
 from . import svg
 from .timeline import StateSpan, state_timeline
 from .timescale import (
@@ -156,7 +156,7 @@ def ladder_svg(events: list[Event], tester: str = "tester", target: str = "targe
 
 def _items(events: list[Event]) -> list[_Item]:
     """The events in time order (stable for equal times), timed from the first."""
-    events = sorted(events, key=lambda e: e.time)
+    events = sorted(events, key=in_order)
     t0 = events[0].time if events else 0.0
     return [_Item(e.time - t0, e) for e in events]
 
@@ -374,7 +374,8 @@ def _with_title(group: str, title: str) -> str:
 def _window(entry: _Item, rows: list[Row], i: int) -> float:
     """How long a silence window lasted: until the segment that broke it, or its length."""
     if entry.event.broken:
-        after = [r.entry for r in rows[i + 1:] if r.entry.kind == "segment"]
+        after = [r.entry for r in rows[i + 1:]
+                 if r.entry.kind == "segment" and r.entry.direction == "in"]
         if after:
             return max(0.0, after[0].t - entry.t)
     return entry.event.duration
