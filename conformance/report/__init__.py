@@ -90,6 +90,8 @@ def write_report(directory: Path, results: Results, case_pages: bool = True) -> 
         executive=model.executive_summary(requirements, targets), bar_parts=model.BAR_PARTS,
         documented=model.documented_deviations(results), inputs=results.run.get("inputs") or [],
         dut_of=_dut_of(results),
+        has_selection=any(r.get("selection") for r in
+                          [i["run"] for i in results.run.get("inputs") or []] or [results.run]),
         rfcs=sorted({rfc for row in rows for rfc in row.rfcs}, key=int),
         states=sorted({state for row in rows for state in row.states}))
     (directory / "index.html").write_text(index, encoding="utf-8")

@@ -16,6 +16,7 @@ cite it:
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -27,8 +28,10 @@ STANDINGS = ("deviates", "known", "undecided", "met", "unchecked")
 
 
 def page_name(target: str, case: str, family: str) -> str:
-    """A record's page, relative to the report directory."""
-    return f"cases/{target}/{case}-{family or 'all'}.html"
+    """A record's page, relative to the report directory (a merged report's
+    column may be named after a device: its spaces and slashes are not kept)."""
+    folder = re.sub(r"[^A-Za-z0-9._@+-]", "_", target)
+    return f"cases/{folder}/{case}-{family or 'all'}.html"
 
 
 @dataclass
