@@ -100,6 +100,11 @@ steps:
 PASSIVE_OPEN = "handshake/passive-open.yaml"
 
 
+# The device the shared report sweep names (--dut-name, --dut-version, --dut-notes).
+REPORT_DUT = ("--dut-name", "Lab Linux <bench>", "--dut-version", "6.18-lab",
+              "--dut-notes", "the kernel's own stack in the suite's lab namespaces")
+
+
 def run_dir(report: Path) -> Path:
     """The directory of the last run that wrote its report into `report`
     (--report DIR writes DIR/<UTC timestamp>/ and points DIR/latest at it)."""
@@ -125,7 +130,7 @@ def report_sweep(tmp_path_factory) -> dict:
     shutil.copy(CASES / PASSIVE_OPEN, cases / PASSIVE_OPEN)
     (cases / "pretend.yaml").write_text(PRETEND_MUST)
     reports = root / "report"
-    result = sweep(cases, reports, f"--junitxml={reports / 'junit.xml'}")
+    result = sweep(cases, reports, f"--junitxml={reports / 'junit.xml'}", *REPORT_DUT)
     report = run_dir(reports)     # junit.xml too: it was named in the report folder
     assert (report / "index.html").exists(), result.stdout + result.stderr
     passing = load_case_file(cases / PASSIVE_OPEN)
