@@ -205,15 +205,19 @@ def _run_dir(config) -> Path | None:
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
         given = workerinput.get("tcpconf_run_dir")
-        return Path(given) if given else None
-    if not report or config.option.collectonly:
+        run_dir = Path(given) if given else None
+    elif not report or config.option.collectonly:
         return None
-    _writable_folder(report, "--report")
-    try:
-        run_dir = rundir.make_run_dir(Path(report))
-    except OSError as exc:
-        raise pytest.UsageError(f"--report {report}: cannot make the run's directory there "
-                                f"({exc.strerror or exc})") from None
+    else:
+        _writable_folder(report, "--report")
+        try:
+            run_dir = rundir.make_run_dir(Path(report))
+        except OSError as exc:
+            raise pytest.UsageError(f"--report {report}: cannot make the run's directory "
+                                    f"there ({exc.strerror or exc})") from None
+    if run_dir is None:
+        return None
+    # In a worker too: pytest-html's rows link relative to where its file goes.
     for name in ("xmlpath", "htmlpath"):
         if getattr(config.option, name, None):
             setattr(config.option, name,
