@@ -62,13 +62,14 @@ def test_tcpconf_sweeps_the_built_in_catalogue(venv, tmp_path):
                  "passive-open", "-n", "0", cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     # A directory per run, reports/latest pointing at it, junit.xml and pytest.html in it.
-    run = (tmp_path / "reports" / "latest").resolve()
-    assert run.parent == tmp_path / "reports" and run.name != "latest"
-    records = json.loads((run / "results.json").read_text())["records"]
+    swept = (tmp_path / "reports" / "latest").resolve()
+    assert swept.parent == tmp_path / "reports" and swept.name != "latest"
+    records = json.loads((swept / "results.json").read_text())["records"]
     assert records and {r["status"] for r in records} == {"pass"}
     for name in ("index.html", "junit.xml", "pytest.html"):
-        assert (run / name).exists(), name
-    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == sorted([run.name, "latest"])
+        assert (swept / name).exists(), name
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == sorted(
+        [swept.name, "latest"])
     assert result.stdout.rstrip().splitlines()[-1].startswith("===")
 
 
