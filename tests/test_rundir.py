@@ -129,3 +129,20 @@ def test_two_sweeps_write_two_runs_and_collect_only_writes_none(tmp_path):
     assert listed.returncode == 0, listed.stdout + listed.stderr
     assert sorted(p.name for p in reports.iterdir()) == sorted([one.name, two.name, "latest"])
     assert run_dir(reports) == two
+
+
+def test_a_rerun_keeps_the_options_that_shape_the_target_and_the_verdict():
+    """The reproduce command's options: those given that differ from their defaults
+    (the target, family and case are the rerun's own)."""
+    from types import SimpleNamespace
+
+    from conformance.plugin.selection import rerun_options
+    option = SimpleNamespace(target_sysctl=["net.ipv4.tcp_rfc1337=1"], target_nft=[], confirm=0,
+                             link_faults=None, baseline="baselines", slow=True,
+                             remote_iface=None, tester_address="host", device_kind="firewall",
+                             agent_command="ssh root@dut python3 -")
+    config = SimpleNamespace(option=option, getini=lambda name: name == "strict")
+    assert rerun_options(config) == ["--target-sysctl=net.ipv4.tcp_rfc1337=1",
+                                     "--baseline=baselines", "--slow",
+                                     "--agent-command=ssh root@dut python3 -",
+                                     "-o", "strict=true"]

@@ -5,15 +5,14 @@ stack printed last, and the exit status set (conformance.summary)."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
 from .. import results, rundir, selection, summary
 from ..report import write_report
-from ..tcp import FAMILIES
 from . import keys
 from .items import CaseItem, strict
+from .selection import run_selection
 
 
 class SweepSummary:
@@ -77,29 +76,12 @@ class SweepSummary:
             duration=time.monotonic() - self.clock,
             dut={"name": config.option.dut_name, "version": config.option.dut_version,
                  "notes": config.option.dut_notes},
-            selection=self.selection(), commit=results.suite_commit(),
+            selection=run_selection(config, self.items, self.cases),
+            commit=results.suite_commit(),
             case_files=selection.case_files(
                 info["file"] for info in self.cases.values() if info.get("file")))
         run["interrupted"] = interrupted
         return results.Results(run, self.cases, self.records)
-
-    def selection(self) -> dict:
-        """What the command line chose and what it left out (selection.py), and
-        the options a rerun of one case needs (the report's reproduce command)."""
-        config = self.config
-        families = list(config.stash[keys.FAMILIES])
-        files = [info["file"] for info in self.cases.values() if info.get("file")]
-        return {"args": [str(a) for a in config.invocation_params.args],
-                "keyword": config.option.keyword or "", "markexpr": config.option.markexpr or "",
-                "lf": bool(getattr(config.option, "lf", False)),
-                "slow": bool(config.option.slow),
-                "targets": list(config.stash[keys.TARGETS]), "families": families,
-                "families_left_out": [f for f in FAMILIES if f not in families],
-                "items": self.items, "left_out": selection.left_out(
-                    config.stash.get(keys.DESELECTED, [])),
-                "folders": selection.folders(files),
-                "catalogue_left_out": selection.catalogue_left_out(files),
-                "rerun_options": rerun_options(config)}
 
     def _stopped_as_asked(self, exitstatus) -> bool:
         """-x or --maxfail N under xdist: its controller ends the session as
@@ -150,35 +132,3 @@ class SweepSummary:
             terminalreporter.write_line(f"Exit status {status}: {summary.EXIT_MEANINGS[status]}")
 
 
-
-
-# The suite's options that a rerun of one case on the same target needs, as
-# they were given (the target, family and case are the rerun's own).
-_RERUN = ("target_sysctl", "target_nft", "confirm", "link_faults", "baseline", "slow",
-          "remote_iface", "remote_address", "remote_port", "remote_closed_port",
-          "tester_address", "agent_command", "black_box", "container", "container_engine",
-          "container_network", "device_outside", "device_inside", "device_kind",
-          "device_address", "device_host", "device_inside_gateway")
-
-
-# Those whose default is not empty.
-_DEFAULTS = {"tester_address": "host", "device_kind": "firewall"}
-
-
-def rerun_options(config) -> list[str]:
-    """The options of _RERUN that differ from their defaults, as arguments."""
-    out = []
-    for dest in _RERUN:
-        value = getattr(config.option, dest, None)
-        if value in (None, False, [], 0, "") or value == _DEFAULTS.get(dest):
-            continue
-        flag = "--" + dest.replace("_", "-")
-        if value is True:
-            out.append(flag)
-        elif isinstance(value, list):
-            out += [f"{flag}={v}" for v in value]
-        else:
-            out.append(f"{flag}={value}")
-    if strict(config):
-        out += ["-o", "strict=true"]
-    return out
