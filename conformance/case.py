@@ -446,32 +446,43 @@ def load_setups() -> dict[tuple[str, str], list]:
 def script(case: Case) -> list[str]:
     """The case's steps as the arrows an engineer draws: what the case expects,
     shown beside what the wire showed on the report's case pages."""
+    return [text for _line, text in _script(case)]
+
+
+def script_lines(case: Case) -> list[int | None]:
+    """For each line of script(case), the case file's line of its step (None
+    for the heading and an alternative's label)."""
+    return [line for line, _text in _script(case)]
+
+
+def _script(case: Case) -> list[tuple[int | None, str]]:
     several = len(case.connections) > 1
-    lines = [f"target: {case.role}, starting in {case.start}"]
+    lines: list[tuple[int | None, str]] = [(None, f"target: {case.role}, starting in {case.start}")]
 
     def walk(steps, indent: str) -> None:
         for step in steps:
             conn = f"{step.conn}: " if several else ""
+            at = step.line
             if isinstance(step, Send):
-                lines.append(f"{indent}--> {conn}{step.describe()}")
+                lines.append((at, f"{indent}--> {conn}{step.describe()}"))
             elif isinstance(step, Expect):
-                lines.append(f"{indent}<-- {conn}{step.describe()}")
+                lines.append((at, f"{indent}<-- {conn}{step.describe()}"))
             elif isinstance(step, Silence):
-                lines.append(f"{indent}<-- {conn}nothing for {fmt_duration(step.duration)}")
+                lines.append((at, f"{indent}<-- {conn}nothing for {fmt_duration(step.duration)}"))
             elif isinstance(step, Wait):
-                lines.append(f"{indent}    wait {fmt_duration(step.duration)}")
+                lines.append((at, f"{indent}    wait {fmt_duration(step.duration)}"))
             elif isinstance(step, App):
-                lines.append(f"{indent}    {conn}app: {step.describe()}")
+                lines.append((at, f"{indent}    {conn}app: {step.describe()}"))
             elif isinstance(step, StateCheck):
-                lines.append(f"{indent}    {conn}state {step.state}")
+                lines.append((at, f"{indent}    {conn}state {step.state}"))
             elif isinstance(step, FirewallCheck):
-                lines.append(f"{indent}    {conn}{step.describe()}")
+                lines.append((at, f"{indent}    {conn}{step.describe()}"))
             elif isinstance(step, OneOf):
-                lines.append(f"{indent}    one of:")
+                lines.append((at, f"{indent}    one of:"))
                 for alternative in step.alternatives:
                     verdict = "conforms to" if alternative.conforms else "breaks"
-                    lines.append(f"{indent}      {alternative.label} ({verdict} "
-                                 f"{alternative.requirement}):")
+                    lines.append((None, f"{indent}      {alternative.label} ({verdict} "
+                                        f"{alternative.requirement}):"))
                     walk(alternative.steps, indent + "        ")
 
     walk(case.steps, "")

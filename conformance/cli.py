@@ -3,7 +3,8 @@
     tcpconf sweep [CASES...] [pytest options]   run cases against a target (pytest)
     tcpconf lint CASES...                       check case files without running them
     tcpconf compare OLD.json NEW.json           what changed between two sweeps
-    tcpconf report RESULTS.json DIR             draw the HTML report of a sweep again
+    tcpconf report RESULTS.json... -o DIR       draw the report of one sweep again, or of
+                                                several (shards, devices) as one matrix
     tcpconf baseline draft RESULTS.json         a baseline of a sweep's deviations, to review
 
 CASES are case files or folders of them; a name that is no path here but a
@@ -49,9 +50,17 @@ def main(argv: list[str] | None = None) -> int:
                                                "(exit 1: regressed, 3: new errors, 0: neither)")
     diff.add_argument("old", type=Path)
     diff.add_argument("new", type=Path)
-    redraw = commands.add_parser("report", help="write the HTML report of a results file")
-    redraw.add_argument("results", type=Path)
-    redraw.add_argument("directory", type=Path)
+    redraw = commands.add_parser(
+        "report", help="write the HTML report of a results file, or of several merged into "
+                       "one matrix (the shards of a sweep, or several devices)")
+    redraw.add_argument("results", type=Path, nargs="+",
+                        help="results.json files (one, then DIR, is the older form)")
+    redraw.add_argument("-o", "--output", type=Path, metavar="DIR",
+                        help="where to write the report (and, merging, results.json and "
+                             "copies of the captures)")
+    redraw.add_argument("--on-conflict", choices=("error", "first", "last"), default="error",
+                        help="a case, target and family found in two inputs with different "
+                             "statuses: an error (default), or keep the first or the last")
     baseline = commands.add_parser("baseline", help="draft a baseline from a results file")
     baseline.add_argument("action", choices=["draft"])
     baseline.add_argument("results", type=Path)
@@ -78,13 +87,43 @@ def results_command(args) -> int:
             comparison = compare(load_results(args.old), load_results(args.new))
             print("\n".join(comparison.text(str(args.old), str(args.new))))
             return comparison.exit_status
-        from .report import write_report   # Jinja2 is needed only here
-        index = write_report(args.directory, load_results(args.results))
-        print(f"Report: {index.resolve().as_uri()}")
-        return 0
+        return report(args)
     except ResultsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return COULD_NOT_RUN
+
+
+def report(args) -> int:
+    """tcpconf report: one results file drawn again, or several merged (merge.py)."""
+    from .merge import MergeError, copy_captures, merge
+    from .report import write_report   # Jinja2 is needed only here
+    from .results import load_results, write_results
+
+    files, output = list(args.results), args.output
+    if output is None and len(files) == 2 and files[1].suffix != ".json" \
+            and not files[1].is_file():
+        files, output = files[:1], files[1]      # tcpconf report RESULTS.json DIR
+    if output is None:
+        print("tcpconf report: name the report's directory: -o DIR", file=sys.stderr)
+        return USAGE
+    loaded = [load_results(path) for path in files]
+    if len(loaded) == 1:
+        index = write_report(output, loaded[0])
+    else:
+        try:
+            merged = merge([(str(path), results) for path, results in zip(files, loaded)],
+                           on_conflict=args.on_conflict)
+        except MergeError as exc:
+            print(f"tcpconf report: {exc}", file=sys.stderr)
+            return COULD_NOT_RUN
+        output.mkdir(parents=True, exist_ok=True)
+        copy_captures(merged, output)
+        write_results(output / "results.json", merged)
+        index = write_report(output, merged)
+        print(f"Merged {len(files)} results files: {len(merged.records)} records on "
+              f"{', '.join(merged.targets)}; results: {output / 'results.json'}")
+    print(f"Report: {index.resolve().as_uri()}")
+    return 0
 
 
 def case_paths(names: list[str]) -> list[str]:
@@ -94,8 +133,11 @@ def case_paths(names: list[str]) -> list[str]:
         return [str(CATALOGUE)]
     out = []
     for name in names:
-        if not Path(name).exists() and (CATALOGUE / name).is_dir():
-            name = str(CATALOGUE / name)
+        path, sep, node = name.partition("::")
+        if not Path(path).exists() and (CATALOGUE / path).exists():
+            # A folder or file of the catalogue, perhaps with a case's node id
+            # (the report's reproduce command: rst/in-window.yaml::rst.x[ipv4]).
+            name = str(CATALOGUE / path) + sep + node
         out.append(name)
     return out
 
@@ -106,7 +148,8 @@ def sweep(args: list[str]) -> int:
     names = []
     while args and not args[0].startswith("-"):
         names.append(args.pop(0))
-    missing = [n for n in names if not Path(n).exists() and not (CATALOGUE / n).is_dir()]
+    missing = [n for n in names if not Path(n.split("::")[0]).exists()
+               and not (CATALOGUE / n.split("::")[0]).exists()]
     if missing:
         folders = sorted(p.name for p in CATALOGUE.iterdir() if p.is_dir())
         print(f"tcpconf sweep: {missing[0]}: no such file or folder, and no folder of the "
@@ -114,6 +157,8 @@ def sweep(args: list[str]) -> int:
         return USAGE
     given = " ".join(args)
     defaults = []
+    if any(a in ("--collect-only", "--co") for a in args):
+        given += " --report --junitxml --html"    # collecting writes no report
     if "--report" not in given:
         defaults.append(f"--report={REPORTS}")
     if "--junitxml" not in given:
@@ -125,6 +170,8 @@ def sweep(args: list[str]) -> int:
     paths = case_paths(names)
     # A folder of the user's, whatever its name, holds cases.
     declared = [f"--cases={p}" for p in paths if Path(p).is_dir() and p != str(CATALOGUE)]
+    # A report directory of its own per run (rundir.py): junit.xml and
+    # pytest.html, named in it, go into the run's directory with the report.
     command = [sys.executable, "-m", "pytest", "-p", "conformance.plugin",
                *paths, *declared, *defaults, *args]
     os.execv(sys.executable, command)

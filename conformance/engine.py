@@ -28,7 +28,7 @@ from .agent_client import AgentFailure
 from .application import Application, BlackBoxApplication
 from .case import Case
 from .connection import Connection
-from .evidence import DeviceEvent, Event, NoteEvent, describe
+from .evidence import DeviceEvent, Event, NoteEvent, SegmentEvent, SilenceEvent, describe
 from .injector import Injector
 from .matching import candidates, choose, mismatches
 from .middlebox import UNDECIDED, MiddleboxView, lasts
@@ -380,7 +380,17 @@ class _CaseRun:
 
     def _silence(self, step: Silence) -> None:
         start = time.time()
+        window = SilenceEvent(start, step.duration)
+        self.ladder.append(window)      # the report draws the window on the ladder
         seg = self.stream.next(self.flow, start + step.duration)
+        if seg is not None:
+            window.broken = True
+            if seg.time < window.time:
+                # An answer captured before the step began to wait (to the
+                # segment just sent): the window is drawn from that segment.
+                window.time = next((e.time for e in reversed(self.ladder)
+                                    if isinstance(e, SegmentEvent) and e.direction == tcp.OUT
+                                    and e.time <= seg.time), seg.time)
         # A silence that a segment breaks waited only until that segment.
         self.waits += step.duration if seg is None else min(step.duration, time.time() - start)
         if seg is not None:

@@ -104,9 +104,21 @@ class DeviceEvent:
     detail: str = ""                # the translation; the tracked entry's time left; the ports
 
 
-Event = Union[SegmentEvent, AppEvent, StateEvent, NoteEvent, DeviceEvent]
+@dataclass
+class SilenceEvent:
+    """A window in which the case expected no answer (a silence step): from
+    `time`, for `duration` seconds; `broken` when a segment came within it
+    (that segment is the next event, and the window ended there)."""
+
+    kind: ClassVar[str] = "silence"
+    time: float
+    duration: float
+    broken: bool = False
+
+
+Event = Union[SegmentEvent, AppEvent, StateEvent, NoteEvent, DeviceEvent, SilenceEvent]
 KINDS = {cls.kind: cls for cls in (SegmentEvent, AppEvent, StateEvent, NoteEvent,
-                                   DeviceEvent)}
+                                   DeviceEvent, SilenceEvent)}
 
 
 # --- the one formatter ---------------------------------------------------------
@@ -128,6 +140,10 @@ def describe(event: Event) -> str:
             f"{event.expected}? not observable"
     if isinstance(event, DeviceEvent):
         return _device_text(event)
+    if isinstance(event, SilenceEvent):
+        shown = (f"{event.duration * 1000:g}ms" if event.duration < 1
+                 else f"{event.duration:g}s")
+        return f"expected: nothing for {shown}"
     return event.text
 
 
@@ -159,6 +175,8 @@ def tag(event: Event) -> str:
         return "" if event.holds else f"expected {event.expected}"
     if isinstance(event, (AppEvent, DeviceEvent)):
         return ""
+    if isinstance(event, SilenceEvent):
+        return "broken" if event.broken else ""
     return event.mark
 
 
@@ -166,12 +184,18 @@ def _shown(relative: int | None, absolute: int) -> int:
     return relative if relative is not None else absolute
 
 
+def in_order(event: Event) -> tuple:
+    """The ladder's order: by time; a silence window after the segment sent
+    at the same instant (the one it waits after)."""
+    return event.time, event.kind == "silence"
+
+
 def render_ladder(events: list[Event]) -> list[str]:
     """A text ladder: tester on the left, target on the right, times in ms
     from the first event."""
     if not events:
         return ["(nothing happened)"]
-    events = sorted(events, key=lambda e: e.time)
+    events = sorted(events, key=in_order)
     t0 = events[0].time
     width = max((len(describe(e)) for e in events if e.kind == "segment"), default=20)
     out = [f"{'ms':>9}  tester{' ' * (width + 4)}target"]
@@ -198,7 +222,7 @@ def states_checked(events: list[Event]) -> list[str]:
 
 def to_json(events: list[Event]) -> list[dict]:
     """The events in time order as plain JSON objects, times from the first."""
-    events = sorted(events, key=lambda e: e.time)
+    events = sorted(events, key=in_order)
     t0 = events[0].time if events else 0.0
     out = []
     for event in events:
@@ -253,8 +277,8 @@ def from_json(items) -> list[Event]:
 
 
 # Each kind's fields in results.json and the JSON type each must have.
-_INT, _OPT_INT, _STR, _OPT_STR, _BOOL, _OPT_BOOL, _LIST = \
-    "int", "int?", "str", "str?", "bool", "bool?", "list"
+_INT, _OPT_INT, _STR, _OPT_STR, _BOOL, _OPT_BOOL, _LIST, _NUM = \
+    "int", "int?", "str", "str?", "bool", "bool?", "list", "number"
 _FIELDS = {
     "segment": {"direction": _STR, "flags": _LIST, "seq": _INT, "ack": _INT,
                 "rel_seq": _OPT_INT, "rel_ack": _OPT_INT, "window": _INT, "length": _INT,
@@ -264,10 +288,12 @@ _FIELDS = {
     "state": {"expected": _STR, "observed": _OPT_STR, "holds": _OPT_BOOL, "reason": _STR},
     "note": {"text": _STR, "mark": _STR},
     "device": {"check": _STR, "seen": _STR, "delay_us": _OPT_INT, "detail": _STR},
+    "silence": {"duration": _NUM, "broken": _BOOL},
 }
 _KIND_WORDS = {_INT: "an integer", _OPT_INT: "an integer or null", _STR: "a string",
                _OPT_STR: "a string or null", _BOOL: "true or false",
-               _OPT_BOOL: "true, false or null", _LIST: "a list"}
+               _OPT_BOOL: "true, false or null", _LIST: "a list",
+               _NUM: "a number of seconds >= 0"}
 
 
 def _is(value, kind: str) -> bool:
@@ -280,6 +306,9 @@ def _is(value, kind: str) -> bool:
         return isinstance(value, str)
     if base == _BOOL:
         return isinstance(value, bool)
+    if base == _NUM:
+        return (isinstance(value, Real) and not isinstance(value, bool) and value >= 0
+                and not math.isinf(value))
     if value is None or not isinstance(value, list):
         return False
     # A list: of flag names, or of [name, value] options.

@@ -19,13 +19,15 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
+import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
 from . import evidence
-from .case import Case, script
+from .case import Case, script, script_lines
 from .verdict import Verdict
 
 # 2: the ladder as typed events (evidence.py); 1 wrote it as text, which is
@@ -52,22 +54,67 @@ def suite_version() -> str:
         return "unknown"
 
 
+def suite_commit(package: Path | None = None) -> dict | None:
+    """The git commit of the suite's checkout, {"commit": sha, "dirty": bool}
+    (dirty: tracked files changed since); None when the suite is not run from
+    a checkout (an installed copy) or git is absent."""
+    package = Path(package or Path(__file__).resolve().parent)
+    git = shutil.which("git")
+    if git is None:
+        return None
+
+    def ask(*args: str) -> str | None:
+        try:
+            done = subprocess.run([git, "-C", str(package), *args], capture_output=True,
+                                  text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    # The package's own files must be tracked there: an installed copy in a
+    # virtual environment inside some checkout is not that checkout's.
+    if ask("ls-files", "--error-unmatch", "__init__.py") is None:
+        return None
+    commit = ask("rev-parse", "HEAD")
+    if not commit:
+        return None
+    changed = ask("status", "--porcelain", "--untracked-files=no", "--", ".")
+    return {"commit": commit, "dirty": bool(changed)}
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def run_info(*, command: list[str], targets: dict[str, dict], families: list[str],
-             baselines: dict[str, str], strict: bool, started: str, duration: float) -> dict:
-    """What was tested, for the report's first section."""
-    return {"suite": "tcp-conformance", "version": suite_version(), "started": started,
+             baselines: dict[str, str], strict: bool, started: str, duration: float,
+             dut: dict | None = None, selection: dict | None = None,
+             case_files: dict[str, str] | None = None, commit: dict | None = None) -> dict:
+    """What was tested, for the report's first section: the suite (version,
+    the commit of its checkout when it runs from one), the device (dut: name,
+    version, notes as the user gave them), the selection (selection.py: the
+    command line's choice and what it left out), and the case files run with
+    a digest of each and of them all."""
+    from . import __version__
+    from .selection import cases_digest
+    info = {"suite": "tcp-conformance", "version": __version__, "started": started,
             "duration": round(duration, 3), "command": command, "host": platform.node(),
             "kernel": platform.release(), "targets": targets, "families": families,
-            "baselines": baselines, "strict": strict}
+            "baselines": baselines, "strict": strict,
+            "dut": {k: v for k, v in (dut or {}).items() if v},
+            "selection": selection or {}}
+    if commit:
+        info["commit"] = commit
+    if case_files is not None:
+        info["case_files"] = case_files
+        info["cases_digest"] = cases_digest(case_files)
+    return info
 
 
 def case_info(case: Case) -> dict:
     """A case as the report shows it, once per case whatever the number of records."""
     return {"title": case.title, "file": _shown_path(case.path), "line": case.line,
+            "catalogue": _in_catalogue(case.path),
             "role": case.role, "start": case.start, "marks": list(case.marks),
             "middlebox": case.middlebox,
             "description": case.description.strip(),
@@ -75,7 +122,15 @@ def case_info(case: Case) -> dict:
                               "level": r.level, "keyword": r.keyword, "basis": r.basis,
                               "text": r.quote, "summary": r.summary}
                              for r in case.requirements],
-            "script": script(case)}
+            "script": script(case), "script_lines": script_lines(case)}
+
+
+def _in_catalogue(path: Path) -> str:
+    """A case file of the built-in catalogue by its place there (rst/in-window.yaml),
+    which `tcpconf sweep` takes wherever the suite is installed; else empty."""
+    from . import CATALOGUE
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(CATALOGUE)) if resolved.is_relative_to(CATALOGUE) else ""
 
 
 def _shown_path(path: Path) -> str:

@@ -110,8 +110,20 @@ def closing_count(output: str) -> str:
     raise AssertionError(f"no pytest count line in:\n{output[-2000:]}")
 
 
+# The device the shared report sweep names (--dut-name, --dut-version, --dut-notes).
+REPORT_DUT = ("--dut-name", "Lab Linux <bench>", "--dut-version", "6.18-lab",
+              "--dut-notes", "the kernel's own stack in the suite's lab namespaces")
+
+
+def run_dir(report: Path) -> Path:
+    """The directory of the last run that wrote its report into `report`
+    (--report DIR writes DIR/<UTC timestamp>/ and points DIR/latest at it)."""
+    return (Path(report) / "latest").resolve()
+
+
 def sweep(cases: Path, report: Path, *options: str) -> subprocess.CompletedProcess:
-    """A real sweep of `cases` against the Linux lab, writing its report into `report`."""
+    """A real sweep of `cases` against the Linux lab, writing its report into
+    `report` (the run's own directory in it: run_dir(report))."""
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "conformance.plugin",
          "-q", "-n", "0", str(cases), f"--report={report}", *options],
@@ -127,11 +139,13 @@ def report_sweep(tmp_path_factory) -> dict:
     (cases / "handshake").mkdir(parents=True)
     shutil.copy(CASES / PASSIVE_OPEN, cases / PASSIVE_OPEN)
     (cases / "pretend.yaml").write_text(PRETEND_MUST)
-    report = root / "report"
-    result = sweep(cases, report, f"--junitxml={report / 'junit.xml'}")
+    reports = root / "report"
+    result = sweep(cases, reports, f"--junitxml={reports / 'junit.xml'}", *REPORT_DUT)
+    report = run_dir(reports)     # junit.xml too: it was named in the report folder
     assert (report / "index.html").exists(), result.stdout + result.stderr
     passing = load_case_file(cases / PASSIVE_OPEN)
-    return {"root": root, "cases": cases, "report": report, "result": result,
+    return {"root": root, "cases": cases, "report": report, "reports": reports,
+            "result": result,
             "stdout": result.stdout, "passing": passing,
             "items": sum(len(c.families) for c in passing) + 1}
 

@@ -211,7 +211,7 @@ def check_discovery_says_what_is_wrong(container):
 
 
 def verdicts(report: Path) -> list[tuple[str, str, str]]:
-    data = json.loads((report / "results.json").read_text())
+    data = json.loads((report / "latest" / "results.json").read_text())
     return sorted((r["case"], r["family"], r["status"]) for r in data["records"])
 
 
@@ -230,7 +230,7 @@ def check_sweep_by_name_with_its_agent(container, tmp_path):
     assert result.returncode == 0, output
     assert (f"TCP conformance: container: the docker container {container.name}, at the "
             f"address(es) its engine reports") in output
-    data = json.loads((tmp_path / "results.json").read_text())
+    data = json.loads((tmp_path / "latest" / "results.json").read_text())
     assert {r["family"] for r in data["records"]} == {"ipv4", "ipv6"}
     settings = data["run"]["targets"]["container"]
     assert settings["container"].startswith(f"{container.name} (docker), PID {container.pid_of()}")
@@ -272,7 +272,7 @@ def check_sweep_blind(container, tmp_path):
         if hold is not None:
             stop(hold)
     assert result.returncode == 0, result.stdout + result.stderr
-    data = json.loads((tmp_path / "results.json").read_text())
+    data = json.loads((tmp_path / "latest" / "results.json").read_text())
     found = {(r["case"], r["family"]): r["status"] for r in data["records"]}
     assert found[("rst.to-listen", "ipv6")] == "pass"
     assert found[("handshake.passive-open", "ipv4")] == "n/a"

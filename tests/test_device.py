@@ -89,7 +89,7 @@ def test_a_real_device_between_two_interfaces_is_tested_as_the_lab_one(bench, tm
     # The addresses are said before the first packet.
     assert (f"TCP conformance: middlebox: a {kind} between out0 (outside: 198.18.0.254, "
             f"2001:2::fe) and in0") in out
-    records = json.loads((tmp_path / "results.json").read_text())["records"]
+    records = json.loads((tmp_path / "latest" / "results.json").read_text())["records"]
     unread = {"firewall": {"firewall.outbound-connection": "RFC6092-3.3.1-syn-creates-state"},
               "nat": {"nat.outbound-connection-translated": "RFC5382-4.2-syn-creates-mapping",
                       "nat.rst-linger": "RFC7857-2.2-rst-linger"}}[kind]

@@ -37,8 +37,8 @@ def test_faults_on_the_link_change_no_verdict(tmp_path):
     assert clean.returncode == 0, clean.stdout[-3000:]
     # 3: some checks could not be decided (the link damaged every run): errors.
     assert faulty.returncode in (0, 3), faulty.stdout[-3000:]
-    old = load_results(tmp_path / "clean" / "results.json")
-    new = load_results(tmp_path / "faulty" / "results.json")
+    old = load_results(tmp_path / "clean" / "latest" / "results.json")
+    new = load_results(tmp_path / "faulty" / "latest" / "results.json")
     found = compare(old, new)
     false = (found.new_failures + found.new_deviations + found.fixed
              + found.changed_alternatives + found.other_changes + found.added + found.removed)

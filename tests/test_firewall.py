@@ -10,22 +10,28 @@ import json
 
 import pytest
 
-from .conftest import CASES, REPO, sweep
+from .conftest import CASES, REPO, run_dir, sweep
 
 pytestmark = pytest.mark.lab
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def reports(tmp_path_factory):
     return tmp_path_factory.mktemp("firewall-sweep")
 
 
 @pytest.fixture(scope="module")
-def records(report) -> dict:
-    result = sweep(CASES / "middlebox", report, "--target", "firewall,firewall-weak,nat",
+def report(records, reports):
+    """The sweep's own directory (--report DIR writes DIR/<UTC timestamp>)."""
+    return run_dir(reports)
+
+
+@pytest.fixture(scope="module")
+def records(reports) -> dict:
+    result = sweep(CASES / "middlebox", reports, "--target", "firewall,firewall-weak,nat",
                    "--baseline", str(REPO / "baselines"))
     assert result.returncode == 0, result.stdout[-3000:]
-    data = json.loads((report / "results.json").read_text())
+    data = json.loads((run_dir(reports) / "results.json").read_text())
     return {(r["target"], r["case"], r["family"]): r for r in data["records"]}
 
 

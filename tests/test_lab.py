@@ -20,7 +20,7 @@ from conformance.safety import UnsafeTarget, check_target
 from conformance.verdict import ERROR
 from conformance.wire import Link, Wire
 
-from .conftest import REPO, all_cases, lab_namespaces, sigint_as_ctrl_c
+from .conftest import REPO, all_cases, lab_namespaces, run_dir, sigint_as_ctrl_c
 
 pytestmark = pytest.mark.lab  # every test here builds a lab or runs a sweep
 
@@ -120,7 +120,8 @@ def test_interrupted_sweep_tears_the_lab_down(sig, workers, tmp_path):
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         preexec_fn=sigint_as_ctrl_c)
     try:
-        assert _wait_for(lambda: (report / "pcap" / "quick-ipv4.pcap").exists(), timeout=30), \
+        # The run's directory (report/<UTC timestamp>) is made before the first packet.
+        assert _wait_for(lambda: any(report.glob("*/pcap/quick-ipv4.pcap")), timeout=30), \
             "the quick case never finished"
         time.sleep(0.5)
         family_tree = [child.pid] + children(child.pid)    # the xdist workers too
@@ -128,7 +129,7 @@ def test_interrupted_sweep_tears_the_lab_down(sig, workers, tmp_path):
         output, _ = child.communicate(timeout=30)
         assert child.returncode == 2, output
         assert "Exit status 2: interrupted" in output and "Traceback" not in output, output
-        data = json.loads((report / "results.json").read_text())
+        data = json.loads((run_dir(report) / "results.json").read_text())
         assert data["run"]["interrupted"] is True
         assert [r["case"] for r in data["records"]] == ["quick"]
         assert not any(namespaces_of(pid) for pid in family_tree)

@@ -61,9 +61,15 @@ def test_tcpconf_sweeps_the_built_in_catalogue(venv, tmp_path):
     result = run(venv, "tcpconf", "sweep", "handshake", "--target", "linux", "-k",
                  "passive-open", "-n", "0", cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    records = json.loads((tmp_path / "reports" / "results.json").read_text())["records"]
+    # A directory per run, reports/latest pointing at it, junit.xml and pytest.html in it.
+    swept = (tmp_path / "reports" / "latest").resolve()
+    assert swept.parent == tmp_path / "reports" and swept.name != "latest"
+    records = json.loads((swept / "results.json").read_text())["records"]
     assert records and {r["status"] for r in records} == {"pass"}
-    assert (tmp_path / "reports" / "index.html").exists()
+    for name in ("index.html", "junit.xml", "pytest.html"):
+        assert (swept / name).exists(), name
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == sorted(
+        [swept.name, "latest"])
     # The answer is the last line.
     assert result.stdout.rstrip().splitlines()[-1].startswith("Exit status 0: conformant")
 

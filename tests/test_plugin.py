@@ -13,7 +13,7 @@ from scapy.utils import rdpcap
 
 from conformance.results import load_results
 
-from .conftest import CASES, REPO, lab_namespaces, closing_count
+from .conftest import CASES, REPO, closing_count, lab_namespaces, run_dir
 
 pytestmark = pytest.mark.lab  # every test here builds a lab or runs a sweep
 
@@ -131,12 +131,13 @@ def test_pytest_html_rows_carry_the_evidence_and_link_the_capture(cases_dir, tmp
     page = report.read_text()
     assert "RFC9293-3.10.7.2-listen-syn" in page
     assert "SYN+ACK seq=0 ack=1" in page
-    assert "report/pcap/handshake.passive-open-ipv4.pcap" in page
-    assert "report/cases/linux/handshake.passive-open-ipv4.html" in page
+    run = run_dir(tmp_path / "report")      # the run's own directory
+    assert f"report/{run.name}/pcap/handshake.passive-open-ipv4.pcap" in page
+    assert f"report/{run.name}/cases/linux/handshake.passive-open-ipv4.html" in page
     assert "data:application/vnd.tcpdump.pcap" not in page
     assert "tcp_invalid_ratelimit" in page
     for family in ("ipv4", "ipv6"):
-        packets = rdpcap(str(tmp_path / "report" / "pcap" / f"handshake.passive-open-{family}.pcap"))
+        packets = rdpcap(str(run / "pcap" / f"handshake.passive-open-{family}.pcap"))
         assert len(packets) >= 3   # a capture Scapy (and so Wireshark) can read
 
 
@@ -395,19 +396,20 @@ def test_several_targets_sweep_side_by_side(tmp_path):
     assert counts(out) == {"failed": 1, "passed": 1}, out
     assert "PASSED cases/rfc1337.yaml::t.rfc1337[linux-rfc1337-ipv4]" in out
     assert "FAILED cases/rfc1337.yaml::t.rfc1337[linux-ipv4]" in out
-    settings = load_results(tmp_path / "report" / "results.json").run["targets"]
+    settings = load_results(run_dir(tmp_path / "report") / "results.json").run["targets"]
     assert settings["linux-rfc1337"]["net.ipv4.tcp_rfc1337"] == "1"
     assert "linux-rfc1337  CONFORMANT" in out and "linux          NON-CONFORMANT" in out
     # The matrix: a column per target and family, each cell linking to its evidence.
-    page = (tmp_path / "report" / "index.html").read_text()
+    run = run_dir(tmp_path / "report")
+    page = (run / "index.html").read_text()
     assert "<th>linux<br>ipv4</th>" in page and "<th>linux-rfc1337<br>ipv4</th>" in page
     assert ">FAIL</a>" in page and ">PASS</a>" in page
-    evidence = (tmp_path / "report" / "cases" / "linux" / "t.rfc1337-ipv4.html").read_text()
+    evidence = (run / "cases" / "linux" / "t.rfc1337-ipv4.html").read_text()
     assert "RFC9293-MUST-13" in evidence and 'id="actual"' in evidence
     # A relative --report: the page still finds its capture.
     assert 'id="pcap" href="../../pcap/linux/t.rfc1337-ipv4.pcap"' in evidence
     # Each target's captures apart.
-    assert (tmp_path / "report" / "pcap" / "linux-rfc1337" / "t.rfc1337-ipv4.pcap").exists()
+    assert (run / "pcap" / "linux-rfc1337" / "t.rfc1337-ipv4.pcap").exists()
 
 
 def test_unknown_target_is_one_clear_error():
@@ -438,7 +440,7 @@ def test_confirm_runs_a_failure_again_and_keeps_it_when_it_repeats(cases_dir, tm
                         "--confirm", "2", f"--report={tmp_path / 'report'}",
                         "--target-nft", "out:tcp flags & (syn|ack) == syn|ack drop")
     assert result.returncode == 1, result.stdout
-    data = json.loads((tmp_path / "report" / "results.json").read_text())
+    data = json.loads((run_dir(tmp_path / "report") / "results.json").read_text())
     assert [(r["case"], r["status"], r["runs"]) for r in data["records"]] == [
         ("handshake.synack-mss", "fail", 3)]
 

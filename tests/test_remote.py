@@ -62,7 +62,8 @@ def remote_options(bench, tester: str, agent: bool, *more: str) -> list[str]:
 
 
 def records(report) -> dict:
-    data = json.loads((report / "results.json").read_text())
+    """The records of the last run with --report `report` (its run directory, latest)."""
+    data = json.loads((report / "latest" / "results.json").read_text())
     return {(r["case"], r["family"]): r for r in data["records"]}, data["run"]
 
 

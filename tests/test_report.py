@@ -20,7 +20,7 @@ from conformance.report import model
 from conformance.requirements import load_catalogue
 from conformance.results import Results, ResultsError, load_results
 
-from .conftest import PRETEND_MUST, sweep
+from .conftest import PRETEND_MUST, run_dir, sweep
 
 DROP_SYNACK = "out:tcp flags & (syn|ack) == syn|ack drop"
 
@@ -86,7 +86,8 @@ def test_compare_lists_a_deliberately_introduced_failure(report_sweep, tmp_path,
     passive open as a new failure and exits 1; a run compared with itself exits 0."""
     again = sweep(report_sweep["cases"], tmp_path / "after", "--target-nft", DROP_SYNACK)
     assert again.returncode == summary.NON_CONFORMANT, again.stdout
-    before, after = report_sweep["report"] / "results.json", tmp_path / "after" / "results.json"
+    before = report_sweep["report"] / "results.json"
+    after = run_dir(tmp_path / "after") / "results.json"
     assert cli(["compare", str(before), str(after)]) == 1
     text = capsys.readouterr().out
     assert "New failures (2):" in text, text
@@ -105,7 +106,8 @@ def test_report_is_drawn_again_from_the_results_file(report_sweep, tmp_path, cap
                 str(tmp_path / "again")]) == 0
     page = (tmp_path / "again" / "cases" / "linux" / "t.must-fails-ipv4.html").read_text()
     # The capture stays where the sweep wrote it; the page links there.
-    assert 'id="pcap" href="../../../' in page and "report/pcap/t.must-fails-ipv4.pcap" in page
+    run = report_sweep["report"].name
+    assert 'id="pcap" href="../../../' in page and f"{run}/pcap/t.must-fails-ipv4.pcap" in page
 
 
 @pytest.mark.parametrize("content,words", [
@@ -237,7 +239,7 @@ def test_an_unreadable_case_file_makes_the_sweep_undecided(tmp_path):
     result = sweep(cases, tmp_path / "report")
     assert result.returncode == summary.COULD_NOT_RUN, result.stdout
     assert "ERROR broken.yaml" in result.stdout and "not valid YAML" in result.stdout
-    index = (tmp_path / "report" / "index.html").read_text()
+    index = (run_dir(tmp_path / "report") / "index.html").read_text()
     assert "Case files that could not be read" in index and "broken.yaml:3" in index
 
 
@@ -254,7 +256,7 @@ def test_an_item_skipped_before_its_case_ran_is_not_a_pass(tmp_path):
         "        item.add_marker(pytest.mark.skip(reason='skipped by a conftest'))\n")
     result = sweep(cases, tmp_path / "report")
     assert result.returncode == summary.CONFORMANT, result.stdout
-    [record] = load_results(tmp_path / "report" / "results.json").records
+    [record] = load_results(run_dir(tmp_path / "report") / "results.json").records
     assert record["status"] == "n/a" and "skipped by a conftest" in record["reason"], record
 
 

@@ -30,6 +30,10 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync")
 WINDOW = (1400, 1000)
+# The width a case page must fit without scrolling sideways (issue 17).
+NARROW = 1280
+# Links out of the report that are references, never loaded: the RFCs.
+REFERENCES = ("https://www.rfc-editor.org/rfc/",)
 
 # Every script error of every page: the collector is installed before any
 # page's own script runs, so an error while the page loads is caught too.
@@ -98,6 +102,8 @@ def broken_links(driver) -> list[str]:
     here = urlparse(driver.current_url).path
     for href in driver.execute_script("return Array.from(document.links, a => a.href)"):
         url = urlparse(href)
+        if href.startswith(REFERENCES):
+            continue
         if url.scheme != "file":
             broken.append(f"{href} (not a file of the report)")
         elif not Path(unquote(url.path)).exists():
@@ -211,8 +217,7 @@ def test_report_in_browser_filters_and_leads_to_the_failure(swept, browser, tmp_
     assert req_count.text == f"{len(unchecked)} of {len(req_rows)} requirements shown"
     driver.find_element(By.CSS_SELECTOR, '#req-filters input[name=which][value="all"]').click()
     assert script_errors(driver) == []
-    index_png = screenshot(driver, tmp_path / "report-index.png",
-                           below=driver.find_element(By.ID, "matrix"))
+    screenshot(driver, tmp_path / "report-index.png", below=driver.find_element(By.ID, "matrix"))
 
     # The FAIL cell leads to the case page.
     next(iter(failing.values())).find_element(By.TAG_NAME, "a").click()
@@ -234,10 +239,91 @@ def test_report_in_browser_filters_and_leads_to_the_failure(swept, browser, tmp_
     assert pcap.is_file(), pcap
     assert pcap.read_bytes()[:4] in PCAP_MAGICS, pcap.read_bytes()[:4].hex()
     assert broken_links(driver) == []
-    case_png = screenshot(driver, tmp_path / "report-case-fail.png")
+    screenshot(driver, tmp_path / "report-case-fail.png")
+
+
+def at_width(driver, width: int) -> None:
+    """The viewport exactly `width` CSS pixels wide, as a 1280-pixel screen shows it."""
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False})
+
+
+def overflow(driver) -> int:
+    """How far the page is wider than its viewport (0: no horizontal scrolling)."""
+    return driver.execute_script(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+
+
+def test_the_report_is_a_document_to_hand_over(swept, browser, tmp_path):
+    """At 1280 px: the index opens on the summary per stack (requirements met by
+    level, in numbers and a bar) and names the device as --dut-name,
+    --dut-version and --dut-notes gave it; the failing case's page gives the
+    command that reruns just that case, marks the step that decided, links the
+    RFC, shows absolute numbers on hover, and does not scroll sideways."""
+    from selenium.webdriver.common.by import By
+
+    report, driver = swept["report"], browser
+    at_width(driver, NARROW)
+    try:
+        load(driver, report / "index.html")
+        assert script_errors(driver) == [] and broken_links(driver) == []
+        assert driver.execute_script("return window.innerWidth") == NARROW
+        # The device, as the options named it (escaped: the name holds < and >).
+        dut = driver.find_element(By.ID, "dut")
+        assert dut.find_element(By.CSS_SELECTOR, ".dut-name").text == "Lab Linux <bench>"
+        assert dut.find_element(By.CSS_SELECTOR, ".dut-version").text == "6.18-lab"
+        assert "the kernel's own stack" in dut.find_element(By.CSS_SELECTOR, ".dut-notes").text
+        assert "Lab Linux <bench>" in driver.find_element(By.TAG_NAME, "h1").text
+        # The summary comes first: one card per stack, MUST with its numbers and a bar.
+        summary = driver.find_element(By.ID, "executive")
+        tops = driver.execute_script(
+            "return ['executive', 'stacks', 'matrix'].map(i => "
+            "document.getElementById(i).getBoundingClientRect().top)")
+        assert tops == sorted(tops), tops
+        card = driver.find_element(By.CSS_SELECTOR, '.card[data-target="linux"]')
+        must = card.find_element(By.CSS_SELECTOR, 'tr[data-level="MUST"]')
+        assert "NON-CONFORMANT" in card.text and summary.is_displayed()
+        met, _, total = must.find_element(By.CSS_SELECTOR, "td.num").text.split()[:3]
+        assert int(met) < int(total), must.text          # the pretend MUST is not met
+        widths = driver.execute_script(
+            "return Array.from(arguments[0].querySelectorAll('.bar span'), "
+            "s => [s.className, s.getBoundingClientRect().width])", must)
+        assert {name for name, _ in widths} >= {"b-met", "b-deviates"}, widths
+        assert all(width > 0 for _, width in widths), widths
+        # The suite and the selection are on the first page too.
+        assert driver.find_element(By.ID, "cases-digest").text.startswith("sha256:")
+        assert driver.find_element(By.ID, "selection").is_displayed()
+        assert overflow(driver) <= 0
+        index_png = screenshot(driver, tmp_path / "report-index.png",
+                               below=driver.find_element(By.ID, "selection"))
+
+        load(driver, report / "cases/linux/t.must-fails-ipv4.html")
+        assert script_errors(driver) == [] and broken_links(driver) == []
+        commands = {c.get_attribute("data-tool"): c.text
+                    for c in driver.find_elements(By.CSS_SELECTOR, ".reproduce code.command")}
+        assert commands["tcpconf"].startswith("tcpconf sweep ")
+        assert "::t.must-fails[ipv4]' --target=linux --family=ipv4" in commands["tcpconf"]
+        assert commands["pytest"].startswith("pytest -p conformance.plugin ")
+        deciding = driver.find_element(By.ID, "deciding-step")
+        assert "nothing for 200ms" in deciding.text and deciding.value_of_css_property(
+            "background-color") != "rgba(0, 0, 0, 0)"
+        rfc = driver.find_element(By.CSS_SELECTOR, "a.rfc")
+        assert rfc.get_attribute("href") == "https://www.rfc-editor.org/rfc/rfc9293.html#section-3.6.1"
+        # The silence the case expected, broken by Linux's ACK, and the ACK's absolute numbers.
+        assert driver.find_elements(By.CSS_SELECTOR, "#ladder g.silence.broken")
+        titles = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#ladder g.seg.in > title'), "
+            "t => t.textContent)")
+        assert any("absolute seq=" in t for t in titles), titles
+        # The page fits 1280 px: the wire's panel scrolls inside its own box.
+        assert driver.execute_script("return document.documentElement.scrollWidth") <= NARROW
+        assert overflow(driver) <= 0
+        case_png = screenshot(driver, tmp_path / "report-case-fail.png")
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
     shots = os.environ.get("TCPCONF_SCREENSHOTS")
-    if shots:
+    if shots:      # docs/: TCPCONF_SCREENSHOTS=docs pytest tests/test_report_browser.py
         Path(shots).mkdir(parents=True, exist_ok=True)
         for png in (index_png, case_png):
             shutil.copy(png, Path(shots) / png.name)

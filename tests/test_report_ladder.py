@@ -8,7 +8,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from conformance import tcp
-from conformance.evidence import (AppEvent, DeviceEvent, NoteEvent, SegmentEvent, StateEvent,
+from conformance.evidence import (AppEvent, DeviceEvent, NoteEvent, SegmentEvent, SilenceEvent,
+                                  StateEvent, from_json, to_json,
                                   describe)
 from conformance.report.ladder import CHAR_PX, ladder_svg
 from conformance.report.timeline import state_timeline
@@ -73,7 +74,13 @@ def groups(root: ET.Element, *wanted: str) -> list[ET.Element]:
 
 
 def text_of(element: ET.Element) -> str:
-    return "".join(element.itertext())
+    """The text drawn (an event's <title>, shown on hover, is not)."""
+    out = element.text or "" if element.tag != f"{SVG}title" else ""
+    for child in element:
+        if child.tag != f"{SVG}title":
+            out += text_of(child)
+        out += child.tail or ""
+    return out
 
 
 def ys(root: ET.Element) -> list[tuple[float, float]]:
@@ -455,3 +462,56 @@ def test_without_a_device_what_it_did_is_a_note_on_two_lifelines():
     root = parse(ladder_svg(THROUGH_NAT, tester="tester", target="nat"))
     assert set(lifeline_xs(root)) == {"tester", "target"}
     assert len(groups(root, "note")) == 3
+
+
+# -- silences and what hovering shows ------------------------------------------------
+
+def title_of(group: ET.Element) -> str:
+    found = group.find(f"{SVG}title")
+    return found.text if found is not None else ""
+
+
+def test_a_silence_is_a_window_drawn_for_its_length():
+    """The case expected nothing for 200 ms and nothing came: a grey window from
+    where the silence began, 200 ms tall on the scale, with its words."""
+    events = [seg(0.0, "out", "RST", seq=101), SilenceEvent(0.001, 0.2),
+              seg(0.3, "out", "ACK")]
+    root = parse(ladder_svg(events))
+    (window,) = groups(root, "silence")
+    assert "broken" not in classes(window)
+    assert text_of(window) == "expected: nothing for 200ms"
+    top, bottom = float(window.get("data-y")), float(window.get("data-bottom"))
+    assert bottom - top == pytest.approx(200 * PX_PER_MS, abs=1)
+    rect = window.find(f"{SVG}rect")
+    assert float(rect.get("height")) == pytest.approx(bottom - top, abs=0.2)
+    assert "nothing came" in title_of(window)
+
+
+def test_a_broken_silence_ends_red_at_the_segment_that_broke_it():
+    events = [seg(0.0, "out", "RST", seq=101), SilenceEvent(0.001, 0.2, broken=True),
+              seg(0.05, "in", "ACK", seq=1, ack=1)]
+    root = parse(ladder_svg(events))
+    (window,) = groups(root, "silence", "broken")
+    (answer,) = groups(root, "seg", "in")
+    assert float(window.get("data-bottom")) == pytest.approx(float(answer.get("data-y")), abs=0.2)
+    assert "[broken]" in text_of(window) and "broken by the segment below" in title_of(window)
+    assert window.find(f"{SVG}rect").get("stroke") == "#c62828"
+
+
+def test_hovering_a_segment_shows_its_absolute_numbers_and_time():
+    """The arrow's text is relative to each ISN; its <title> gives the wire's values."""
+    absolute = SegmentEvent(0.0015, "in", tcp.flag_bits(["SYN", "ACK"]), 3091772562, 1000001,
+                            0, 1, 65160)
+    root = parse(ladder_svg([seg(0.0, "out", "SYN", seq=0, ack=0), absolute]))
+    (answer,) = groups(root, "seg", "in")
+    assert "seq=3091772562 ack=1000001" in title_of(answer)
+    assert title_of(answer).startswith("1.500 ms: target -> tester SYN+ACK seq=0 ack=1")
+    assert "3091772562" not in text_of(answer)
+
+
+def test_a_silence_crosses_results_json():
+    events = [seg(0.0, "out", "RST"), SilenceEvent(0.001, 0.25, broken=True)]
+    (_, window) = from_json(to_json(events))
+    assert (window.duration, window.broken, window.time) == (0.25, True, 0.001)
+    with pytest.raises(ValueError, match="'duration' must be a number of seconds"):
+        from_json([{"t": 0, "kind": "silence", "duration": "1s", "broken": False}])

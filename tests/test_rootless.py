@@ -101,7 +101,7 @@ def test_nobody_sweeps_in_a_user_namespace(prefix, nobody_dir):
     output = log.read_text()
     assert child.returncode == 0, output
     assert "Traceback" not in output, output
-    results = json.loads((report / "results.json").read_text())
+    results = json.loads((report / "latest" / "results.json").read_text())
     assert results["records"] and {rec["status"] for rec in results["records"]} == {"pass"}
     assert f"({ours}1-tester/" in results["run"]["targets"]["linux"]["link"]
     seen |= {name for name in lab_namespaces() if name.startswith(ours)}

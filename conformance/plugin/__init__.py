@@ -34,6 +34,7 @@ from . import keys
 from .htmlrows import HtmlReport
 from .items import CaseItem, InvalidCase, case_folders, pytest_collect_file, record_settings
 from .options import pytest_addoption, read_options
+from .selection import SLOW, note_deselected
 from .records import pytest_report_teststatus, pytest_runtest_makereport, pytest_terminal_summary
 from .sweep import SweepSummary
 from .terminal import Terminal
@@ -42,6 +43,7 @@ __all__ = ["pytest_addoption", "pytest_collect_file", "pytest_report_teststatus"
            "pytest_runtest_makereport", "pytest_terminal_summary"]
 
 
+@pytest.hookimpl(tryfirst=True)    # before JUnit and pytest-html read their paths (rundir.py)
 def pytest_configure(config):
     for level in ("must", "should", "may"):
         config.addinivalue_line("markers", f"{level}: cases checking a {level.upper()} requirement")
@@ -97,8 +99,21 @@ def pytest_collection_modifyitems(config, items):
         if not (config.option.slow or "slow" in (config.option.markexpr or "")):
             slow = [item for item in items if item.get_closest_marker("slow") is not None]
             if slow:
+                note_deselected(config, slow, SLOW)
+                config.stash[keys.NOTED] = True
                 config.hook.pytest_deselected(items=slow)
+                config.stash[keys.NOTED] = False
                 items[:] = [item for item in items if item.get_closest_marker("slow") is None]
+
+
+def pytest_deselected(items):
+    """Everything pytest leaves out (-k, -m, --lf, --deselect) is kept for
+    results.json's selection (the slow ones are noted as such above)."""
+    if not items:
+        return
+    config = items[0].config
+    if not config.stash.get(keys.NOTED, False):
+        note_deselected(config, items)
 
 
 def pytest_collection_finish(session):
@@ -122,14 +137,26 @@ def pytest_sessionfinish(session):
     if workeroutput is not None:
         # An xdist worker: its labs' settings go to the controller's summary.
         workeroutput["tcpconf_settings"] = session.config.stash.get(keys.SETTINGS, {})
+        workeroutput["tcpconf_deselected"] = session.config.stash.get(keys.DESELECTED, [])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """xdist: every worker writes its captures into the controller's run directory."""
+    run_dir = node.config.stash.get(keys.RUN_DIR, None)
+    if run_dir is not None:
+        node.workerinput["tcpconf_run_dir"] = str(run_dir)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error):
     """xdist: keep each target's settings from the first worker that reports
     them (every worker builds its labs the same way)."""
-    for target, settings in (getattr(node, "workeroutput", {}).get("tcpconf_settings")
-                             or {}).items():
+    output = getattr(node, "workeroutput", {}) or {}
+    for target, settings in (output.get("tcpconf_settings") or {}).items():
         record_settings(node.config, target, settings)
+    # Every worker collects the same items: the first to report says what was left out.
+    if output.get("tcpconf_deselected") and not node.config.stash.get(keys.DESELECTED, None):
+        node.config.stash[keys.DESELECTED] = list(output["tcpconf_deselected"])
 
 

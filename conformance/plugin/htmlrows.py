@@ -12,6 +12,7 @@ from ..evidence import render_ladder
 from ..report import page_name
 from ..summary import count_line, tally
 from ..verdict import ERROR, FAIL, NOT_APPLICABLE, Verdict
+from . import keys
 
 
 class HtmlReport:
@@ -86,8 +87,9 @@ def evidence(verdict: Verdict, target: str, config) -> str:
         parts.append(f"<p><b>The target followed:</b> {html.escape(verdict.alternative)}</p>")
     parts.append("<pre>" + html.escape("\n".join(render_ladder(verdict.ladder))) + "</pre>")
     links = []
-    if config.option.report:
-        page = Path(config.option.report).resolve() / page_name(
+    run_dir = config.stash.get(keys.RUN_DIR, None)     # --report DIR: this run's directory
+    if run_dir is not None:
+        page = Path(run_dir).resolve() / page_name(
             target, verdict.case.id, verdict.family)
         links.append(f"<a href='{html.escape(os.path.relpath(page, here))}'>case page "
                      f"with the ladder diagram</a>")

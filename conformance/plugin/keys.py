@@ -17,3 +17,6 @@ CASES_SENT = pytest.StashKey[set]()     # case ids whose case_info this process 
 CASE_IDS = pytest.StashKey[dict]()     # case id -> (file, line) where collection met it first
 OUTSIDE = pytest.StashKey[dict]()       # "remote"/"container" -> its RemoteConfig/ContainerConfig
 FAULTS = pytest.StashKey[object]()      # --link-faults as a faults.Faults, or None
+RUN_DIR = pytest.StashKey[object]()     # --report DIR: this run's directory in it (rundir.py), or None
+DESELECTED = pytest.StashKey[list]()    # items left out of the run: {case, target, family, why}
+NOTED = pytest.StashKey[bool]()         # the deselection under way is noted already (as slow)

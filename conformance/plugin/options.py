@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from .. import rundir
 from ..baseline import BaselineError, load_baseline, resolve
 from ..faults import Faults, parse_faults
 from ..lab import sysctl_problem
@@ -57,13 +58,24 @@ def pytest_addoption(parser):
     group.addoption("--slow", action="store_true",
                     help="also run the slow cases (timers of many seconds); so does -m slow")
     group.addoption("--report", metavar="DIR",
-                    help="write the compliance report into DIR: index.html (summary, "
-                         "matrix, requirement index), a page per case and target with its "
-                         "ladder and capture, and results.json (compare two with "
-                         "'tcpconf compare')")
+                    help="write the compliance report of the run into a fresh directory "
+                         "DIR/<UTC timestamp>/ and point DIR/latest at it: index.html "
+                         "(summary, matrix, requirement index), a page per case and target "
+                         "with its ladder and capture, and results.json (compare two with "
+                         "'tcpconf compare'); a --junitxml or --html path directly in DIR "
+                         "goes into the run's directory too")
     group.addoption("--pcap-dir", default=None,
-                    help="where each case's capture is written (default: DIR/pcap with "
-                         "--report DIR, else reports/pcap)")
+                    help="where each case's capture is written (default: the run's pcap/ "
+                         "with --report DIR, else reports/pcap)")
+    group.addoption("--dut-name", metavar="TEXT",
+                    help="the device under test, as the report names it on its first page "
+                         "and in results.json (e.g. 'Acme FW-200'); tcpconf report tells "
+                         "apart two devices swept under the same target by it")
+    group.addoption("--dut-version", metavar="TEXT",
+                    help="the device's firmware or software version, for the report")
+    group.addoption("--dut-notes", metavar="TEXT",
+                    help="free notes on the device or the set-up, shown on the report's "
+                         "first page")
     outside = parser.getgroup("tcp-conformance-outside",
                               "TCP conformance: a target the suite does not build "
                               "(--target remote, container or middlebox)")
@@ -176,11 +188,41 @@ def read_options(config) -> None:
     config.stash[keys.RUNNERS] = {}
     config.stash[keys.SETTINGS] = {}
     config.stash[keys.BASELINES] = _load_baselines(config.option.baseline, targets)
+    config.stash[keys.RUN_DIR] = _run_dir(config)
     if config.option.pcap_dir is None:
-        config.option.pcap_dir = str(Path(config.option.report or "reports") / "pcap")
+        config.option.pcap_dir = str(Path(config.stash[keys.RUN_DIR] or "reports") / "pcap")
     if not config.option.collectonly and not hasattr(config, "workerinput"):
-        for name in ("report", "pcap_dir"):
-            _writable_folder(getattr(config.option, name), f"--{name.replace('_', '-')}")
+        _writable_folder(config.option.pcap_dir, "--pcap-dir")
+
+
+def _run_dir(config) -> Path | None:
+    """--report DIR: the run's own directory, DIR/<UTC timestamp> (rundir.py),
+    made by the controller before the first packet and handed to the xdist
+    workers (pytest_configure_node); none for --collect-only, which writes no
+    report.  JUnit's and pytest-html's files named directly in DIR move into
+    it (this runs before their plugins read the paths)."""
+    report = config.option.report
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        given = workerinput.get("tcpconf_run_dir")
+        run_dir = Path(given) if given else None
+    elif not report or config.option.collectonly:
+        return None
+    else:
+        _writable_folder(report, "--report")
+        try:
+            run_dir = rundir.make_run_dir(Path(report))
+        except OSError as exc:
+            raise pytest.UsageError(f"--report {report}: cannot make the run's directory "
+                                    f"there ({exc.strerror or exc})") from None
+    if run_dir is None:
+        return None
+    # In a worker too: pytest-html's rows link relative to where its file goes.
+    for name in ("xmlpath", "htmlpath"):
+        if getattr(config.option, name, None):
+            setattr(config.option, name,
+                    rundir.inside_run(getattr(config.option, name), Path(report), run_dir))
+    return run_dir
 
 
 def _writable_folder(folder: str | None, option: str) -> None:

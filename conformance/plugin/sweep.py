@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from .. import CATALOGUE, results, summary
+from .. import CATALOGUE, results, rundir, selection, summary
 from ..casefile import case_ids_under
 from ..report import write_report
 from . import keys
 from .items import CaseItem, case_folders, strict
+from .selection import run_selection
 
 
 class SweepSummary:
@@ -26,8 +27,10 @@ class SweepSummary:
         self.records: list[dict] = []
         self.cases: dict[str, dict] = {}
         self.started, self.clock = results.now(), time.monotonic()
-        self.report_dir = Path(config.option.report) if config.option.report else None
+        # --report DIR: this run's own directory in it (rundir.py).
+        self.report_dir = config.stash.get(keys.RUN_DIR, None)
         self.announced = False
+        self.items = 0
         # (exit status or None, interrupted) once the session has ended
         self.ended: tuple[int | None, bool] | None = None
 
@@ -69,7 +72,7 @@ class SweepSummary:
 
     def _announce(self, items: int) -> None:
         """Say what is about to be tested before the first packet (also with -q)."""
-        config, self.announced = self.config, True
+        config, self.announced, self.items = self.config, True, items
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is None or config.option.collectonly:
             return
@@ -102,7 +105,13 @@ class SweepSummary:
             targets={target: settings.get(target, {}) for target in config.stash[keys.TARGETS]},
             families=list(config.stash[keys.FAMILIES]), baselines=baselines,
             strict=strict(config), started=self.started,
-            duration=time.monotonic() - self.clock)
+            duration=time.monotonic() - self.clock,
+            dut={"name": config.option.dut_name, "version": config.option.dut_version,
+                 "notes": config.option.dut_notes},
+            selection=run_selection(config, self.items, self.cases),
+            commit=results.suite_commit(),
+            case_files=selection.case_files(
+                info["file"] for info in self.cases.values() if info.get("file")))
         run["interrupted"] = interrupted
         return results.Results(run, self.cases, self.records)
 
@@ -119,12 +128,15 @@ class SweepSummary:
             exitstatus = pytest.ExitCode.TESTS_FAILED
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED and self.announced
         if not self.records and not interrupted:
+            if self.report_dir is not None:
+                rundir.remove_if_empty(self.report_dir)   # the run wrote nothing
             return
         # An interrupted sweep (Ctrl-C, SIGTERM) still writes what finished.
         if self.report_dir is not None:
             swept = self.results(interrupted)
             results.write_results(self.report_dir / "results.json", swept)
             write_report(self.report_dir, swept)
+            rundir.point_latest(self.report_dir)
         if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             session.exitstatus = summary.exit_status(self.records)
         # What the closing lines say (plugin/terminal.py): the status, unless

@@ -87,12 +87,29 @@ def write_report(directory: Path, results: Results, case_pages: bool = True) -> 
         summary=model.compliance_summary(requirements, targets),
         requirements=requirements, statuses=STATUSES, meanings=STATUS_MEANINGS,
         unreadable=results.unreadable, page_name=page_name,
+        executive=model.executive_summary(requirements, targets), bar_parts=model.BAR_PARTS,
+        documented=model.documented_deviations(results), inputs=results.run.get("inputs") or [],
+        dut_of=_dut_of(results),
+        has_selection=any(r.get("selection") for r in
+                          [i["run"] for i in results.run.get("inputs") or []] or [results.run]),
         rfcs=sorted({rfc for row in rows for rfc in row.rfcs}, key=int),
         states=sorted({state for row in rows for state in row.states}))
     (directory / "index.html").write_text(index, encoding="utf-8")
     if case_pages:
         _write_case_pages(directory, results, env)
     return directory / "index.html"
+
+
+def _dut_of(results: Results) -> dict[str, dict]:
+    """Each target's device (--dut-name, --dut-version, --dut-notes): the run's,
+    or in a merged report the device of the input the target came from."""
+    out = {}
+    for rec in results.records:
+        if rec["target"] and rec["target"] not in out:
+            out[rec["target"]] = model.run_of(results, rec).get("dut") or {}
+    for target in results.targets:
+        out.setdefault(target, results.run.get("dut") or {})
+    return out
 
 
 def _write_case_pages(directory: Path, results: Results, env: jinja2.Environment) -> None:
@@ -110,8 +127,11 @@ def _write_case_pages(directory: Path, results: Results, env: jinja2.Environment
         root = os.path.relpath(directory, path.parent)
         info = results.cases.get(rec["case"], {})
         events = evidence.from_json(rec["ladder"])
+        run = model.run_of(results, rec)
         path.write_text(case_page.render(
-            rec=rec, case=info, root=root, page_name=page_name,
+            rec=rec, case=info, root=root, page_name=page_name, run=run,
+            reproduce=model.reproduce(rec, info, run), rfc_url=model.rfc_url,
+            script=_script_lines(info, rec),
             siblings=siblings[rec["case"]], meanings=STATUS_MEANINGS,
             requirements=_requirements_first_deciding(info, rec),
             svg=_ladder(events, rec, info),
@@ -119,6 +139,16 @@ def _write_case_pages(directory: Path, results: Results, env: jinja2.Environment
             wire=evidence.render_ladder(events),
             pcap=_pcap_link(rec, base, path.parent),
             pcap_inside=_pcap_link(rec, base, path.parent, "pcap_inside")), encoding="utf-8")
+
+
+def _script_lines(info: dict, rec: dict) -> list[dict]:
+    """The case's steps, each with the case file's line it comes from, the one
+    that decided a deviation or an error marked (the verdict's `at`)."""
+    texts = info.get("script", [])
+    lines = info.get("script_lines") or [None] * len(texts)
+    decided = rec.get("at") if rec["status"] not in ("pass", "fixed", "n/a") else None
+    return [{"text": text, "line": line, "deciding": decided is not None and line == decided}
+            for text, line in zip(texts, lines)]
 
 
 def _ladder(events, rec: dict, info: dict) -> str:

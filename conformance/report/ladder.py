@@ -18,6 +18,12 @@ Rules of this file:
 - All text is escaped for XML, and the SVG is styled by presentation
   attributes only (svg.py), so it can be embedded in any page, several per page.
 
+A silence step (the case expects no answer for a while) is a shaded window
+between the lifelines, from where it began to where it ended: its full length,
+or the segment that broke it, drawn in red.  Every event carries a <title>, so
+hovering shows its time and, for a segment, the absolute sequence and
+acknowledgment numbers beside the relative ones the arrow's text shows.
+
 With a device in the path (a firewall, a NAT: middlebox.py), the ladder has
 three lifelines: tester, device, end host.  A segment the tester sent runs to
 the device and, if the case asked what became of it, on to the end host
@@ -34,7 +40,7 @@ import json
 import math
 from dataclasses import dataclass
 
-from ..evidence import Event, describe, tag
+from ..evidence import Event, describe, in_order, tag
 from . import svg
 from .timeline import StateSpan, state_timeline
 from .timescale import (
@@ -150,7 +156,7 @@ def ladder_svg(events: list[Event], tester: str = "tester", target: str = "targe
 
 def _items(events: list[Event]) -> list[_Item]:
     """The events in time order (stable for equal times), timed from the first."""
-    events = sorted(events, key=lambda e: e.time)
+    events = sorted(events, key=in_order)
     t0 = events[0].time if events else 0.0
     return [_Item(e.time - t0, e) for e in events]
 
@@ -218,7 +224,7 @@ def _geometry(entries, rows, breaks, tester, target, device=None, fates=None) ->
     rights += [band_x + BAND_PX + 6 + _width(_state_text(e)) for e in entries
                if e.kind == "state"]
     rights += [_note_x(tester_x) + _width(e.text) for e in entries
-               if e.kind == "note" or (e.kind == "device" and not device)]
+               if e.kind in ("note", "silence") or (e.kind == "device" and not device)]
     if device:
         rights += [_device_x(device_x) + _device_width(e) for e in entries
                    if e.kind == "device"]
@@ -333,12 +339,77 @@ def _events(geo: _Geometry, rows: list[Row], fates: dict[int, _Item]) -> list[st
             "device": _note if geo.device_x is None else _device}
     by_entry = {id(entry): i for i, entry in enumerate(row.entry for row in rows)}
     out = []
-    for row in rows:
+    for i, row in enumerate(rows):
         if row.entry.kind == "segment":
-            out.append(_segment(geo, row, fates.get(by_entry[id(row.entry)])))
+            drawn = _segment(geo, row, fates.get(by_entry[id(row.entry)]))
+        elif row.entry.kind == "silence":
+            drawn = _silence(geo, row, _y_at(rows, i, row.entry.t + _window(row.entry, rows, i),
+                                             geo.end_y))
         else:
-            out.append(draw[row.entry.kind](geo, row))
+            drawn = draw[row.entry.kind](geo, row)
+        out.append(_with_title(drawn, _title(row.entry)))
     return out
+
+
+def _title(entry: _Item) -> str:
+    """What hovering over an event shows: its time, and a segment's absolute numbers."""
+    when = f"{entry.t * 1000:.3f} ms"
+    event = entry.event
+    if entry.kind == "segment":
+        return (f"{when}: {'tester -> target' if entry.direction == 'out' else 'target -> tester'}"
+                f" {entry.text}\nabsolute seq={event.seq} ack={event.ack}, window {event.window}"
+                f", {event.length} octets of data")
+    if entry.kind == "silence":
+        return (f"{when}: {entry.text}" + (", broken by the segment below" if event.broken
+                                            else ", and nothing came"))
+    return f"{when}: {entry.text}" + (f" [{entry.mark}]" if entry.mark else "")
+
+
+def _with_title(group: str, title: str) -> str:
+    """An event's group with its <title> first, which browsers show on hover."""
+    head, sep, rest = group.partition(">")
+    return f"{head}>{'<title>' + svg.esc(title) + '</title>'}{rest}" if sep else group
+
+
+def _window(entry: _Item, rows: list[Row], i: int) -> float:
+    """How long a silence window lasted: until the segment that broke it, or its length."""
+    if entry.event.broken:
+        after = [r.entry for r in rows[i + 1:]
+                 if r.entry.kind == "segment" and r.entry.direction == "in"]
+        if after:
+            return max(0.0, after[0].t - entry.t)
+    return entry.event.duration
+
+
+def _y_at(rows: list[Row], i: int, t: float, end_y: float) -> float:
+    """The y of time t at or after rows[i], between the rows around it (the
+    scale is cut at long gaps, so in between it is interpolated)."""
+    for before, after in zip(rows[i:], rows[i + 1:]):
+        if after.entry.t >= t:
+            span = after.entry.t - before.entry.t
+            share = (t - before.entry.t) / span if span > 0 else 1.0
+            return before.y + share * (after.y - before.y)
+    last = rows[-1]
+    return min(end_y, last.y + max(0.0, t - last.entry.t) * 1000 * PX_PER_MS)
+
+
+def _silence(geo: _Geometry, row: Row, bottom: float) -> str:
+    """A window in which the case expected no answer: shaded between the
+    tester's lifeline and the next, its words at the top; red when a segment
+    broke it."""
+    broken = row.entry.event.broken
+    colour = RED if broken else GREY
+    top = row.y
+    right = geo.device_x if geo.device_x is not None else geo.target_x
+    bottom = max(bottom, top + 6)
+    area = (f'<rect class="window" x="{svg.n(geo.tester_x + 2)}" y="{svg.n(top)}" '
+            f'width="{svg.n(right - geo.tester_x - 4)}" height="{svg.n(bottom - top)}" '
+            f'fill="{"#ffebee" if broken else "#eceff1"}" fill-opacity="0.7" stroke="{colour}" '
+            f'stroke-width="0.8" stroke-dasharray="4 3"/>')
+    words = row.entry.text + (" [broken]" if broken else "")
+    label = svg.text(_note_x(geo.tester_x), top + 12, words, fill=colour, italic=True)
+    cls = "silence broken" if broken else "silence"
+    return (f'<g class="{cls}" {_data(row)} data-bottom="{svg.n(bottom)}">{area}{label}</g>')
 
 
 def _segment(geo: _Geometry, row: Row, fate: _Item | None = None) -> str:

@@ -16,6 +16,7 @@ cite it:
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -27,8 +28,10 @@ STANDINGS = ("deviates", "known", "undecided", "met", "unchecked")
 
 
 def page_name(target: str, case: str, family: str) -> str:
-    """A record's page, relative to the report directory."""
-    return f"cases/{target}/{case}-{family or 'all'}.html"
+    """A record's page, relative to the report directory (a merged report's
+    column may be named after a device: its spaces and slashes are not kept)."""
+    folder = re.sub(r"[^A-Za-z0-9._@+-]", "_", target)
+    return f"cases/{folder}/{case}-{family or 'all'}.html"
 
 
 @dataclass
@@ -188,3 +191,109 @@ def _summary_order(item) -> tuple:
     (rfc, section, level), _ = item
     numbers = tuple(int(p) if p.isdigit() else 0 for p in section.split(".")) if section else ()
     return rfc != 9293, rfc, numbers, ("MUST", "SHOULD", "MAY").index(level)
+
+
+# -- the first page: executive summary, documented deviations, reproduce -------------
+
+LEVELS = ("MUST", "SHOULD", "MAY")
+# The parts of a stack's bar, in the order drawn.
+BAR_PARTS = ("met", "known", "deviates", "undecided")
+
+
+@dataclass
+class LevelTally:
+    """One stack's requirements of one level that some case it ran checks."""
+    level: str
+    counts: Counter
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts[p] for p in BAR_PARTS)
+
+    def share(self, part: str) -> float:
+        """The part's width in the bar, in percent."""
+        return round(100 * self.counts[part] / self.total, 2) if self.total else 0.0
+
+
+def executive_summary(rows: list[RequirementRow], targets: list[str]) -> dict[str, list[LevelTally]]:
+    """Per stack and level: how many of the requirements its cases checked it
+    meets, deviates from (known: listed in its baseline) or leaves undecided.
+    A requirement no case of the stack's ran is not counted for it."""
+    out = {}
+    for target in targets:
+        tallies = []
+        for level in LEVELS:
+            counts = Counter(row.standing.get(target, "unchecked") for row in rows
+                             if row.level == level)
+            counts.pop("unchecked", None)
+            if counts:
+                tallies.append(LevelTally(level, counts))
+        out[target] = tallies
+    return out
+
+
+@dataclass
+class Documented:
+    """A baselined deviation (KNOWN), its families collapsed."""
+    target: str
+    case: str
+    requirement: str
+    level: str
+    where: str
+    reason: str
+    families: list[str]
+    actual: str
+
+
+def documented_deviations(results: Results) -> list[Documented]:
+    """Every KNOWN record with its baseline's reason, by target then case."""
+    found: dict[tuple, Documented] = {}
+    for rec in results.records:
+        if rec["status"] != "known" or not rec.get("baseline"):
+            continue
+        key = (rec["target"], rec["case"], rec["requirement"], rec["baseline"]["reason"])
+        if key not in found:
+            found[key] = Documented(rec["target"], rec["case"], rec["requirement"], rec["level"],
+                                    rec["baseline"]["where"], rec["baseline"]["reason"], [],
+                                    rec["actual"])
+        found[key].families.append(rec["family"])
+    order = {t: i for i, t in enumerate(results.targets)}
+    return sorted(found.values(), key=lambda d: (order.get(d.target, 99), d.case))
+
+
+def rfc_url(rfc: int | str, section: str = "") -> str:
+    """The requirement's RFC at the RFC Editor, at its section when it has one."""
+    url = f"https://www.rfc-editor.org/rfc/rfc{rfc}.html"
+    section = str(section or "").strip()
+    if section and section[0].isdigit():
+        return f"{url}#section-{section}"
+    if section:      # an appendix: "A.1"
+        return f"{url}#appendix-{section}"
+    return url
+
+
+def run_of(results: Results, rec: dict) -> dict:
+    """The run a record came from: a merged report keeps each input's run."""
+    inputs = results.run.get("inputs") or []
+    index = rec.get("input")
+    if isinstance(index, int) and 0 <= index < len(inputs):
+        return inputs[index]["run"]
+    return results.run
+
+
+def reproduce(rec: dict, case: dict, run: dict) -> list[tuple[str, str]]:
+    """The commands that run just this case again on this target and family,
+    from the folder the sweep ran in: tcpconf's, and plain pytest's."""
+    import shlex
+    target = rec.get("swept_as") or rec["target"]
+    options = list((run.get("selection") or {}).get("rerun_options") or [])
+    file = case.get("file") or ""
+    if not file or not rec.get("family"):
+        return []
+    node = f"{rec['case']}[{rec['family']}]"     # one target: the family alone names the item
+    where = case.get("catalogue") or file
+    tcpconf = ["tcpconf", "sweep", f"{where}::{node}", f"--target={target}",
+               f"--family={rec['family']}", "-n", "0", *options]
+    pytest = ["pytest", "-p", "conformance.plugin", f"{file}::{node}", f"--target={target}",
+              f"--family={rec['family']}", *options]
+    return [("tcpconf", shlex.join(tcpconf)), ("pytest", shlex.join(pytest))]
