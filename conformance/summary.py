@@ -190,7 +190,8 @@ def _one_group(group: Group, families_run: dict, width: int, head_width: int) ->
     if group.status in ("warn", "info") and len(stacks) == 1:
         # One line is enough: the report holds each case's expected and actual.
         return [fit(f"{head.ljust(head_width)}  {stacks[0][0]}: {stacks[0][1]}", width)]
-    lines = [fit(head, width)]
+    # An error's reason is said whole: its end often names the fix.
+    lines = [head if group.status == "error" else fit(head, width)]
     stack_width = max(len(name) for name, _ in stacks)
     indent = " " * (9 + stack_width)
     for (name, listed), by_case in zip(stacks, group.cases.values()):

@@ -66,6 +66,8 @@ def test_lines_fit_the_width_but_an_error_is_said_whole():
     lines = summary.closing_summary(records, width=60)
     assert all(len(line) <= 60 for line in lines if "ERROR" not in line)
     assert f"  ERROR x.yaml: {reason.strip()}" in lines
+    shared = [rec(f"c{i}", "error", reason=reason) for i in range(2)]
+    assert f"  ERROR {reason.strip()}" in summary.closing_summary(shared, width=60)
 
 
 def test_a_failure_the_baseline_lists_against_another_requirement_says_so():

@@ -25,8 +25,6 @@ def note_deselected(config, items, why: str = SELECTION) -> None:
             left.append({"case": item.nodeid, "target": "", "family": "", "why": why})
 
 
-
-
 def run_selection(config, items: int, cases: dict[str, dict]) -> dict:
     """What the command line chose and what it left out (conformance/selection.py),
     and the options a rerun of one case needs (the report's reproduce command)."""
