@@ -12,6 +12,7 @@ device's tracker holds is not observable, and is said to be so."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -109,8 +110,11 @@ def test_a_real_device_between_two_interfaces_is_tested_as_the_lab_one(bench, tm
     assert tracked and set(tracked) == {"unobservable"}
     assert all("connection tracking is not readable" in " ".join(r["unobserved"])
                for r in records)
-    # Nothing left behind: the end host's namespace went, with its macvlan.
-    assert lab_namespaces() == before
+    # Nothing left behind: the end host's namespace went, with its macvlan.  (New
+    # namespaces of a process still running are another test's, on another worker.)
+    left = {name for name in lab_namespaces() - before
+            if not os.path.exists(f"/proc/{name.split('-')[1]}")}
+    assert not left, left
 
 
 def test_a_case_that_only_reads_the_tracker_is_an_error_saying_why(bench, tmp_path):
