@@ -73,7 +73,9 @@ class Terminal:
                 reporter.reportchars = ""
             if self.config.option.tbstyle == "auto":
                 self.config.option.tbstyle = "no"
-            # Nor a percentage after letters that are not written.
+            # Nor a file's name before letters that are not written, nor a
+            # percentage after them.
+            reporter.showfspath = False
             reporter._show_progress_info = False
 
     # -- while it runs ------------------------------------------------------
