@@ -94,6 +94,7 @@ class Terminal:
         if self.sweeping:
             self.running[nodeid] = None
 
+    @pytest.hookimpl(trylast=True)      # after SweepSummary has taken the record
     def pytest_runtest_logreport(self, report):
         fields = getattr(report, "tcpconf", None)
         if not (self.sweeping and fields and "record" in fields):
