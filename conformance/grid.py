@@ -66,7 +66,12 @@ def _names(value) -> list[str] | None:
     return [value] if isinstance(value, str) else list(value)
 
 
-class _Grid:
+class GridTable:
+    """The grid's table, checked: its states, segments, positions, answers
+    and ordered rules.  Expanded into cases (cells), and read by the
+    reference model (conformance.model) as its rules for the synchronized
+    states."""
+
     def __init__(self, data: dict, marks: Marks, path: Path):
         self.path, self.marks = path, marks
         check_schema(data, marks, path, _validator())
@@ -215,13 +220,20 @@ class _Grid:
 
 def expand_grid(data: dict, marks: Marks, path: Path) -> list[Case]:
     """The cases of a grid document, one per cell, in table order."""
-    return [cell.case for cell in _Grid(data, marks, Path(path)).cells()]
+    return [cell.case for cell in GridTable(data, marks, Path(path)).cells()]
 
 
 def grid_cells(path: Path = DEFAULT_GRID) -> list[Cell]:
     """The cells of the grid file (for reports and tests)."""
     (data, marks), = list(load_yaml_documents(Path(path)))
-    return _Grid(data, marks, Path(path)).cells()
+    return GridTable(data, marks, Path(path)).cells()
+
+
+@lru_cache(maxsize=None)
+def rule_table(path: Path = DEFAULT_GRID) -> GridTable:
+    """The grid file's table, read once (the reference model's rules)."""
+    (data, marks), = list(load_yaml_documents(Path(path)))
+    return GridTable(data, marks, Path(path))
 
 
 def render(cells: list[Cell]) -> str:
