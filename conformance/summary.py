@@ -165,8 +165,9 @@ def _group_lines(groups: list[Group], families_run: dict, width: int) -> list[st
             lines += _one_group(group, families_run, width, head_width)
         if len(shown) > limit:
             rest = shown[limit:]
+            cases = sum(g.case_count() for g in rest)
             lines.append(fit(f"  ... {len(rest)} more {'groups' if len(rest) > 1 else 'group'}"
-                              f" of {sum(g.case_count() for g in rest)} cases: the report "
+                              f" of {cases} {'cases' if cases > 1 else 'case'}: the report "
                               f"lists them", width))
     return lines
 
@@ -182,7 +183,7 @@ def _one_group(group: Group, families_run: dict, width: int, head_width: int) ->
         # A reason of its own: said whole, on one line (a file's path and line
         # in it must not be cut).
         [(target, by_case)] = group.cases.items()
-        [(case, recs)] = by_case.items()
+        [case] = by_case
         where = f"{target}  {case}" if target else case
         return [f"  ERROR {where}: {group.key}"]
     stacks = [(target or "case files", _case_list(target, by_case, families_run))
@@ -200,10 +201,10 @@ def _one_group(group: Group, families_run: dict, width: int, head_width: int) ->
         if group.status == "fail":
             lines.append(fit(f"{indent}  expected {first['expected']}", width))
             lines.append(fit(f"{indent}  actual   {first['actual']}", width))
-            listed = first.get("baseline") or {}
-            if listed.get("requirement", group.key) != group.key:
+            entry = first.get("baseline") or {}
+            if entry.get("requirement", group.key) != group.key:
                 lines.append(fit(f"{indent}  the baseline lists it against "
-                                 f"{listed['requirement']} ({listed['where']})", width))
+                                 f"{entry['requirement']} ({entry['where']})", width))
         elif group.status == "fixed":
             lines.append(fit(f"{indent}  now conforms: remove it from the baseline", width))
     return lines
