@@ -77,7 +77,7 @@ def main() -> int:
     events = random_events(args.steps, random.Random(args.seed))
     per_second, undecided = rate(events)
     print(f"random segments:      {per_second:,.0f} steps/s "
-          f"({undecided} of {len(events)} not modelled yet: an ACK field other than SND.NXT)")
+          f"({undecided} of {len(events)} not decided by the model yet)")
     return 0
 
 

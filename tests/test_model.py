@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import pytest
 
-from conformance import tcp
+from conformance import CATALOGUE, tcp
+from conformance.casefile import load_case_file
 from conformance.grid import grid_cells
 from conformance.model import Segment, Tcb, Unmodelled, kind, position, segment_arrives
-from conformance.model.tcb import after_setup
+from conformance.model.tcb import SYNCHRONIZED, after_setup
 from conformance.seq import seq_add, seq_gt, seq_le
-from conformance.steps import Expect, OneOf, Send, Silence, StateCheck
+from conformance.steps import App, Expect, OneOf, Send, Silence, StateCheck, Wait
 
 CELLS = grid_cells()
 
@@ -31,10 +32,13 @@ def sent(send: Send, tcb: Tcb) -> tuple[Segment, dict[str, int]]:
     """The cell's segment in numbers, and the tester's variables once sent
     (SND.NXT moves over a segment that starts within what was sent)."""
     view = seen_by_tester(tcb)
-    seq = send.seq.evaluate(view) % 2**32
+    # Without seq, the tester sends at its SND.NXT; without ack, with ACK, at
+    # its RCV.NXT (connection.Connection.send_numbers).
+    seq = send.seq.evaluate(view) % 2**32 if send.seq is not None else view["snd_nxt"]
     length = len(send.payload) or (send.length.evaluate(view) if send.length else 0)
-    seg = Segment(send.flags, seq, ack=tcb.snd_nxt if send.flags & tcp.ACK else 0,
-                  length=length)
+    ack = (send.ack.evaluate(view) % 2**32 if send.ack is not None
+           else tcb.snd_nxt if send.flags & tcp.ACK else 0)
+    seg = Segment(send.flags, seq, ack=ack, length=length)
     after = dict(view)
     end = seq_add(seq, length + bool(send.flags & tcp.FIN))
     if not send.flags & tcp.SYN and seq_le(seq, view["snd_nxt"]) and seq_gt(end, view["snd_nxt"]):
@@ -128,8 +132,93 @@ def test_positions_wrap_around_the_sequence_circle():
 def test_what_the_model_does_not_decide_it_says():
     with pytest.raises(Unmodelled, match="LISTEN"):
         segment_arrives(Tcb("LISTEN"), Segment(tcp.SYN, 0))
-    established = after_setup("ESTABLISHED")
-    with pytest.raises(Unmodelled, match="acknowledgment number other than SND.NXT"):
-        segment_arrives(established, Segment(tcp.ACK, 1, ack=99))
-    # A RST or SYN is decided before the ACK field is read: any ack will do.
-    assert segment_arrives(established, Segment(tcp.RST | tcp.ACK, 1, ack=99))
+    fin_wait_1 = Tcb("FIN-WAIT-1", snd_una=1, snd_nxt=11, rcv_nxt=1)
+    with pytest.raises(Unmodelled, match="part of what was sent"):
+        segment_arrives(fin_wait_1, Segment(tcp.ACK, 1, ack=5))
+
+
+def test_a_fin_crossing_ours_leads_to_closing_as_the_setup_expects():
+    """setups.yaml's CLOSING: in FIN-WAIT-1, a FIN+ACK that does not acknowledge
+    our FIN (ack = SND.UNA) is acknowledged, and the state is CLOSING."""
+    [outcome] = segment_arrives(after_setup("FIN-WAIT-1"), Segment(tcp.FIN | tcp.ACK, 1, ack=1))
+    assert (outcome.answer.flags, outcome.answer.seq, outcome.answer.ack) == (tcp.ACK, 2, 2)
+    assert outcome.state == "CLOSING" and outcome.tcb == after_setup("CLOSING").moved(snd_una=1)
+
+
+def test_a_bad_ack_in_syn_received_draws_a_reset_at_its_ack():
+    [outcome] = segment_arrives(after_setup("SYN-RECEIVED"), Segment(tcp.ACK, 1, ack=77))
+    assert (outcome.requirement, outcome.answer.flags, outcome.answer.seq) == \
+        ("RFC9293-3.10.7.4-syn-received-bad-ack", tcp.RST, 77)
+    assert outcome.state == "SYN-RECEIVED"
+
+
+# -- the hand-written cases the model covers --------------------------------------------
+
+def first_exchange(case):
+    """The case's first segment and the answers it allows to it, if the model
+    can judge them: a listener's case from a synchronized setup with the
+    settings the model assumes (no sysctls or socket options: they change
+    windows and rates), whose first step sends a segment with no options."""
+    if case.role != "listener" or case.start not in SYNCHRONIZED or case.sysctls \
+            or case.sockopts or case.middlebox or len(case.steps) < 2:
+        return None
+    send, answer = case.steps[0], case.steps[1]
+    if not isinstance(send, Send) or send.options or send.raw_options or send.bad_checksum \
+            or send.conn != "a" or not isinstance(answer, (Expect, Silence, OneOf)):
+        return None
+    if isinstance(answer, OneOf):
+        return send, [(a.label, a.conforms, until_next_event(a.steps))
+                      for a in answer.alternatives]
+    return send, [("", True, until_next_event(case.steps[1:]))]
+
+
+def until_next_event(steps):
+    """The answer to one segment: the steps up to the next event (a segment
+    sent, an application call, a wait)."""
+    out = []
+    for step in steps:
+        if isinstance(step, (Send, App, Wait)):
+            break
+        out.append(step)
+    return out
+
+
+HAND_WRITTEN = [case for path in sorted(CATALOGUE.rglob("*.yaml")) if "grid" not in path.parts
+                for case in load_case_file(path) if first_exchange(case)]
+
+
+def as_answer(silent, flags, ack, state):
+    return (silent, None if silent else flags, None if silent else ack, state)
+
+
+@pytest.mark.parametrize("case", HAND_WRITTEN, ids=lambda c: c.id)
+def test_the_model_agrees_with_the_first_exchange_of_a_hand_written_case(case):
+    """Every answer the case takes as conforming is one the model allows, and
+    every answer it marks as breaking a requirement is none the model allows."""
+    send, allowed = first_exchange(case)
+    tcb = after_setup(case.start)
+    seg, view = sent(send, tcb)
+    outcomes = segment_arrives(tcb, seg)
+    model = {True: [], False: []}
+    for o in outcomes:
+        model[o.conforms].append(as_answer(o.answer.silent, o.answer.flags, o.answer.ack,
+                                           o.state))
+    for label, conforms, steps in allowed:
+        want = expected(steps, view)
+        answer = as_answer(want["silent"], want.get("flags"), want.get("ack"), want["state"])
+        found = [m for m in model[True] if matches(m, answer)]
+        where = f"{case.id} at {case.path}:{case.line} ({label or 'its answer'}): {answer}"
+        if conforms:
+            assert found, f"{where} is not among the model's conforming answers {model[True]}"
+        else:
+            assert not found, f"{where} breaks a requirement, the model allows it"
+
+
+def matches(model_answer, case_answer) -> bool:
+    """The case's answer fixes what it writes: ack and state only when given."""
+    return all(want is None or got == want or (i == 1 and got & want == want)
+               for i, (got, want) in enumerate(zip(model_answer, case_answer)))
+
+
+def test_the_hand_written_cases_covered():
+    assert len(HAND_WRITTEN) >= 30, [case.id for case in HAND_WRITTEN]

@@ -12,19 +12,19 @@ table cites."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import tcp
 from ..grid import GridTable, rule_table
 from ..requirements import load_catalogue
-from ..seq import seq_add, seq_gt, seq_le
+from ..seq import seq_add, seq_ge, seq_gt, seq_le
 from .classify import Segment, kind, position
 from .tcb import SYNCHRONIZED, Tcb
 
 # Kinds whose acknowledgment number the fifth check reads: the table's rows
-# assume it acknowledges everything sent (SEG.ACK = SND.NXT).  RST and SYN
-# are decided before the ACK field is looked at, and a segment without ACK
-# is dropped at the fifth check itself.
+# assume it acknowledges everything sent (SEG.ACK = SND.NXT), _ack_field the
+# rest.  RST and SYN are decided before the ACK field is looked at, and a
+# segment without ACK is dropped at the fifth check itself.
 _ACK_READ = ("fin-ack", "data-ack", "ack")
 
 
@@ -65,25 +65,101 @@ def segment_arrives(tcb: Tcb, seg: Segment, table: GridTable | None = None) -> l
     table's order; raises Unmodelled for an event the model does not decide."""
     if tcb.state not in SYNCHRONIZED:
         raise Unmodelled(f"SEGMENT ARRIVES in {tcb.state}: not modelled yet")
-    seg_kind = kind(seg)
-    if seg_kind in _ACK_READ and seg.ack != tcb.snd_nxt:
-        raise Unmodelled("an acknowledgment number other than SND.NXT: the ACK field's "
-                         "checks (RFC 5961 5.2, RFC 9293 fifth check) are not modelled yet")
     table = table or rule_table()
-    index = table.decide(tcb.state, seg_kind, position(tcb, seg))
+    seg_kind, seg_position = kind(seg), position(tcb, seg)
+    outcomes = _from_table(table, tcb, seg, seg_kind, seg_position)
+    # The ACK field is read only at the fifth check: by a segment that
+    # passed the first (acceptable) and is neither RST nor SYN.  The table's
+    # rows assume SEG.ACK = SND.NXT; any other value is decided here.
+    if seg_kind in _ACK_READ and seg.ack != tcb.snd_nxt \
+            and seg_position not in ("left-of-window", "beyond-window"):
+        return _ack_field(tcb, seg, outcomes)
+    return outcomes
+
+
+def _from_table(table: GridTable, tcb: Tcb, seg: Segment, seg_kind: str,
+                seg_position: str) -> list[Outcome]:
+    index = table.decide(tcb.state, seg_kind, seg_position)
     rule = table.rules[index]
-    catalogue = load_catalogue()
     outcomes = []
     for branch in rule.get("one_of", [rule]):
-        requirement = branch["requirement"]
         answer, after = _answer(branch["answer"], tcb, seg, seg_kind)
         state = table.then_state(branch["then"], tcb.state) if "then" in branch else None
-        outcomes.append(Outcome(
-            label=branch.get("label", ""), requirement=requirement,
-            level=catalogue.get(requirement).level, conforms=branch.get("conforms", True),
-            answer=answer, state=state,
-            tcb=after.moved(state=state) if state is not None else None, rule=index))
+        outcomes.append(_outcome(branch.get("label", ""), branch["requirement"],
+                                 branch.get("conforms", True), answer, state, after, index))
     return outcomes
+
+
+def _outcome(label: str, requirement: str, conforms: bool, answer: Answer, state: str | None,
+             after: Tcb, rule: int) -> Outcome:
+    return Outcome(label=label, requirement=requirement,
+                   level=load_catalogue().get(requirement).level, conforms=conforms,
+                   answer=answer, state=state,
+                   tcb=after.moved(state=state) if state is not None else None, rule=rule)
+
+
+# -- the fifth check: the ACK field (RFC 9293 3.10.7.4, RFC 5961 5.2) ------------
+
+# The moves only an acknowledgment of our SYN or FIN makes: an ACK that
+# acknowledges nothing new leaves the state where it was (and a FIN crossing
+# ours in FIN-WAIT-1 then leads to CLOSING, not TIME-WAIT).
+#               (state,        the table's next state) -> the state instead
+_ACK_DRIVEN = {("SYN-RECEIVED", "ESTABLISHED"): "SYN-RECEIVED",
+               ("FIN-WAIT-1", "FIN-WAIT-2"): "FIN-WAIT-1",
+               ("FIN-WAIT-1", "TIME-WAIT"): "CLOSING",
+               ("CLOSING", "TIME-WAIT"): "CLOSING",
+               ("LAST-ACK", "CLOSED"): "LAST-ACK"}
+
+# An ACK with RFC 5961's mitigation and without it (RFC 9293 MAY-12): the
+# labels and the requirement are those of acceptability.ack-too-old.
+_CHECKED = "RFC 5961 5.2 ACK check"
+_IGNORED = "RFC 793, old ACK ignored and data accepted"
+
+
+def ack_class(tcb: Tcb, ack: int) -> str:
+    """Where SEG.ACK falls: 'unsent' (beyond SND.NXT), 'new' (SND.UNA <
+    SEG.ACK =< SND.NXT), 'duplicate' (at or below SND.UNA, within
+    MAX.SND.WND of it), 'too-old' (below that)."""
+    if seq_gt(ack, tcb.snd_nxt):
+        return "unsent"
+    if seq_gt(ack, tcb.snd_una):
+        return "new"
+    if seq_ge(ack, seq_add(tcb.snd_una, -tcb.max_snd_wnd)):
+        return "duplicate"
+    return "too-old"
+
+
+def _ack_field(tcb: Tcb, seg: Segment, table_outcomes: list[Outcome]) -> list[Outcome]:
+    which = ack_class(tcb, seg.ack)
+    rule = table_outcomes[0].rule
+    drop_with_ack = Answer("ack", tcp.ACK, tcb.snd_nxt, tcb.rcv_nxt)
+    if tcb.state == "SYN-RECEIVED" and which != "new":
+        # "If the segment acknowledgment is not acceptable, form a reset
+        # segment <SEQ=SEG.ACK><CTL=RST> and send it."
+        return [_outcome("", "RFC9293-3.10.7.4-syn-received-bad-ack", True,
+                         Answer("reset", tcp.RST, seg.ack), tcb.state, tcb, rule)]
+    if which == "unsent":
+        # "If the ACK acks something not yet sent (SEG.ACK > SND.NXT), then send
+        # an ACK, drop the segment, and return."
+        return [_outcome("", "RFC9293-3.10.7.4-ack-unsent", True, drop_with_ack, tcb.state,
+                         tcb, rule)]
+    if which == "new":
+        raise Unmodelled("an ACK of part of what was sent: the model keeps no data in flight")
+    # A duplicate "can be ignored": the segment goes on to the text and FIN
+    # checks as the table says, without the moves an ACK of ours would make.
+    ignored = [replace(o, state=_ACK_DRIVEN.get((tcb.state, o.state), o.state),
+                       tcb=o.tcb.moved(state=_ACK_DRIVEN.get((tcb.state, o.state), o.state))
+                       if o.tcb else None)
+               for o in table_outcomes]
+    if which == "duplicate":
+        return ignored
+    # Too old: discarded with an ACK by RFC 5961's mitigation, which RFC 9293
+    # makes optional (MAY-12); ignored as a duplicate without it.
+    checked = _outcome(_CHECKED, "RFC9293-MAY-12", True, drop_with_ack, tcb.state, tcb, rule)
+    return [checked] + [replace(o, label=_IGNORED + (f"; {o.label}" if o.label else ""),
+                                requirement="RFC9293-MAY-12", conforms=False,
+                                level=load_catalogue().get("RFC9293-MAY-12").level)
+                        for o in ignored]
 
 
 def _answer(name: str, tcb: Tcb, seg: Segment, seg_kind: str) -> tuple[Answer, Tcb]:

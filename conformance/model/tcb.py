@@ -23,6 +23,8 @@ class Tcb:
     snd_wnd: int = 65535
     rcv_nxt: int = 0
     rcv_wnd: int = 64240
+    # MAX.SND.WND (RFC 5961 5.2): the largest window the peer has offered.
+    max_snd_wnd: int = 65535
 
     def moved(self, **changes) -> "Tcb":
         return replace(self, **changes)
