@@ -13,7 +13,7 @@ from conformance import CATALOGUE, tcp
 from conformance.casefile import load_case_file
 from conformance.grid import grid_cells
 from conformance.model import Segment, Tcb, Unmodelled, kind, position, segment_arrives
-from conformance.model.tcb import SYNCHRONIZED, after_setup
+from conformance.model.tcb import SYNCHRONIZED, after_setup, setup_tcb
 from conformance.seq import seq_add, seq_gt, seq_le
 from conformance.steps import App, Expect, OneOf, Send, Silence, StateCheck, Wait
 
@@ -41,7 +41,10 @@ def sent(send: Send, tcb: Tcb) -> tuple[Segment, dict[str, int]]:
     seg = Segment(send.flags, seq, ack=ack, length=length)
     after = dict(view)
     end = seq_add(seq, length + bool(send.flags & tcp.FIN))
-    if not send.flags & tcp.SYN and seq_le(seq, view["snd_nxt"]) and seq_gt(end, view["snd_nxt"]):
+    if send.flags & tcp.SYN and tcb.state not in SYNCHRONIZED:
+        after["snd_nxt"] = seq_add(end, 1)        # a SYN opening: its ISN, and its SYN
+    elif not send.flags & tcp.SYN and seq_le(seq, view["snd_nxt"]) \
+            and seq_gt(end, view["snd_nxt"]):
         after["snd_nxt"] = end
     return seg, after
 
@@ -130,8 +133,10 @@ def test_positions_wrap_around_the_sequence_circle():
 
 
 def test_what_the_model_does_not_decide_it_says():
-    with pytest.raises(Unmodelled, match="LISTEN"):
-        segment_arrives(Tcb("LISTEN"), Segment(tcp.SYN, 0))
+    with pytest.raises(Unmodelled, match="no catalogue requirement"):     # simultaneous open
+        segment_arrives(setup_tcb("client", "SYN-SENT"), Segment(tcp.SYN, 0))
+    with pytest.raises(Unmodelled, match="not modelled yet"):
+        segment_arrives(Tcb("SYN-RECEIVED-AS-CLIENT"), Segment(tcp.SYN, 0))
     fin_wait_1 = Tcb("FIN-WAIT-1", snd_una=1, snd_nxt=11, rcv_nxt=1)
     with pytest.raises(Unmodelled, match="part of what was sent"):
         segment_arrives(fin_wait_1, Segment(tcp.ACK, 1, ack=5))
@@ -152,15 +157,65 @@ def test_a_bad_ack_in_syn_received_draws_a_reset_at_its_ack():
     assert outcome.state == "SYN-RECEIVED"
 
 
+# -- CLOSED, LISTEN, SYN-SENT: RFC 9293 3.10.7.1 to 3.10.7.3, sentence by sentence ----------
+
+SYN_SENT = setup_tcb("client", "SYN-SENT")        # ISS 0, SND.NXT 1
+
+
+@pytest.mark.parametrize("tcb, seg, requirement, answer, state", [
+    # "An incoming segment containing a RST is discarded."
+    (Tcb("CLOSED"), Segment(tcp.RST, 5), "RFC9293-3.10.7.1-closed-rst", (None, None, None),
+     "CLOSED"),
+    # "If the ACK bit is off, ... <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>" (SYN and FIN count)
+    (Tcb("CLOSED"), Segment(tcp.SYN | tcp.FIN, 5, length=3), "RFC9293-3.10.7.1-closed-no-ack",
+     (tcp.RST | tcp.ACK, 0, 10), "CLOSED"),
+    # "If the ACK bit is on, <SEQ=SEG.ACK><CTL=RST>"
+    (Tcb("CLOSED"), Segment(tcp.ACK, 5, ack=77), "RFC9293-3.10.7.1-closed-ack",
+     (tcp.RST, 77, None), "CLOSED"),
+    # LISTEN: "An incoming RST should be ignored", even with SYN.
+    (Tcb("LISTEN"), Segment(tcp.RST | tcp.SYN, 5), "RFC9293-3.10.7.2-listen-rst",
+     (None, None, None), "LISTEN"),
+    # "... for any arriving ACK-bearing segment ... <SEQ=SEG.ACK><CTL=RST>", a SYN-ACK too.
+    (Tcb("LISTEN"), Segment(tcp.SYN | tcp.ACK, 5, ack=9), "RFC9293-3.10.7.2-listen-ack",
+     (tcp.RST, 9, None), "LISTEN"),
+    # "<SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>": the ISS is the target's to choose.
+    (Tcb("LISTEN"), Segment(tcp.SYN, 5), "RFC9293-3.10.7.2-listen-syn",
+     (tcp.SYN | tcp.ACK, None, 6), "SYN-RECEIVED"),
+    # "... any other control or text should be queued": RCV.NXT is SEG.SEQ+1.
+    (Tcb("LISTEN"), Segment(tcp.SYN, 5, length=4), "RFC9293-3.10.7.2-listen-syn-text",
+     (tcp.SYN | tcp.ACK, None, 6), "SYN-RECEIVED"),
+    (Tcb("LISTEN"), Segment(tcp.FIN, 5), "RFC9293-3.10.7.2-listen-other", (None, None, None),
+     "LISTEN"),
+    # SYN-SENT: "If SEG.ACK =< ISS or SEG.ACK > SND.NXT, send a reset (unless the RST bit is set)"
+    (SYN_SENT, Segment(tcp.SYN | tcp.ACK, 5, ack=0), "RFC9293-3.10.7.3-syn-sent-bad-ack",
+     (tcp.RST, 0, None), "SYN-SENT"),
+    (SYN_SENT, Segment(tcp.RST | tcp.ACK, 5, ack=2), "RFC9293-3.10.7.3-syn-sent-bad-ack",
+     (None, None, None), "SYN-SENT"),
+    (SYN_SENT, Segment(tcp.RST | tcp.ACK, 5, ack=1), "RFC9293-3.10.7.3-syn-sent-rst-ack",
+     (None, None, None), "CLOSED"),
+    (SYN_SENT, Segment(tcp.RST, 5), "RFC9293-3.10.7.3-syn-sent-rst-no-ack", (None, None, None),
+     "SYN-SENT"),
+    # "... ESTABLISHED, form an ACK segment <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>"
+    (SYN_SENT, Segment(tcp.SYN | tcp.ACK, 5, ack=1), "RFC9293-3.10.7.3-syn-sent-synack",
+     (tcp.ACK, 1, 6), "ESTABLISHED"),
+])
+def test_the_unsynchronized_states_follow_the_rfc(tcb, seg, requirement, answer, state):
+    [outcome] = segment_arrives(tcb, seg)
+    assert outcome.requirement == requirement and outcome.conforms
+    assert (outcome.answer.flags, outcome.answer.seq, outcome.answer.ack) == answer
+    assert outcome.state == state
+
+
 # -- the hand-written cases the model covers --------------------------------------------
 
 def first_exchange(case):
     """The case's first segment and the answers it allows to it, if the model
-    can judge them: a listener's case from a synchronized setup with the
-    settings the model assumes (no sysctls or socket options: they change
-    windows and rates), whose first step sends a segment with no options."""
-    if case.role != "listener" or case.start not in SYNCHRONIZED or case.sysctls \
-            or case.sockopts or case.middlebox or len(case.steps) < 2:
+    can judge them: a case from a setup whose TCB the model knows (setup_tcb),
+    with the settings the model assumes (no sysctls or socket options: they
+    change windows and rates), whose first step sends a segment with no
+    options."""
+    if setup_tcb(case.role, case.start) is None or case.sysctls or case.sockopts \
+            or case.middlebox or len(case.steps) < 2:
         return None
     send, answer = case.steps[0], case.steps[1]
     if not isinstance(send, Send) or send.options or send.raw_options or send.bad_checksum \
@@ -196,7 +251,7 @@ def test_the_model_agrees_with_the_first_exchange_of_a_hand_written_case(case):
     """Every answer the case takes as conforming is one the model allows, and
     every answer it marks as breaking a requirement is none the model allows."""
     send, allowed = first_exchange(case)
-    tcb = after_setup(case.start)
+    tcb = setup_tcb(case.role, case.start)
     seg, view = sent(send, tcb)
     outcomes = segment_arrives(tcb, seg)
     model = {True: [], False: []}

@@ -15,9 +15,11 @@ segment kinds and five positions cannot say: which kind and position a
 segment with any flags, sequence number and length is (:mod:`.classify`),
 and the numbers of each answer (:mod:`.arrives`).
 
-What the model does not decide yet (the closed, listening and opening
-states; an acknowledgment number other than SND.NXT) it says so:
-:class:`Unmodelled`, never a guess.
+The ACK field, which the table's rows take as SND.NXT, is the model's own
+small table (:mod:`.arrives`); CLOSED, LISTEN and SYN-SENT are ordered lists
+of checks (:mod:`.opening`).  What the model does not decide yet (a
+simultaneous open; an ACK of part of what was sent; application calls and
+timers) it says so: :class:`Unmodelled`, never a guess.
 """
 
 from .arrives import Outcome, Unmodelled, segment_arrives

@@ -19,6 +19,7 @@ from ..grid import GridTable, rule_table
 from ..requirements import load_catalogue
 from ..seq import seq_add, seq_ge, seq_gt, seq_le
 from .classify import Segment, kind, position
+from .opening import CHECKS
 from .tcb import SYNCHRONIZED, Tcb
 
 # Kinds whose acknowledgment number the fifth check reads: the table's rows
@@ -57,12 +58,14 @@ class Outcome:
     answer: Answer
     state: str | None       # the state that follows (None: the answer checks it, reopen's)
     tcb: Tcb | None         # the connection after it, where the model knows it
-    rule: int               # the deciding rule's index in the table (its line: table.marks)
+    rule: int               # the deciding rule's (or check's) index in its table
 
 
 def segment_arrives(tcb: Tcb, seg: Segment, table: GridTable | None = None) -> list[Outcome]:
     """Every outcome the RFCs name for `seg` arriving in `tcb`'s state, in the
     table's order; raises Unmodelled for an event the model does not decide."""
+    if tcb.state in CHECKS:
+        return _opening(tcb, seg)
     if tcb.state not in SYNCHRONIZED:
         raise Unmodelled(f"SEGMENT ARRIVES in {tcb.state}: not modelled yet")
     table = table or rule_table()
@@ -75,6 +78,23 @@ def segment_arrives(tcb: Tcb, seg: Segment, table: GridTable | None = None) -> l
             and seg_position not in ("left-of-window", "beyond-window"):
         return _ack_field(tcb, seg, outcomes)
     return outcomes
+
+
+def _opening(tcb: Tcb, seg: Segment) -> list[Outcome]:
+    """CLOSED, LISTEN, SYN-SENT: the first of the state's checks that holds."""
+    for index, check in enumerate(CHECKS[tcb.state]):
+        if not check.when(tcb, seg):
+            continue
+        if check.requirement is None:
+            raise Unmodelled(f"{tcb.state}: no catalogue requirement decides this segment yet")
+        kind_, *numbers = check.answer(tcb, seg)
+        answer = Answer(kind_, *numbers) if numbers else Answer(kind_)
+        after = check.then(tcb, seg)
+        if isinstance(after, str):    # the target's own choice (its ISS) is still to be seen
+            return [Outcome("", check.requirement, load_catalogue().get(check.requirement).level,
+                            True, answer, after, None, index)]
+        return [_outcome("", check.requirement, True, answer, after.state, after, index)]
+    raise AssertionError(f"{tcb.state}: its checks end with one that always holds")
 
 
 def _from_table(table: GridTable, tcb: Tcb, seg: Segment, seg_kind: str,

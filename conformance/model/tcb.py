@@ -53,3 +53,18 @@ def after_setup(state: str, iss: int = 0, irs: int = 0, rcv_wnd: int = 64240) ->
     una, nxt, rcv = _AFTER_SETUP[state]
     return Tcb(state, iss=iss, irs=irs, snd_una=seq_add(iss, una), snd_nxt=seq_add(iss, nxt),
                rcv_nxt=seq_add(irs, rcv), rcv_wnd=rcv_wnd)
+
+
+def setup_tcb(role: str, start: str) -> Tcb | None:
+    """The TCB a case's setup reaches (setups.yaml), or None where the model
+    has none: a listener in LISTEN or a synchronized state, a client in
+    CLOSED (no socket) or SYN-SENT (its SYN sent, ISS 0)."""
+    if role == "listener":
+        if start == "LISTEN":
+            return Tcb("LISTEN")
+        return after_setup(start) if start in _AFTER_SETUP else None
+    if start == "CLOSED":
+        return Tcb("CLOSED")
+    if start == "SYN-SENT":
+        return Tcb("SYN-SENT", snd_una=0, snd_nxt=1)
+    return None
