@@ -1,7 +1,8 @@
-"""SEGMENT ARRIVES in the synchronized states (RFC 9293 3.10.7.4), with the
-grid's table as the ordered list of checks.
+"""SEGMENT ARRIVES (RFC 9293 3.10.7): in the synchronized states (3.10.7.4)
+with the grid's table as the ordered list of checks, and the ACK field's
+checks below; in CLOSED, LISTEN and SYN-SENT by .opening's checks.
 
-For a TCB and a segment, :func:`segment_arrives` classifies the segment
+In a synchronized state, :func:`segment_arrives` classifies the segment
 (.classify), finds the first rule of the table that decides that state,
 kind and position, and turns each of the rule's answers into numbers: the
 segment the target sends (or none), and the state that follows.  Every
