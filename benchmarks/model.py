@@ -25,7 +25,8 @@ sys.path.insert(0, str(REPO))
 from conformance import tcp  # noqa: E402
 from conformance.grid import rule_table  # noqa: E402
 from conformance.model import Segment, Unmodelled, segment_arrives  # noqa: E402
-from conformance.model.tcb import SYNCHRONIZED, after_setup  # noqa: E402
+from conformance.model.setups import after_setup  # noqa: E402
+from conformance.model.tcb import SYNCHRONIZED  # noqa: E402
 
 
 def grid_events() -> list:
@@ -45,7 +46,7 @@ def random_events(count: int, rng: random.Random) -> list:
     events = []
     for _ in range(count):
         tcb = after_setup(rng.choice(SYNCHRONIZED), iss=rng.getrandbits(32),
-                          irs=rng.getrandbits(32), rcv_wnd=rng.choice((0, 1, 1000, 64240)))
+                          irs=rng.getrandbits(32)).moved(rcv_wnd=rng.choice((0, 1, 1000, 64240)))
         near = rng.choice((tcb.rcv_nxt, tcb.rcv_nxt + tcb.rcv_wnd, rng.getrandbits(32)))
         seq = (near + rng.randint(-3, 3)) % 2**32
         ack = rng.choice((tcb.snd_nxt, tcb.snd_una, rng.getrandbits(32)))

@@ -75,10 +75,26 @@ def segment_arrives(tcb: Tcb, seg: Segment, table: GridTable | None = None) -> l
     # The ACK field is read only at the fifth check: by a segment that
     # passed the first (acceptable) and is neither RST nor SYN.  The table's
     # rows assume SEG.ACK = SND.NXT; any other value is decided here.
-    if seg_kind in _ACK_READ and seg.ack != tcb.snd_nxt \
-            and seg_position not in ("left-of-window", "beyond-window"):
+    if seg_kind not in _ACK_READ or seg_position in ("left-of-window", "beyond-window"):
+        return outcomes
+    if seg.ack != tcb.snd_nxt:
         return _ack_field(tcb, seg, outcomes)
-    return outcomes
+    return [_acknowledged(o, seg.ack) for o in outcomes]
+
+
+# The sentence by which a segment is held whole for later, its ACK field
+# with it: the outcomes that follow it have not processed the ACK yet.
+_HELD = "RFC9293-SHLD-31"
+
+
+def _acknowledged(outcome: Outcome, ack: int) -> Outcome:
+    """The outcome with SND.UNA moved to SEG.ACK (3.10.7.4: "If SND.UNA <
+    SEG.ACK =< SND.NXT, then set SND.UNA <- SEG.ACK"), unless it holds the
+    segment for later."""
+    if outcome.tcb is None or outcome.requirement == _HELD \
+            or not seq_gt(ack, outcome.tcb.snd_una):
+        return outcome
+    return replace(outcome, tcb=outcome.tcb.moved(snd_una=ack))
 
 
 def _opening(tcb: Tcb, seg: Segment) -> list[Outcome]:
@@ -91,9 +107,6 @@ def _opening(tcb: Tcb, seg: Segment) -> list[Outcome]:
         kind_, *numbers = check.answer(tcb, seg)
         answer = Answer(kind_, *numbers) if numbers else Answer(kind_)
         after = check.then(tcb, seg)
-        if isinstance(after, str):    # the target's own choice (its ISS) is still to be seen
-            return [Outcome("", check.requirement, load_catalogue().get(check.requirement).level,
-                            True, answer, after, None, index)]
         return [_outcome("", check.requirement, True, answer, after.state, after, index)]
     raise AssertionError(f"{tcb.state}: its checks end with one that always holds")
 
@@ -164,14 +177,15 @@ def _ack_field(tcb: Tcb, seg: Segment, table_outcomes: list[Outcome]) -> list[Ou
         # an ACK, drop the segment, and return."
         return [_outcome("", "RFC9293-3.10.7.4-ack-unsent", True, drop_with_ack, tcb.state,
                          tcb, rule)]
-    if which == "new":
-        raise Unmodelled("an ACK of part of what was sent: the model keeps no data in flight")
-    # A duplicate "can be ignored": the segment goes on to the text and FIN
-    # checks as the table says, without the moves an ACK of ours would make.
+    # A duplicate "can be ignored", and an ACK of part of what was sent moves
+    # SND.UNA only: the segment goes on to the text and FIN checks as the
+    # table says, without the moves an ACK of our SYN or FIN would make.
     ignored = [replace(o, state=_ACK_DRIVEN.get((tcb.state, o.state), o.state),
                        tcb=o.tcb.moved(state=_ACK_DRIVEN.get((tcb.state, o.state), o.state))
                        if o.tcb else None)
                for o in table_outcomes]
+    if which == "new":
+        return [_acknowledged(o, seg.ack) for o in ignored]
     if which == "duplicate":
         return ignored
     # Too old: discarded with an ACK by RFC 5961's mitigation, which RFC 9293

@@ -3,8 +3,7 @@ SYN-SENT (RFC 9293 3.10.7.1 to 3.10.7.3), each an ordered list of checks,
 the first that holds deciding, as the RFC writes them.
 
 A check's answer may hold a number the target chooses (a new ISS): it is
-None there, and the TCB that follows is not known until the answer is seen
-(Outcome.tcb is None)."""
+None there; the TCB that follows holds the ISS the TCB was given."""
 
 from __future__ import annotations
 
@@ -22,13 +21,22 @@ class Check:
     when: Callable[[Tcb, Segment], bool]
     requirement: str | None          # None: no requirement in the catalogue yet
     answer: Callable[[Tcb, Segment], tuple]     # (kind, flags, seq, ack) or ("nothing",)
-    then: Callable[[Tcb, Segment], Tcb | str]   # the TCB after, or a state whose TCB is unknown
+    then: Callable[[Tcb, Segment], Tcb]         # the TCB after
 
 
 def _bad_ack(tcb: Tcb, seg: Segment) -> bool:
     """SYN-SENT: an ACK that does not acknowledge our SYN (SEG.ACK =< ISS or
     SEG.ACK > SND.NXT)."""
     return seg.has(tcp.ACK) and (seq_le(seg.ack, tcb.iss) or seq_gt(seg.ack, tcb.snd_nxt))
+
+
+def _syn_received(tcb: Tcb, seg: Segment) -> Tcb:
+    """LISTEN -> SYN-RECEIVED: IRS is SEG.SEQ, RCV.NXT SEG.SEQ+1, and the ISS
+    the TCB holds is the one it sends (the answer leaves it open: a judge
+    reads the target's own from its SYN-ACK)."""
+    return tcb.moved(state="SYN-RECEIVED", irs=seg.seq, rcv_nxt=seq_add(seg.seq, 1),
+                     snd_una=tcb.iss, snd_nxt=seq_add(tcb.iss, 1), snd_wnd=seg.wnd,
+                     max_snd_wnd=seg.wnd)
 
 
 def always(tcb, seg) -> bool:
@@ -57,10 +65,10 @@ CHECKS: dict[str, tuple[Check, ...]] = {
         # Text on the SYN is queued: the SYN-ACK acknowledges the SYN alone.
         Check(lambda t, s: s.has(tcp.SYN) and s.length > 0, "RFC9293-3.10.7.2-listen-syn-text",
               lambda t, s: ("syn-ack", tcp.SYN | tcp.ACK, None, seq_add(s.seq, 1)),
-              lambda t, s: "SYN-RECEIVED"),
+              lambda t, s: _syn_received(t, s)),
         Check(lambda t, s: s.has(tcp.SYN), "RFC9293-3.10.7.2-listen-syn",
               lambda t, s: ("syn-ack", tcp.SYN | tcp.ACK, None, seq_add(s.seq, 1)),
-              lambda t, s: "SYN-RECEIVED"),
+              lambda t, s: _syn_received(t, s)),
         Check(always, "RFC9293-3.10.7.2-listen-other", NOTHING, same),
     ),
     # 3.10.7.3: first the ACK field, second RST, fourth SYN, fifth neither.
