@@ -47,10 +47,10 @@ def reach(role: str, start: str, iss: int = 0, irs: int = 0, rcv_wnd: int = 6424
             elif isinstance(step, App):
                 [outcome] = app_call(tcb, step.op)
             elif isinstance(step, Expect):
+                if not pending:
+                    raise SetupError(f"{where}: expected a segment, the model sends none")
                 answer = pending.pop(0)
-                if step.flags is not None and answer.flags & ~step.optional_flags != step.flags:
-                    raise SetupError(f"{where}: expected {tcp.format_flags(step.flags)}, the "
-                                     f"model answers {tcp.format_flags(answer.flags)}")
+                _check_answer(step, answer, _view(snd_nxt, rcv_nxt, irs, iss), irs, iss, where)
                 rcv_nxt = seq_add(answer.seq if answer.seq is not None else iss,
                                   bool(answer.flags & tcp.SYN) + bool(answer.flags & tcp.FIN))
                 continue
@@ -69,12 +69,30 @@ def reach(role: str, start: str, iss: int = 0, irs: int = 0, rcv_wnd: int = 6424
     return tcb
 
 
+def _view(snd_nxt: int, rcv_nxt: int | None, irs: int, iss: int) -> dict[str, int]:
+    """The names a setup's steps use, relative to each side's ISN."""
+    return {"snd_nxt": seq_diff(snd_nxt, irs), "snd_una": 0, "snd_wnd": 0,
+            "rcv_nxt": seq_diff(rcv_nxt, iss) if rcv_nxt is not None else 0}
+
+
+def _check_answer(step: Expect, answer, view: dict, irs: int, iss: int, where: str) -> None:
+    """The model's answer is the one the setup expects: its flags, and its
+    seq and ack where the setup writes them."""
+    if step.flags is not None and answer.flags & ~step.optional_flags != step.flags:
+        raise SetupError(f"{where}: expected {tcp.format_flags(step.flags)}, the model "
+                         f"answers {tcp.format_flags(answer.flags)}")
+    for name, base in (("seq", iss), ("ack", irs)):
+        written, got = getattr(step, name), getattr(answer, name)
+        if written is not None and got is not None and seq_add(base, written.evaluate(view)) != got:
+            raise SetupError(f"{where}: expected {name}={written}, the model answers "
+                             f"{name}={seq_diff(got, base)}")
+
+
 def _numbers(step: Send, snd_nxt: int, rcv_nxt: int | None, irs: int,
              iss: int) -> tuple[int, int, int]:
     """The segment's seq and ack as the tester writes them (relative to each
     side's ISN; defaults SND.NXT and RCV.NXT), and where it ends."""
-    view = {"snd_nxt": seq_diff(snd_nxt, irs), "snd_una": 0, "snd_wnd": 0,
-            "rcv_nxt": seq_diff(rcv_nxt, iss) if rcv_nxt is not None else 0}
+    view = _view(snd_nxt, rcv_nxt, irs, iss)
     seq = seq_add(irs, step.seq.evaluate(view)) if step.seq is not None else snd_nxt
     if step.ack is not None:
         ack = seq_add(iss, step.ack.evaluate(view))
