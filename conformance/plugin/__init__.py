@@ -34,7 +34,7 @@ from . import keys
 from .htmlrows import HtmlReport
 from .items import CaseItem, InvalidCase, case_folders, pytest_collect_file, record_settings
 from .options import pytest_addoption, read_options
-from .selection import SLOW, note_deselected
+from .selection import SELECTION, SLOW, note_deselected
 from .records import pytest_report_teststatus, pytest_runtest_makereport, pytest_terminal_summary
 from .sweep import SweepSummary
 from .terminal import Terminal
@@ -59,12 +59,12 @@ def pytest_configure(config):
         sweep = SweepSummary(config)
         config.pluginmanager.register(sweep, "tcp-conformance-summary")
         config.pluginmanager.register(Terminal(config, sweep), "tcp-conformance-terminal")
-    if config.pluginmanager.hasplugin("html"):
-        config.pluginmanager.register(HtmlReport(sweep), "tcp-conformance-html")
         # SIGTERM as Ctrl-C here too: an xdist controller collects nothing, and
         # would otherwise die at once, with no results.json and no report.
         runner_module.install_signal_handlers(
             pass_to_children=bool(getattr(config.option, "numprocesses", None)))
+    if config.pluginmanager.hasplugin("html"):
+        config.pluginmanager.register(HtmlReport(sweep), "tcp-conformance-html")
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -96,24 +96,27 @@ def pytest_collection_modifyitems(config, items):
         return (yield)
     finally:
         items[:0] = unreadable
-        if not (config.option.slow or "slow" in (config.option.markexpr or "")):
+        if not _slow_asked(config):
             slow = [item for item in items if item.get_closest_marker("slow") is not None]
             if slow:
-                note_deselected(config, slow, SLOW)
-                config.stash[keys.NOTED] = True
                 config.hook.pytest_deselected(items=slow)
-                config.stash[keys.NOTED] = False
                 items[:] = [item for item in items if item.get_closest_marker("slow") is None]
 
 
+def _slow_asked(config) -> bool:
+    return config.option.slow or "slow" in (config.option.markexpr or "")
+
+
 def pytest_deselected(items):
-    """Everything pytest leaves out (-k, -m, --lf, --deselect) is kept for
-    results.json's selection (the slow ones are noted as such above)."""
+    """Everything pytest leaves out (-k, -m, --lf, --deselect, and the slow
+    cases without --slow) is kept for results.json's selection."""
     if not items:
         return
     config = items[0].config
-    if not config.stash.get(keys.NOTED, False):
-        note_deselected(config, items)
+    slow_left_out = not _slow_asked(config)
+    for item in items:
+        slow = slow_left_out and item.get_closest_marker("slow") is not None
+        note_deselected(config, [item], SLOW if slow else SELECTION)
 
 
 def pytest_collection_finish(session):

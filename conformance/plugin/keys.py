@@ -19,4 +19,3 @@ OUTSIDE = pytest.StashKey[dict]()       # "remote"/"container" -> its RemoteConf
 FAULTS = pytest.StashKey[object]()      # --link-faults as a faults.Faults, or None
 RUN_DIR = pytest.StashKey[object]()     # --report DIR: this run's directory in it (rundir.py), or None
 DESELECTED = pytest.StashKey[list]()    # items left out of the run: {case, target, family, why}
-NOTED = pytest.StashKey[bool]()         # the deselection under way is noted already (as slow)
