@@ -15,6 +15,7 @@ from ..report import write_report
 from . import keys
 from .items import CaseItem, case_folders, strict
 from .selection import run_selection
+from .terminal import is_case
 
 
 class SweepSummary:
@@ -43,7 +44,7 @@ class SweepSummary:
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids):
         """xdist: the controller collects nothing itself; every worker collects all."""
-        if not self.announced and any(".yaml::" in nodeid for nodeid in ids):
+        if not self.announced and any(is_case(nodeid) for nodeid in ids):
             self._announce(len(ids))
             self._check_baselines(ids)
 
