@@ -81,19 +81,15 @@ def _column_names(inputs: list[tuple[str, Results]]) -> dict[tuple[int, str], st
     devices: dict[str, set] = {}
     for _name, results in inputs:
         dut = (results.run.get("dut") or {}).get("name", "")
-        for target in _swept(results):
+        for target in results.targets:
             devices.setdefault(target, set()).add(dut)
     names = {}
     for index, (_name, results) in enumerate(inputs):
         dut = (results.run.get("dut") or {}).get("name", "")
-        for target in _swept(results):
+        for target in results.targets:
             names[(index, target)] = (f"{target}@{dut}" if len(devices[target]) > 1 and dut
                                       else target)
     return names
-
-
-def _swept(results: Results) -> list[str]:
-    return results.targets
 
 
 def _merged_run(inputs: list[tuple[str, Results]], names: dict) -> dict:
@@ -103,7 +99,7 @@ def _merged_run(inputs: list[tuple[str, Results]], names: dict) -> dict:
         families += [f for f in run.get("families", []) if f not in families]
     targets, baselines = {}, {}
     for index, (_name, results) in enumerate(inputs):
-        for target in _swept(results):
+        for target in results.targets:
             column = names[(index, target)]
             targets.setdefault(column, (results.run.get("targets") or {}).get(target, {}))
             if target in (results.run.get("baselines") or {}):
@@ -120,7 +116,7 @@ def _merged_run(inputs: list[tuple[str, Results]], names: dict) -> dict:
               "strict": any(run.get("strict") for run in runs),
               "dut": duts[0] if all(d == duts[0] for d in duts) else {},
               "interrupted": any(run.get("interrupted") for run in runs),
-              "inputs": [{"path": name, "targets": [names[(i, t)] for t in _swept(results)],
+              "inputs": [{"path": name, "targets": [names[(i, t)] for t in results.targets],
                           "run": results.run}
                          for i, (name, results) in enumerate(inputs)]}
     if case_files:
