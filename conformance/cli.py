@@ -1,6 +1,8 @@
 """The `tcpconf` command.
 
     tcpconf sweep [CASES...] [pytest options]   run cases against a target (pytest)
+    tcpconf explore --target T --count N        sequences nobody wrote, judged by the
+                                                reference model (tcpconf explore --help)
     tcpconf lint CASES...                       check case files without running them
     tcpconf compare OLD.json NEW.json           what changed between two sweeps
     tcpconf report RESULTS.json... -o DIR       draw the report of one sweep again, or of
@@ -38,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if argv[:1] == ["sweep"]:
         return sweep(argv[1:])
+    if argv[:1] == ["explore"]:
+        from .explore.cli import main as explore
+        return explore(argv[1:])
     parser = argparse.ArgumentParser(prog="tcpconf", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)

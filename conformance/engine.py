@@ -133,6 +133,7 @@ class _CaseRun:
         self.exchanges: list[float] = []
         self.waits = 0.0
         self.alternatives: list[str] = []
+        self.followed: list[str] = []
         self.phase = "setup"
         # Checks of the case's own steps that were decided, and state checks
         # the target could not show (see Target.state_view).
@@ -226,6 +227,7 @@ class _CaseRun:
             if problem:
                 verdict.outcome, verdict.reason = ERROR, problem
         verdict.alternative = ", ".join(self.alternatives) or None
+        verdict.followed = list(self.followed)
         verdict.unobserved = self.unobserved
         verdict.wall_time = time.perf_counter() - started
         return verdict
@@ -430,6 +432,7 @@ class _CaseRun:
             raise StepFailed(step, described, f"{actual}, which matches none of them")
         self._note(f"the target followed: {label}")
         self.alternatives.append(label)
+        self.followed.append(label)
         if seg is not None and isinstance(chosen.steps[0], Silence):
             self.flow.held.append(seg)  # it came after the silence window: an answer for later
         elif seg is not None:

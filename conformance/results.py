@@ -150,6 +150,7 @@ def record(verdict: Verdict, status: str, *, target: str, nodeid: str, deviation
         "requirement": req.id, "level": req.level,
         "expected": verdict.expected, "actual": verdict.actual, "reason": verdict.reason,
         "at": verdict.line, "follows": verdict.alternative or "",
+        "followed": list(verdict.followed),
         "unobserved": list(verdict.unobserved),
         "baseline": ({"where": deviation.where, "reason": deviation.reason,
                       "requirement": deviation.requirement}
@@ -177,7 +178,7 @@ def undecided_record(*, case: str, target: str, family: str, nodeid: str, reason
     return {"case": case, "target": target, "family": family, "nodeid": nodeid,
             "status": status, "outcome": status, "requirement": requirement,
             "level": level, "expected": "", "actual": "", "reason": reason, "at": None,
-            "follows": "", "unobserved": [], "baseline": None, "states": [], "ladder": [],
+            "follows": "", "followed": [], "unobserved": [], "baseline": None, "states": [], "ladder": [],
             "pcap": "", "pcap_inside": "", "duration": 0.0, "waits": 0.0, "runs": 0, "retries": 0, "damage": [],
             "stalled": ""}
 

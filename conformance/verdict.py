@@ -36,6 +36,9 @@ class Verdict:
     actual: str = ""
     reason: str = ""                 # for ERROR: why the suite could not decide
     alternative: str | None = None   # which labelled alternative the target followed
+    # The label of every alternative the target followed, in the order the
+    # case's one_of steps chose them (conforming or not): the path it took.
+    followed: list[str] = field(default_factory=list)
     ladder: list[Event] = field(default_factory=list)
     pcap: str | None = None
     pcap_inside: str | None = None   # behind a middlebox: the capture on the end host's link

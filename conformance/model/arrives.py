@@ -71,15 +71,58 @@ def segment_arrives(tcb: Tcb, seg: Segment, table: GridTable | None = None) -> l
         raise Unmodelled(f"SEGMENT ARRIVES in {tcb.state}: not modelled yet")
     table = table or rule_table()
     seg_kind, seg_position = kind(seg), position(tcb, seg)
-    outcomes = _from_table(table, tcb, seg, seg_kind, seg_position)
+    outcomes = _from_table(table, tcb, seg, _deciding_kind(table, tcb, seg, seg_kind,
+                                                           seg_position), seg_position)
     # The ACK field is read only at the fifth check: by a segment that
     # passed the first (acceptable) and is neither RST nor SYN.  The table's
     # rows assume SEG.ACK = SND.NXT; any other value is decided here.
-    if seg_kind not in _ACK_READ or seg_position in ("left-of-window", "beyond-window"):
+    if seg_kind in _ACK_READ and seg_position not in ("left-of-window", "beyond-window"):
+        outcomes = (_ack_field(tcb, seg, outcomes) if seg.ack != tcb.snd_nxt
+                    else [_acknowledged(o, seg.ack) for o in outcomes])
+    return _throttled(tcb, outcomes)
+
+
+# The ACKs RFC 5961 sends to segments that may be blind attacks: challenge
+# ACKs for a RST or SYN in the window (3.2, 4.2), and the ACK of a segment
+# whose ACK field is too old (5.2, MAY-12).
+_CHALLENGES = ("RFC5961-3.2-challenge-ack", "RFC5961-4.2-syn-challenge-ack", "RFC9293-MAY-12")
+_THROTTLE = "RFC5961-7-ack-throttling"
+
+
+def _is_challenge(outcome: Outcome) -> bool:
+    return outcome.conforms and outcome.requirement in _CHALLENGES \
+        and outcome.answer.kind == "ack"
+
+
+def _throttled(tcb: Tcb, outcomes: list[Outcome]) -> list[Outcome]:
+    """Challenge ACKs counted; and after a first one, the silence of a stack
+    that throttles the next (RFC 5961 7: "An implementation SHOULD include an
+    ACK throttling mechanism", its rate the administrator's to tune, so any
+    challenge ACK but the connection's first may be the one held back)."""
+    challenges = [o for o in outcomes if _is_challenge(o)]
+    if not challenges:
         return outcomes
-    if seg.ack != tcb.snd_nxt:
-        return _ack_field(tcb, seg, outcomes)
-    return [_acknowledged(o, seg.ack) for o in outcomes]
+    counted = [replace(o, tcb=o.tcb.moved(challenge_acks=tcb.challenge_acks + 1))
+               if _is_challenge(o) and o.tcb is not None else o for o in outcomes]
+    if tcb.challenge_acks == 0:
+        return counted
+    first = challenges[0]
+    held_back = _outcome("challenge ACK throttled (RFC 5961 7)", _THROTTLE, True,
+                         Answer("nothing"), first.state, tcb, first.rule)
+    return counted + [held_back]
+
+
+def _deciding_kind(table: GridTable, tcb: Tcb, seg: Segment, seg_kind: str,
+                   seg_position: str) -> str:
+    """The table's row for the segment.  A FIN that carries text is a fin-ack
+    row, but the text is looked at first (the seventh check, before the
+    eighth's FIN): where the text's own row ends the processing with a reset
+    (data after CLOSE, RFC 9293 SHLD-3), that row decides."""
+    if seg_kind == "fin-ack" and seg.length:
+        rule = table.rules[table.decide(tcb.state, "data-ack", seg_position)]
+        if any(branch["answer"] == "reset" for branch in rule.get("one_of", [rule])):
+            return "data-ack"
+    return seg_kind
 
 
 # The sentence by which a segment is held whole for later, its ACK field

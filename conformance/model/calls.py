@@ -1,6 +1,6 @@
-"""The application's calls the setups make (RFC 9293 3.10.1 and 3.10.4;
-section 3.6 for CLOSE): OPEN (listen, accept) and CLOSE.  What each sends,
-and the state that follows."""
+"""The application's calls (RFC 9293 3.10.1, 3.10.4 and 3.10.5; section 3.6
+for CLOSE): OPEN (listen, connect, accept), CLOSE and ABORT.  What each
+sends, and the state that follows."""
 
 from __future__ import annotations
 
@@ -14,6 +14,11 @@ from .tcb import Tcb
 # CLOSE-WAIT to LAST-ACK.
 _CLOSE = {"ESTABLISHED": ("FIN-WAIT-1", "RFC9293-3.6-active-close"),
           "CLOSE-WAIT": ("LAST-ACK", "RFC9293-3.6-half-close")}
+
+
+# The states in which ABORT sends a reset (3.10.5); in LISTEN and SYN-SENT it
+# sends nothing, in CLOSING, LAST-ACK and TIME-WAIT it deletes the TCB only.
+_ABORT_RESETS = ("SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT")
 
 
 def _local(after: Tcb) -> Outcome:
@@ -39,4 +44,10 @@ def app_call(tcb: Tcb, op: str) -> list[Outcome]:
         fin = Answer("fin", tcp.FIN | tcp.ACK, tcb.snd_nxt, tcb.rcv_nxt)
         return [_outcome("", requirement, True, fin, state,
                          tcb.moved(snd_nxt=seq_add(tcb.snd_nxt, 1)), 0)]
+    if op == "abort" and tcb.state in _ABORT_RESETS:
+        # ABORT (3.10.5): "Send a reset segment: <SEQ=SND.NXT><CTL=RST>" and
+        # enter CLOSED.
+        reset = Answer("reset", tcp.RST, tcb.snd_nxt, None)
+        return [_outcome("", "RFC9293-3.10.5-abort-reset", True, reset, "CLOSED",
+                         tcb, 0)]
     raise Unmodelled(f"the application's {op} in {tcb.state}: not modelled yet")

@@ -25,6 +25,10 @@ class Tcb:
     rcv_wnd: int = 64240
     # MAX.SND.WND (RFC 5961 5.2): the largest window the peer has offered.
     max_snd_wnd: int = 65535
+    # Challenge ACKs sent so far (RFC 5961 section 7 lets a stack throttle
+    # those that follow: not an RFC 9293 variable, but the model's memory of
+    # what allows a later one to be missing).
+    challenge_acks: int = 0
 
     def moved(self, **changes) -> "Tcb":
         return replace(self, **changes)
