@@ -299,7 +299,10 @@ def _answer_steps(outcome: Outcome, event, node: Node) -> list[dict]:
     if answer.silent:
         return [{"silence": SILENCE.get(answer.kind, SILENCE["nothing"])}]
     if answer.kind == "reopen":
-        return rule_table().answer("reopen", str(_seq_text(event, node)), outcome.requirement)
+        # As the grid writes it: a reopening that breaks MAY-2's conditions
+        # deviates from the rule the branch is an exception to.
+        rule = rule_table().rules[outcome.rule]
+        return rule_table().answer("reopen", str(_seq_text(event, node)), rule["requirement"])
     flags = tcp.format_flags(answer.flags)
     # A reset whose ACK the RFC leaves open (the grid's `reset`, ABORT's form
     # <SEQ=SND.NXT><CTL=RST>), unlike 3.10.7.1's two exact forms.
