@@ -242,6 +242,8 @@ def test_the_summary_ends_with_the_throughput_and_the_status_follows_new_finding
     assert text.splitlines()[-1].endswith("5.0 sequences/s")
     assert exit_status(summary) == 0
     summary["findings"][0]["known"] = NEW
+    assert exit_status(summary) == 0          # a SHOULD: it warns, as in a sweep
+    summary["findings"][0]["status"] = "fail"
     assert exit_status(summary) == 1
     summary["findings"][0]["reproduced"] = False
     summary["errors"]["linux"] = {"a reason": 1}

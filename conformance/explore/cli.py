@@ -18,8 +18,9 @@ by the reference model.
 
 Everything goes in a run directory, reports/explore/<UTC timestamp>/
 (reports/explore/latest points at the last).  Exit status as a sweep's: 0
-no new finding (none, or every one in the targets' baselines), 1 a new
-finding, 2 interrupted, 3 the tool could not run or decide, 4 usage.
+no new deviation from a MUST (new SHOULD and MAY findings are reported, as
+a sweep warns and informs), 1 a new deviation from a MUST, 2 interrupted,
+3 the tool could not run or decide, 4 usage.
 """
 
 from __future__ import annotations
@@ -278,14 +279,17 @@ class Explorer:
             print(f"Report of the findings: file://{Path(summary['report']).resolve()}")
         status = exit_status(summary)
         print(f"Exit status {status}: " + {
-            0: "no new finding (none, or every one in the baselines)",
-            NON_CONFORMANT: "a new finding",
+            0: "no new deviation from a MUST (new SHOULD and MAY findings warn and inform)",
+            NON_CONFORMANT: "a new deviation from a MUST",
             COULD_NOT_RUN: "the tool could not decide every sequence, and found nothing new"}[status])
         return status
 
 
 def exit_status(summary: dict) -> int:
-    if any(f["reproduced"] and f["known"] == NEW for f in summary["findings"]):
+    """As a sweep's: a new deviation from a MUST fails the run; new SHOULD
+    and MAY deviations are reported (warn, info) and do not."""
+    if any(f["reproduced"] and f["known"] == NEW and f["status"] == "fail"
+           for f in summary["findings"]):
         return NON_CONFORMANT
     if any(summary["errors"].values()):
         return COULD_NOT_RUN

@@ -664,6 +664,64 @@ def zero_window_probe(lab):
                      f"len={s['len']}"}
 
 
+# Probes 21-24 witness what tcpconf explore found on Linux (issue 18).
+
+def old_ack_with_data(lab):
+    """ESTABLISHED, nothing sent by the target; PSH+ACK with 5 bytes at RCV.NXT, ack=SND.NXT-1 (below SND.UNA, within MAX.SND.WND): the answer, the octets TCP holds."""
+    lab.start_app()
+    c = lab.connect()
+    result = c.inject(PSH | ACK, c.rcv_nxt, (c.snd_nxt - 1) & 0xFFFFFFFF, payload=b"hello")
+    return {**result, "recv_q": c.recv_q()}
+
+
+def _fin_wait_2(lab) -> "Connection":
+    """A connection the target closed first, its FIN acknowledged: FIN-WAIT-2."""
+    lab.start_app("close")
+    c = lab.connect(wait_established=False)
+    fin = c.wait_for(lambda s: s["flags"] & FIN and s["seq"] == c.snd_nxt)
+    c.snd_nxt = (fin["seq"] + fin["len"]) & 0xFFFFFFFF
+    c.send(ACK, c.rcv_nxt, c.snd_nxt)
+    deadline = time.monotonic() + 1
+    while lab.state(c.sport) != "FIN-WAIT-2":
+        if time.monotonic() > deadline:
+            raise RuntimeError("the connection did not reach FIN-WAIT-2")
+        time.sleep(0.01)
+    return c
+
+
+def unsent_ack_in_fin_wait_2(lab):
+    """FIN-WAIT-2 (the target closed first); a bare ACK at RCV.NXT with ack=SND.NXT+1 (acknowledging what was never sent)."""
+    c = _fin_wait_2(lab)
+    return c.inject(ACK, c.rcv_nxt, (c.snd_nxt + 1) & 0xFFFFFFFF)
+
+
+def bad_ack_beyond_window_in_syn_received(lab):
+    """SYN-RECEIVED; FIN+ACK at RCV.NXT+65535 (beyond the window) with ack=ISS (not acknowledging the SYN-ACK)."""
+    lab.start_app()
+    sport, iss = random.randint(20000, 60999), random.getrandbits(32)
+    lab.send(build_frame(lab.target_mac, lab.tester_mac, sport, PORT, iss, 0, SYN, options=MSS_1460))
+    got = lab.receive(sport, time.monotonic() + 1, stop=lambda s: s["flags"] & SYN)
+    if not got:
+        raise RuntimeError("no SYN-ACK from the target")
+    synack = got[-1]
+    rcv_nxt, seq = (iss + 1) & 0xFFFFFFFF, (iss + 1 + 65535) & 0xFFFFFFFF
+    lab.send(build_frame(lab.target_mac, lab.tester_mac, sport, PORT, seq, synack["seq"], FIN | ACK))
+    got = [s for s in lab.receive(sport, time.monotonic() + QUIET) if not s["flags"] & SYN]
+    seq_names = [("SND.NXT", synack["seq"] + 1), ("SEG.ACK", synack["seq"]), ("0", 0)]
+    answer = "; ".join(describe(s, seq_names, [("RCV.NXT", rcv_nxt)]) for s in got) or "silence"
+    return {"answer": answer, "state_after": lab.state(sport)}
+
+
+def overlapping_data_in_close_wait(lab):
+    """CLOSE-WAIT (the tester's FIN taken); PSH+ACK with 10 bytes at RCV.NXT-1, so reaching past the FIN."""
+    lab.start_app()
+    c = lab.connect()
+    c.send(FIN | ACK, c.rcv_nxt, c.snd_nxt)
+    c.rcv_nxt = (c.rcv_nxt + 1) & 0xFFFFFFFF
+    c.wait_for(lambda s: s["flags"] & ACK and s["ack"] == c.rcv_nxt)
+    return c.inject(PSH | ACK, (c.rcv_nxt - 1) & 0xFFFFFFFF, c.snd_nxt, payload=b"0123456789")
+
+
 # Behaviour number in the brief -> probe.
 PROBES = {
     "01_fin_without_ack": fin_without_ack,
@@ -687,6 +745,10 @@ PROBES = {
     "18_ack_in_window_in_time_wait": ack_in_window_in_time_wait,
     "19_syn_with_text_to_listener": syn_with_text_to_listener,
     "20_zero_window_probe": zero_window_probe,
+    "21_old_ack_with_data": old_ack_with_data,
+    "22_unsent_ack_in_fin_wait_2": unsent_ack_in_fin_wait_2,
+    "23_bad_ack_beyond_window_in_syn_received": bad_ack_beyond_window_in_syn_received,
+    "24_overlapping_data_in_close_wait": overlapping_data_in_close_wait,
 }
 
 
