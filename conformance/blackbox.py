@@ -42,7 +42,7 @@ def cannot_run(case: Case, listen_port: int | None, closed_port: int | None) -> 
     for step in case.setup_steps:
         if isinstance(step, App) and not (case.role == "listener" and step.op == "accept"):
             return f"its starting state {case.start} needs the application to {step.describe()}"
-    for step in _all_steps(case.steps):
+    for step in all_steps(case.steps):
         if isinstance(step, App):
             return (f"it needs the target's application to {step.describe()} "
                     f"({case.path.name}:{step.line})")
@@ -73,10 +73,10 @@ def probe_points(steps) -> set[int]:
     return points
 
 
-def _all_steps(steps):
+def all_steps(steps):
     """The steps, and those of every alternative, depth first."""
     for step in steps:
         yield step
         if isinstance(step, OneOf):
             for alternative in step.alternatives:
-                yield from _all_steps(alternative.steps)
+                yield from all_steps(alternative.steps)

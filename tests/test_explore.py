@@ -11,6 +11,7 @@ import yaml
 
 from conformance import tcp
 from conformance.baseline import Baseline, Deviation
+from conformance.blackbox import all_steps
 from conformance.casefile import load_case_file
 from conformance.explore.cli import draw, exit_status, render, representatives
 from conformance.explore.expand import expand, segment
@@ -46,16 +47,8 @@ def test_every_drawn_sequence_is_a_valid_case_whose_steps_each_belong_to_an_even
         case = case_of(expansion, tmp_path)
         owners = step_owners(case, expansion)
         # Every step is some event's, and the first is the first event's.
-        assert set(owners) == {s.line for s in _all_steps(case.steps)}
+        assert set(owners) == {s.line for s in all_steps(case.steps)}
         assert owners[case.steps[0].line] is expansion.root
-
-
-def _all_steps(steps):
-    for step in steps:
-        yield step
-        if isinstance(step, OneOf):
-            for alternative in step.alternatives:
-                yield from _all_steps(alternative.steps)
 
 
 def test_data_in_order_is_expected_acknowledged_with_the_models_numbers(tmp_path):
