@@ -134,9 +134,21 @@ def test_positions_wrap_around_the_sequence_circle():
     assert position(tcb, Segment(tcp.ACK, 2**32 - 20, length=10)) == "left-of-window"
 
 
+def test_a_syn_in_syn_sent_is_a_simultaneous_open_and_neither_syn_nor_rst_is_dropped():
+    """3.10.7.3: "Otherwise, enter SYN-RECEIVED, form a SYN,ACK segment
+    <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>"; "Fifth, if neither of the SYN or
+    RST bits is set, then drop the segment and return"."""
+    syn_sent = setup_tcb("client", "SYN-SENT")
+    [crossed] = segment_arrives(syn_sent, Segment(tcp.SYN, 5000))
+    answer = crossed.answer
+    assert (answer.flags, answer.seq, answer.ack) == (tcp.SYN | tcp.ACK, syn_sent.iss, 5001)
+    assert (crossed.state, crossed.tcb.snd_una, crossed.tcb.rcv_nxt) == \
+        ("SYN-RECEIVED", syn_sent.iss, 5001)
+    [dropped] = segment_arrives(syn_sent, Segment(tcp.ACK, 5000, ack=syn_sent.snd_nxt))
+    assert dropped.answer.silent and dropped.requirement == "RFC9293-3.10.7.3-syn-sent-neither"
+
+
 def test_what_the_model_does_not_decide_it_says():
-    with pytest.raises(Unmodelled, match="no catalogue requirement"):     # simultaneous open
-        segment_arrives(setup_tcb("client", "SYN-SENT"), Segment(tcp.SYN, 0))
     with pytest.raises(Unmodelled, match="not modelled yet"):
         segment_arrives(Tcb("SYN-RECEIVED-AS-CLIENT"), Segment(tcp.SYN, 0))
 

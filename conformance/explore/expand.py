@@ -318,6 +318,8 @@ def _answer_steps(outcome: Outcome, event, node: Node) -> list[dict]:
         expect["ack"] = seq_diff(answer.ack, 0)
     if answer.kind in _ACKS:
         expect["within"] = ACK_WITHIN
-    if answer.kind == "syn-ack-again":
+    # The SYN,ACK of a simultaneous open repeats the target's SYN (its ISS):
+    # the tester would otherwise take it for a retransmission, not an answer.
+    if answer.kind == "syn-ack-again" or (answer.flags & tcp.SYN and answer.seq is not None):
         expect["retransmission"] = True
     return [{"expect": expect}]

@@ -19,9 +19,8 @@ The ACK field, which the table's rows take as SND.NXT, is the model's own
 small table (:mod:`.arrives`); CLOSED, LISTEN and SYN-SENT are ordered lists
 of checks (:mod:`.opening`); the setups' calls are :mod:`.calls`, and the
 TCB each setup reaches is found by walking it through the model
-(:mod:`.setups`).  What the model does not decide yet (a simultaneous open;
-the other application calls; timers) it says so: :class:`Unmodelled`, never
-a guess.
+(:mod:`.setups`).  What the model does not decide yet (SEND and RECEIVE;
+timers) it says so: :class:`Unmodelled`, never a guess.
 """
 
 from .arrives import Outcome, Unmodelled, segment_arrives

@@ -84,9 +84,12 @@ CHECKS: dict[str, tuple[Check, ...]] = {
               lambda t, s: t.moved(state="ESTABLISHED", irs=s.seq, rcv_nxt=seq_add(s.seq, 1),
                                    snd_una=s.ack, snd_wnd=s.wnd,
                                    max_snd_wnd=max(t.max_snd_wnd, s.wnd))),
-        # A SYN alone is a simultaneous open, and neither SYN nor RST is
-        # dropped: the catalogue has no requirement for either yet.
-        Check(lambda t, s: s.has(tcp.SYN), None, NOTHING, same),
-        Check(always, None, NOTHING, same),
+        # A SYN that does not acknowledge ours: a simultaneous open.  The
+        # SYN,ACK repeats our SYN's <SEQ=ISS>; SND.UNA stays at ISS.
+        Check(lambda t, s: s.has(tcp.SYN), "RFC9293-3.10.7.3-syn-sent-syn",
+              lambda t, s: ("syn-ack", tcp.SYN | tcp.ACK, t.iss, seq_add(s.seq, 1)),
+              lambda t, s: t.moved(state="SYN-RECEIVED", irs=s.seq, rcv_nxt=seq_add(s.seq, 1),
+                                   snd_wnd=s.wnd, max_snd_wnd=max(t.max_snd_wnd, s.wnd))),
+        Check(always, "RFC9293-3.10.7.3-syn-sent-neither", NOTHING, same),
     ),
 }
