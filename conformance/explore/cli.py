@@ -161,28 +161,42 @@ class Explorer:
 
     def sweep(self, folder: Path, targets: list[str], name: str) -> list[dict]:
         """The cases of `folder` swept on `targets`: their records."""
-        self.sweeps += 1
-        report = self.run_dir / "sweeps" / name
-        log = self.run_dir / "sweeps" / f"{name}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "pytest", "-p", "conformance.plugin", str(folder),
-                   f"--cases={folder}", f"--target={','.join(targets)}",
-                   f"--family={self.family}", f"--report={report}", "-n", self.workers,
-                   "-p", "no:cacheprovider", "-q"]
-        with open(log, "w", encoding="utf-8") as out:
-            done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT,
-                                  env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        if done.returncode == INTERRUPTED:
-            raise KeyboardInterrupt
-        try:
-            return load_results(report / "latest" / "results.json").records
-        except ResultsError as exc:
-            raise SweepFailed(f"the sweep of {folder} wrote no results ({exc}); its output "
-                              f"is in {log}") from None
+        return self.sweep_apart([(folder, targets, name)])
+
+    def sweep_apart(self, jobs: list[tuple[Path, list[str], str]]) -> list[dict]:
+        """Several sweeps (folder, targets, name) at once, the workers shared
+        among them (at least two each): the records of all."""
+        workers = str(max(2, int(self.workers) // len(jobs)))
+        running = []
+        for folder, targets, name in jobs:
+            self.sweeps += 1
+            report = self.run_dir / "sweeps" / name
+            log = self.run_dir / "sweeps" / f"{name}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            command = [sys.executable, "-m", "pytest", "-p", "conformance.plugin", str(folder),
+                       f"--cases={folder}", f"--target={','.join(targets)}",
+                       f"--family={self.family}", f"--report={report}", "-n", workers,
+                       "-p", "no:cacheprovider", "-q"]
+            out = open(log, "w", encoding="utf-8")
+            running.append((subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                             env=dict(os.environ, PYTHONUNBUFFERED="1")),
+                            out, folder, report, log))
+        records = []
+        for process, out, folder, report, log in running:
+            status = process.wait()
+            out.close()
+            if status == INTERRUPTED:
+                raise KeyboardInterrupt
+            try:
+                records += load_results(report / "latest" / "results.json").records
+            except ResultsError as exc:
+                raise SweepFailed(f"the sweep of {folder} wrote no results ({exc}); its "
+                                  f"output is in {log}") from None
+        return records
 
     def shrink(self, by_key: dict) -> dict:
-        """Shorter sequences that still make each finding, in rounds: all
-        candidates of a round swept at once."""
+        """Shorter sequences that still make each finding, in rounds: the
+        candidates of a round swept at once, each on its finding's target."""
         active = set(by_key)
         for round_ in range(1, 1 + max(len(seq.events) for _f, seq in by_key.values())):
             trials: dict[tuple, list[Sequence]] = {}
@@ -193,15 +207,20 @@ class Explorer:
             trials = {k: v for k, v in trials.items() if v}
             if not trials:
                 break
-            folder = self.run_dir / "shrink" / f"round-{round_}"
-            tried = [c for cs in trials.values() for c in cs]
-            expansions = write_cases(folder, tried)
-            targets = sorted({key[0] for key in trials}, key=self.targets.index)
-            self.say(f"shrinking, round {round_}: {len(tried)} shorter sequences for "
-                     f"{len(trials)} findings")
-            got = {(r["case"], r["target"]): w
-                   for r, w in read_all(self.sweep(folder, targets, f"shrink-{round_}"),
-                                        folder, expansions)}
+            # Each target's candidates on that target alone, the targets at once.
+            tried: dict[str, list[Sequence]] = {}
+            for key, tries in trials.items():
+                tried.setdefault(key[0], []).extend(tries)
+            here = self.run_dir / "shrink" / f"round-{round_}"
+            expansions = {t: write_cases(here / t, runs) for t, runs in tried.items()}
+            self.say(f"shrinking, round {round_}: {sum(map(len, tried.values()))} shorter "
+                     f"sequences for {len(trials)} findings")
+            records = self.sweep_apart([(here / t, [t], f"shrink-{round_}-{t}") for t in tried])
+            got = {}
+            for target in tried:
+                mine = [r for r in records if r["target"] == target]
+                got.update({(r["case"], target): w
+                            for r, w in read_all(mine, here / target, expansions[target])})
             active = set()
             for key, tries in trials.items():
                 for candidate in tries:
@@ -274,7 +293,10 @@ class Explorer:
         path.write_text(json.dumps(summary, indent=1), encoding="utf-8")
         print()
         print(render(summary))
-        print(f"\nExploration: {path}")
+        if summary["findings"]:
+            print(f"\nFindings, a case file each: {self.run_dir / 'findings'} "
+                  f"(tcpconf sweep {self.run_dir / 'findings'} runs them again)")
+        print(f"Exploration: {path}")
         if summary["report"]:
             print(f"Report of the findings: file://{Path(summary['report']).resolve()}")
         status = exit_status(summary)
@@ -317,12 +339,7 @@ def render(summary: dict) -> str:
         lines.append(f"         coverage: {cov['pairs']}/{cov['pairs_total']} (state, event) "
                      f"pairs, {cov['grid_cells']}/{cov['grid_cells_total']} grid cells, "
                      f"{cov['transitions']} transitions")
-        for f in stand:
-            mark = "NEW  " if f["known"] == NEW else "known"
-            lines.append(f"  {mark} {f['level']:<6} {f['requirement']}  event {f['event']} of "
-                         f"{f['events']}: {f['state']} {f['kind']}"
-                         + (f" {f['position']}" if f['position'] != "-" else "")
-                         + f"  ({f['case_file']})")
+        lines += _by_requirement(stand)
     if len(summary["targets"]) > 1:
         differ = summary["disagreements"]
         alone = ", ".join(f"{t} {n}" for t, n in sorted(differ["alone"].items())) or "none"
@@ -331,6 +348,22 @@ def render(summary: dict) -> str:
     lines.append(f"{summary['count']} sequences x {len(summary['targets'])} targets in "
                  f"{summary['wall_seconds']} s: {summary['sequences_per_second']} sequences/s")
     return "\n".join(lines)
+
+
+def _by_requirement(findings: list[dict], shown: int = 3) -> list[str]:
+    """A target's findings a line per requirement, new before known, with
+    the first few places (state, event, position) and how many more."""
+    groups: dict[tuple, list[dict]] = {}
+    for f in findings:
+        groups.setdefault((f["known"] != NEW, f["requirement"]), []).append(f)
+    lines = []
+    for (known, requirement), group in sorted(groups.items()):
+        places = [f"{f['state']} {f['kind']}" + (f" {f['position']}" if f["position"] != "-"
+                                                  else "") for f in group]
+        more = f", +{len(places) - shown} more" if len(places) > shown else ""
+        lines.append(f"  {'known' if known else 'NEW  '} {group[0]['level']:<6} {requirement} "
+                     f"x{len(group)}: {'; '.join(places[:shown])}{more}")
+    return lines
 
 
 # -- pieces without a lab --------------------------------------------------------
