@@ -102,6 +102,10 @@ def test_a_connection_reset_leaves_the_listener_to_answer_what_follows():
     ("ESTABLISHED", (Call("close"), Call("close")), "holds no socket"),
     # The handshake completes, but nobody accepted the connection.
     ("SYN-RECEIVED", (Inject(ACK), Call("close")), "holds no socket"),
+    # An ignored RST beyond the window, then a SYN there: the tester's view
+    # starts anew at its SYN, and an answer written over snd_una would move.
+    ("TIME-WAIT", (Inject(RST | ACK, seq_from=RIGHT_EDGE), Inject(SYN, seq_from=RIGHT_EDGE)),
+     "re-bases the tester's SND.UNA"),
 ])
 def test_a_branch_stops_where_the_model_cannot_go_on_honestly(start, events, stop):
     root = expand(Sequence("t.stop", "listener", start, events)).root

@@ -147,6 +147,29 @@ def test_a_syn_in_syn_sent_is_a_simultaneous_open_and_neither_syn_nor_rst_is_dro
     [dropped] = segment_arrives(syn_sent, Segment(tcp.ACK, 5000, ack=syn_sent.snd_nxt))
     assert dropped.answer.silent and dropped.requirement == "RFC9293-3.10.7.3-syn-sent-neither"
 
+def test_syn_received_from_an_active_open_is_refused_by_a_rst_and_challenges_a_syn():
+    """3.10.7.4, SYN-RECEIVED: "If this connection was initiated with an
+    active OPEN (i.e., came from SYN-SENT state), then the connection was
+    refused ... enter the CLOSED state"; a SYN there is not the passive
+    OPEN's return to LISTEN ("Otherwise, handle per the directions for
+    synchronized states below")."""
+    syn_sent = setup_tcb("client", "SYN-SENT")
+    [crossed] = segment_arrives(syn_sent, Segment(tcp.SYN, 5000))
+    active = crossed.tcb
+    assert active.active_open
+    [refused] = segment_arrives(active, Segment(tcp.RST, 5001))
+    assert (refused.requirement, refused.state, refused.answer.silent) == \
+        ("RFC9293-3.10.7.4-rst-syn-received-active", "CLOSED", True)
+    challenged = segment_arrives(active, Segment(tcp.SYN, 5001))
+    assert [(o.conforms, o.answer.kind, o.state) for o in challenged] == \
+        [(True, "ack", "SYN-RECEIVED"), (False, "reset", "CLOSED")]
+    assert challenged[0].requirement == "RFC5961-4.2-syn-challenge-ack"
+    # A passive OPEN's SYN-RECEIVED returns to LISTEN, as before.
+    passive = setup_tcb("listener", "SYN-RECEIVED")
+    [to_listen] = segment_arrives(passive, Segment(tcp.RST, passive.rcv_nxt))
+    assert to_listen.state == "LISTEN"
+
+
 
 def test_what_the_model_does_not_decide_it_says():
     with pytest.raises(Unmodelled, match="not modelled yet"):

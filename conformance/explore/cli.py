@@ -303,7 +303,8 @@ class Explorer:
         print(f"Exit status {status}: " + {
             0: "no new deviation from a MUST (new SHOULD and MAY findings warn and inform)",
             NON_CONFORMANT: "a new deviation from a MUST",
-            COULD_NOT_RUN: "the tool could not decide every sequence, and found nothing new"}[status])
+            COULD_NOT_RUN: "the tool could not decide every sequence (and found no new deviation "
+                           "from a MUST)"}[status])
         return status
 
 

@@ -13,8 +13,9 @@ A branch stops early, saying why, where the model cannot go on honestly:
 an event it does not decide (:class:`Unmodelled`), a call the application
 cannot make (it holds no socket), a segment held for later (the model keeps
 no out-of-order queue, so what a later segment makes of it is unknown),
-alternatives the wire cannot tell apart that leave different TCBs, and an
-answer that leaves the TCB open (TIME-WAIT reopening).
+alternatives the wire cannot tell apart that leave different TCBs, an
+answer that leaves the TCB open (TIME-WAIT reopening), and a SYN at the
+window's edge after the tester's own RST (the tester's view re-bases).
 """
 
 from __future__ import annotations
@@ -101,6 +102,9 @@ class _Context:
     role: str
     holds_socket: bool      # the application has the connection's socket (accepted or connected)
     knows_iss: bool         # the tester has seen the target's ISN: its numbers are relative
+    # The tester sent a RST on the connection: its view then starts anew at
+    # its next SYN (connection.py), so SND.UNA is re-based to that SYN's seq.
+    tester_reset: bool = False
 
 
 def expand(sequence: Sequence) -> Expansion:
@@ -145,19 +149,27 @@ def _meet(sequence: Sequence, index: int, tcb: Tcb,
     """The node of event `index` meeting `tcb`, its branches met in turn by
     the next event; or None and why the event cannot be met."""
     event = sequence.events[index]
+    if (context.tester_reset and isinstance(event, Inject) and event.flags & tcp.SYN
+            and event.seq_from == RIGHT_EDGE and tcb.state in SYNCHRONIZED):
+        # Written over snd_una, the SYN's answer would be measured after the
+        # re-base moved it: the expectation would not be the model's.
+        return None, (f"event {index + 1}: a SYN at the window's edge after the tester's own "
+                      f"RST re-bases the tester's SND.UNA")
     try:
         if isinstance(event, Call):
             if not context.holds_socket:
                 return None, f"event {index + 1}: the application holds no socket to {event.op}"
             node = Node(index, tcb.state, event.op, NO_WINDOW, knows_iss=context.knows_iss)
             outcomes = app_call(tcb, event.op)
-            context = _Context(context.role, False, context.knows_iss)
+            context = _Context(context.role, False, context.knows_iss, context.tester_reset)
         else:
             seg = segment(event, tcb)
             node = Node(index, tcb.state, kind(seg),
                         position(tcb, seg) if tcb.state in SYNCHRONIZED else NO_WINDOW,
                         seg=seg, knows_iss=context.knows_iss)
             outcomes = segment_arrives(tcb, seg)
+            if event.flags & tcp.RST:
+                context = _Context(context.role, context.holds_socket, context.knows_iss, True)
     except Unmodelled as exc:
         return None, f"event {index + 1}: {exc}"
     node.branches = _branches(outcomes)
@@ -170,7 +182,8 @@ def _meet(sequence: Sequence, index: int, tcb: Tcb,
         after = _connection_after(branch.outcome.tcb, context.role)
         knows = context.knows_iss or branch.outcome.answer.kind == "syn-ack"
         branch.then, why = _meet(sequence, index + 1, after,
-                                 _Context(context.role, context.holds_socket, knows))
+                                 _Context(context.role, context.holds_socket, knows,
+                                          context.tester_reset))
         if why and not node.stops:
             node.stops = why
     return node, ""
@@ -246,7 +259,10 @@ def _steps(node: Node, sequence: Sequence) -> tuple[list, list]:
                              "requirement": branch.outcome.requirement, "steps": more})
         alt_owners.append(more_owners)
     assert conforming, "every rule of the model has a conforming outcome"
-    return steps + [{"one_of": alternatives}], owners + [(node, alt_owners)]
+    # An answer that fits no alternative deviates from the deciding rule,
+    # whose requirement its first conforming outcome carries (as the grid's).
+    return (steps + [{"one_of": alternatives, "requirement": conforming[0].outcome.requirement}],
+            owners + [(node, alt_owners)])
 
 
 def _event_step(node: Node, event) -> dict:

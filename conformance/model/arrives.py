@@ -71,6 +71,8 @@ def segment_arrives(tcb: Tcb, seg: Segment, table: GridTable | None = None) -> l
         raise Unmodelled(f"SEGMENT ARRIVES in {tcb.state}: not modelled yet")
     table = table or rule_table()
     seg_kind, seg_position = kind(seg), position(tcb, seg)
+    if _active_open_rst_or_syn(tcb, seg_kind, seg_position):
+        return _throttled(tcb, _active_open(table, tcb, seg, seg_kind, seg_position))
     outcomes = _from_table(table, tcb, seg, _deciding_kind(table, tcb, seg, seg_kind,
                                                            seg_position), seg_position)
     # The ACK field is read only at the fifth check: by a segment that
@@ -154,14 +156,51 @@ def _opening(tcb: Tcb, seg: Segment) -> list[Outcome]:
     raise AssertionError(f"{tcb.state}: its checks end with one that always holds")
 
 
+# -- SYN-RECEIVED from an active OPEN (a simultaneous open) -----------------------
+
+_RST_KINDS, _SYN_KINDS = ("rst", "rst-ack"), ("syn", "syn-ack")
+# The table's SYN-RECEIVED rows for an acceptable RST or SYN are the passive
+# OPEN's; from an active OPEN the RFC sends both elsewhere, and the table's
+# rows of this synchronized state decide instead.
+_LIKE = "ESTABLISHED"
+
+
+def _active_open_rst_or_syn(tcb: Tcb, seg_kind: str, seg_position: str) -> bool:
+    return (tcb.state == "SYN-RECEIVED" and tcb.active_open
+            and seg_kind in _RST_KINDS + _SYN_KINDS
+            and seg_position not in ("left-of-window", "beyond-window"))
+
+
+def _active_open(table: GridTable, tcb: Tcb, seg: Segment, seg_kind: str,
+                 seg_position: str) -> list[Outcome]:
+    """RFC 9293 3.10.7.4 in SYN-RECEIVED, for a connection that came from
+    SYN-SENT.  A RST at RCV.NXT: "If this connection was initiated with an
+    active OPEN (i.e., came from SYN-SENT state), then the connection was
+    refused ... And in the active OPEN case, enter the CLOSED state".  A
+    SYN: "Otherwise, handle per the directions for synchronized states
+    below".  Any other RST in the window is the synchronized states' RFC
+    5961 3.2 challenge, a reset by RFC 793 closing the connection."""
+    if seg_kind in _RST_KINDS and seg_position == "at-rcv-nxt":
+        index = table.decide(tcb.state, seg_kind, seg_position)
+        return [_outcome("", "RFC9293-3.10.7.4-rst-syn-received-active", True,
+                         Answer("nothing"), "CLOSED", tcb, index)]
+    return _from_table(table, tcb, seg, seg_kind, seg_position, row_state=_LIKE)
+
+
 def _from_table(table: GridTable, tcb: Tcb, seg: Segment, seg_kind: str,
-                seg_position: str) -> list[Outcome]:
-    index = table.decide(tcb.state, seg_kind, seg_position)
+                seg_position: str, row_state: str | None = None) -> list[Outcome]:
+    """The outcomes of the table's rule for the segment; `row_state`: the
+    state whose rows decide, when not the TCB's own (its 'same' stays in the
+    TCB's state)."""
+    row_state = row_state or tcb.state
+    index = table.decide(row_state, seg_kind, seg_position)
     rule = table.rules[index]
     outcomes = []
     for branch in rule.get("one_of", [rule]):
         answer, after = _answer(branch["answer"], tcb, seg, seg_kind)
-        state = table.then_state(branch["then"], tcb.state) if "then" in branch else None
+        state = table.then_state(branch["then"], row_state) if "then" in branch else None
+        if state == row_state:
+            state = tcb.state
         outcomes.append(_outcome(branch.get("label", ""), branch["requirement"],
                                  branch.get("conforms", True), answer, state, after, index))
     return outcomes

@@ -89,7 +89,8 @@ CHECKS: dict[str, tuple[Check, ...]] = {
         Check(lambda t, s: s.has(tcp.SYN), "RFC9293-3.10.7.3-syn-sent-syn",
               lambda t, s: ("syn-ack", tcp.SYN | tcp.ACK, t.iss, seq_add(s.seq, 1)),
               lambda t, s: t.moved(state="SYN-RECEIVED", irs=s.seq, rcv_nxt=seq_add(s.seq, 1),
-                                   snd_wnd=s.wnd, max_snd_wnd=max(t.max_snd_wnd, s.wnd))),
+                                   snd_wnd=s.wnd, max_snd_wnd=max(t.max_snd_wnd, s.wnd),
+                                   active_open=True)),
         Check(always, "RFC9293-3.10.7.3-syn-sent-neither", NOTHING, same),
     ),
 }

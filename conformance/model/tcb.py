@@ -29,6 +29,10 @@ class Tcb:
     # those that follow: not an RFC 9293 variable, but the model's memory of
     # what allows a later one to be missing).
     challenge_acks: int = 0
+    # SYN-RECEIVED reached from SYN-SENT (a simultaneous open): there RFC
+    # 9293 3.10.7.4 treats a RST and a SYN as the active OPEN's, not as a
+    # passive OPEN's return to LISTEN.
+    active_open: bool = False
 
     def moved(self, **changes) -> "Tcb":
         return replace(self, **changes)
