@@ -535,6 +535,7 @@ def _rst_in_time_wait(lab, rfc1337: int):
     c = lab.connect(wait_established=False)     # the app closes it at once: no lasting ESTAB
     fin = c.wait_for(lambda s: s["flags"] & FIN and s["seq"] == c.snd_nxt)
     c.snd_nxt = (fin["seq"] + fin["len"]) & 0xFFFFFFFF
+    c.window = fin["window"]
     c.send(ACK, c.rcv_nxt, c.snd_nxt)                      # ack the target's FIN
     time.sleep(0.02)
     before_fin = c.lab.state(c.sport)
@@ -570,6 +571,7 @@ def _time_wait(lab) -> "Connection":
     c = lab.connect(wait_established=False)     # the app closes it at once
     fin = c.wait_for(lambda s: s["flags"] & FIN and s["seq"] == c.snd_nxt)
     c.snd_nxt = (fin["seq"] + fin["len"]) & 0xFFFFFFFF
+    c.window = fin["window"]
     c.send(ACK, c.rcv_nxt, c.snd_nxt)                      # ack the target's FIN
     time.sleep(0.02)
     c.send(FIN | ACK, c.rcv_nxt, c.snd_nxt)                # our FIN
@@ -664,7 +666,7 @@ def zero_window_probe(lab):
                      f"len={s['len']}"}
 
 
-# Probes 21-24 witness what tcpconf explore found on Linux (issue 18).
+# Probes 21-26 witness what tcpconf explore found on Linux (issue 18).
 
 def old_ack_with_data(lab):
     """ESTABLISHED, nothing sent by the target; PSH+ACK with 5 bytes at RCV.NXT, ack=SND.NXT-1 (below SND.UNA, within MAX.SND.WND): the answer, the octets TCP holds."""
@@ -680,6 +682,7 @@ def _fin_wait_2(lab) -> "Connection":
     c = lab.connect(wait_established=False)
     fin = c.wait_for(lambda s: s["flags"] & FIN and s["seq"] == c.snd_nxt)
     c.snd_nxt = (fin["seq"] + fin["len"]) & 0xFFFFFFFF
+    c.window = fin["window"]
     c.send(ACK, c.rcv_nxt, c.snd_nxt)
     deadline = time.monotonic() + 1
     while lab.state(c.sport) != "FIN-WAIT-2":
@@ -722,6 +725,22 @@ def overlapping_data_in_close_wait(lab):
     return c.inject(PSH | ACK, (c.rcv_nxt - 1) & 0xFFFFFFFF, c.snd_nxt, payload=b"0123456789")
 
 
+def syn_rst_ending_at_rcv_nxt(lab):
+    """ESTABLISHED; SYN+RST at RCV.NXT-1, so that its one octet of sequence space (the SYN's) ends exactly at RCV.NXT."""
+    lab.start_app()
+    c = lab.connect()
+    return c.inject(SYN | RST, (c.rcv_nxt - 1) & 0xFFFFFFFF)
+
+
+def no_flags_beyond_window_in_fin_wait_2(lab):
+    """FIN-WAIT-2 (the target closed first); a segment with no flags at all at RCV.NXT+RCV.WND (the first sequence number beyond the window its FIN offered), then one at RCV.NXT+65535."""
+    c = _fin_wait_2(lab)
+    edge = c.inject(0, (c.rcv_nxt + c.window) & 0xFFFFFFFF)
+    far = c.inject(0, (c.rcv_nxt + 65535) & 0xFFFFFFFF)
+    return {"rcv_wnd": c.window, "answer_at_edge": edge["answer"], "answer_far": far["answer"],
+            "state_after": far["state_after"]}
+
+
 # Behaviour number in the brief -> probe.
 PROBES = {
     "01_fin_without_ack": fin_without_ack,
@@ -749,6 +768,8 @@ PROBES = {
     "22_unsent_ack_in_fin_wait_2": unsent_ack_in_fin_wait_2,
     "23_bad_ack_beyond_window_in_syn_received": bad_ack_beyond_window_in_syn_received,
     "24_overlapping_data_in_close_wait": overlapping_data_in_close_wait,
+    "25_syn_rst_ending_at_rcv_nxt": syn_rst_ending_at_rcv_nxt,
+    "26_no_flags_beyond_window_in_fin_wait_2": no_flags_beyond_window_in_fin_wait_2,
 }
 
 
