@@ -1,8 +1,9 @@
 """Benchmark: where a sweep's time goes.
 
-Prints, for every case in cases/, its wall time next to the protocol waits the
-case itself asks for (silence windows and waits): the difference is the
-suite's own cost.  Then the injector's round trip per exchange (from the
+Prints, for every case in cases/, its wall time next to the time it waited
+for nothing (wait steps, and every window that ended with no answer: a
+silence, an expect the target did not meet, a one_of answered by silence):
+the difference is the suite's own cost.  Then the injector's round trip per exchange (from the
 engine deciding to send a segment to the engine holding the matched answer)
 next to a raw-socket floor measured in the same lab and the same run: a
 pre-serialised SYN written to the packet socket and its SYN-ACK read back, with

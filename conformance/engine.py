@@ -23,7 +23,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from . import blackbox, tcp
+from . import blackbox, fence, tcp
 from .agent_client import AgentFailure
 from .application import Application, BlackBoxApplication
 from .case import Case
@@ -43,7 +43,7 @@ from .steps import (ICMP_ERRORS, App, Expect, FirewallCheck, OneOf, Send, SendIc
 from .stream import Flow, SegmentStream
 from .tcp import IPV4
 from .verdict import ERROR, FAIL, NOT_APPLICABLE, PASS, Verdict
-from .wire import Frame, Wire, WireError, echo_request, icmp_error
+from .wire import Frame, Wire, WireError, decode, echo_request, icmp_error
 from .witness import Witness, ip_packet, summary
 
 
@@ -52,8 +52,9 @@ class Engine:
 
     def __init__(self, target, wire: Wire, pcap_dir: Path | None = None,
                  share: tuple[int, int] = (0, 1), witness: Witness | None = None,
-                 middlebox: MiddleboxView | None = None):
+                 middlebox: MiddleboxView | None = None, fences: str = fence.ON):
         self.target, self.wire, self.pcap_dir = target, wire, pcap_dir
+        self.fences = fence.policy(target, fences)    # fence.py: silences decided early
         self.witness = witness      # the capture at the target's end, where there is one
         self.middlebox = middlebox  # the device in the path's side of a case, if it is one
         # Called with the case run once its setup is done, before its own
@@ -132,6 +133,14 @@ class _CaseRun:
         self.sent_at: float | None = None  # perf_counter of the last injection
         self.exchanges: list[float] = []
         self.waits = 0.0
+        # Seconds spent in windows that ended with no answer; the lines of
+        # the steps whose window a fence ended (fence.py), and in audit mode
+        # every fence's record.
+        self.unanswered = 0.0
+        self.fenced: list[int] = []
+        self.fence_audit: list[dict] = []
+        self.immediate = False        # the last send is answered at once, if at all
+        self.after_send = False       # the step before the current one was a send
         self.alternatives: list[str] = []
         self.followed: list[str] = []
         self.phase = "setup"
@@ -228,6 +237,8 @@ class _CaseRun:
                 verdict.outcome, verdict.reason = ERROR, problem
         verdict.alternative = ", ".join(self.alternatives) or None
         verdict.followed = list(self.followed)
+        verdict.fenced, verdict.fence_audit = self.fenced, self.fence_audit
+        verdict.unanswered = self.unanswered
         verdict.unobserved = self.unobserved
         verdict.wall_time = time.perf_counter() - started
         return verdict
@@ -257,7 +268,8 @@ class _CaseRun:
         the last step: the cleanup's, say)."""
         frames = []
         while (frame := self.wire.receive(deadline)) is not None:
-            frames.append(frame)
+            if decode(frame) is not None:   # a fence's late echo reply is no segment
+                frames.append(frame)
         return frames
 
     def _finish(self, verdict: Verdict) -> None:
@@ -310,6 +322,7 @@ class _CaseRun:
                 self._mind_the_gap(step)
             run[type(step)](step)
             self.step_end = time.time()
+            self.after_send = isinstance(step, Send)
 
     def _mind_the_gap(self, step: Send) -> None:
         """Remember the longest time the tester took, between one step's end
@@ -332,7 +345,51 @@ class _CaseRun:
 
     def _send(self, step: Send) -> None:
         self.sent_at = self.injector.send(step, self.flow)
+        self.immediate = fence.immediate(decode(Frame(0.0, True, self.flow.last_sent)))
         self.ref_time = time.time()
+
+    def _window(self, step, deadline: float, want_retransmission: bool = False):
+        """The target's next segment on the flow before `deadline`, or None.
+        Directly after a segment that can only be answered at once, and where
+        the target answers in order, a fence ends an unanswered window when
+        its echo reply comes (fence.py); in audit mode the window runs on, and
+        an answer after the reply is recorded."""
+        start = time.time()
+        policy = self.engine.fences
+        if not (policy.sends and self.after_send and self.immediate
+                and not want_retransmission):
+            seg = self.stream.next(self.flow, deadline, want_retransmission)
+        else:
+            seg = self._fenced(step, start, deadline, policy.decides)
+        if seg is None:
+            # Waiting for nothing, not the tool's own cost: counted with the
+            # case's waits (results.json), and apart, for the fences' figures.
+            self.unanswered += time.time() - start
+            self.waits += time.time() - start
+        return seg
+
+    def _fenced(self, step, start: float, deadline: float, decides: bool):
+        seg = self.stream.next(self.flow, min(deadline, start + fence.FENCE_AFTER))
+        if seg is not None or time.time() >= deadline:
+            return seg
+        ident = random.randrange(1, 65536)
+        sent = time.time()      # the reply may be stamped before send() returns
+        self.wire.send(echo_request(self.link, ident))
+        seg = self.stream.next(self.flow, deadline, fence=ident)
+        reply = self.stream.fence_reply
+        if seg is not None or reply is None:
+            return seg                  # an answer came first, or the echo's reply never did
+        if decides:
+            self.fenced.append(step.line)
+            self._note(f"fence: an ICMP echo sent {(sent - start) * 1000:.1f} ms into the window "
+                       f"came back {(reply - sent) * 1000:.2f} ms later with no answer before "
+                       f"it: the window (line {step.line}) ends here", mark="fence")
+            return None
+        late = self.stream.next(self.flow, deadline)
+        self.fence_audit.append({"line": step.line, "reply_ms": round((reply - sent) * 1000, 3),
+                                 "saved_ms": round((deadline - reply) * 1000, 1),
+                                 "overtaken": late is not None})
+        return late
 
     def _icmp(self, step: SendIcmp) -> None:
         """An ICMP error about the connection, quoting the target's last
@@ -353,9 +410,10 @@ class _CaseRun:
 
     def _expect(self, step: Expect) -> None:
         v, ref = self.conn.variables(), self.ref_time
-        seg = self.stream.next(self.flow, ref + step.within, step.retransmission)
+        seg = self._window(step, ref + step.within, step.retransmission)
         if seg is None:
-            missing = (f"no segment within {fmt_duration(step.within)}"
+            missing = (("no segment before the fence's echo reply" if self.fenced[-1:] ==
+                        [step.line] else f"no segment within {fmt_duration(step.within)}")
                        + self.stream.skipped_since(ref, self.flow))
             self._unanswered_through_device(step, ref, missing)
             raise StepFailed(step, step.describe(), missing)
@@ -384,7 +442,7 @@ class _CaseRun:
         start = time.time()
         window = SilenceEvent(start, step.duration)
         self.ladder.append(window)      # the report draws the window on the ladder
-        seg = self.stream.next(self.flow, start + step.duration)
+        seg = self._window(step, start + step.duration)
         if seg is not None:
             window.broken = True
             if seg.time < window.time:
@@ -393,8 +451,6 @@ class _CaseRun:
                 window.time = next((e.time for e in reversed(self.ladder)
                                     if isinstance(e, SegmentEvent) and e.direction == tcp.OUT
                                     and e.time <= seg.time), seg.time)
-        # A silence that a segment breaks waited only until that segment.
-        self.waits += step.duration if seg is None else min(step.duration, time.time() - start)
         if seg is not None:
             self.conn.consume(seg)
             self._end_hosts_own_answer(step, seg, self.stream.describe(seg, self.flow))
@@ -415,14 +471,12 @@ class _CaseRun:
         # is otherwise not an answer.
         retransmission = any(isinstance(a.steps[0], Expect) and a.steps[0].retransmission
                              for a in step.alternatives)
-        seg = self.stream.next(self.flow, max(windows), want_retransmission=retransmission)
+        seg = self._window(step, max(windows), want_retransmission=retransmission)
         fitting = candidates(step.alternatives, seg, self.conn, ref, start, v)
         chosen, label = choose(
             fitting, lambda state: (self.app.state(self.flow, state)
                                     if self.app.can_show_state(self.flow) else None),
             f"{self.engine.target.name} ({self.engine.target.state_view_reason})")
-        if chosen is not None and isinstance(chosen.steps[0], Silence):
-            self.waits += chosen.steps[0].duration
         described = "; or ".join(f"{a.label}: {_first_text(a.steps[0])}" for a in step.alternatives)
         if chosen is None:
             actual = (self.stream.describe(seg, self.flow) if seg

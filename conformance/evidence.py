@@ -84,7 +84,8 @@ class NoteEvent:
     kind: ClassVar[str] = "note"
     time: float
     text: str
-    mark: str = ""                  # "probe" for a black-box wire probe
+    mark: str = ""                  # "probe" for a black-box wire probe, "icmp" for the
+                                    # tester's ICMP error, "fence" for a window a fence ended
 
 
 @dataclass

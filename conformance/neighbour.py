@@ -22,10 +22,6 @@ import struct
 import threading
 import time
 
-from scapy.layers.inet6 import (ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6NDOptDstLLAddr,
-                                 ICMPv6NDOptSrcLLAddr, IPv6)
-from scapy.layers.l2 import ARP, Ether
-
 from . import netns
 from .wire import ETH_P_ALL, ETH_P_IPV6
 
@@ -97,6 +93,7 @@ class NeighbourResponder:
         if op != 1 or asked not in self.tester_ips or requester not in self.target_ips:
             return None
         mac = _mac_text(sender_mac)
+        from scapy.layers.l2 import ARP, Ether     # Scapy only here: a cold start spares it
         return bytes(Ether(src=self.tester_mac, dst=mac)
                      / ARP(op=2, hwsrc=self.tester_mac, psrc=str(asked), hwdst=mac,
                            pdst=str(requester)))
@@ -113,6 +110,8 @@ class NeighbourResponder:
             return None
         mac = _mac_text(frame[6:12])
         # Solicited, override: the requester may replace whatever it had.
+        from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, IPv6
+        from scapy.layers.l2 import Ether
         return bytes(Ether(src=self.tester_mac, dst=mac)
                      / IPv6(src=str(asked), dst=str(requester), hlim=255)
                      / ICMPv6ND_NA(tgt=str(asked), R=0, S=1, O=1)
@@ -164,6 +163,7 @@ def ask(iface: str, namespace: str | None, tester_mac: str, tester_ip: str, addr
 
 
 def _arp_request(tester_mac: str, tester_ip: str, asked) -> bytes:
+    from scapy.layers.l2 import ARP, Ether
     return bytes(Ether(src=tester_mac, dst=BROADCAST)
                  / ARP(op=ARP_REQUEST, hwsrc=tester_mac, psrc=tester_ip,
                        hwdst="00:00:00:00:00:00", pdst=str(asked)))
@@ -175,6 +175,8 @@ def _solicitation(tester_mac: str, tester_ip: str, asked) -> bytes:
     low = asked.packed[-3:]
     group = ipaddress.ip_address(b"\xff\x02" + bytes(9) + b"\x01\xff" + low)
     group_mac = "33:33:" + ":".join(f"{b:02x}" for b in group.packed[-4:])
+    from scapy.layers.inet6 import ICMPv6ND_NS, ICMPv6NDOptSrcLLAddr, IPv6
+    from scapy.layers.l2 import Ether
     solicitation = IPv6(src=tester_ip, dst=str(group), hlim=255) / ICMPv6ND_NS(tgt=str(asked))
     if ipaddress.ip_address(tester_ip).is_unspecified:
         # A probe carries no source link-layer option (RFC 4861 4.3).

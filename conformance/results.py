@@ -160,6 +160,8 @@ def record(verdict: Verdict, status: str, *, target: str, nodeid: str, deviation
         "pcap": os.path.abspath(verdict.pcap) if verdict.pcap else "",   # made relative on writing
         "pcap_inside": os.path.abspath(verdict.pcap_inside) if verdict.pcap_inside else "",
         "duration": round(verdict.wall_time, 4), "waits": round(verdict.protocol_waits, 4),
+        "unanswered": round(verdict.unanswered, 4), "fenced": list(verdict.fenced),
+        "fence_audit": list(verdict.fence_audit),
         "runs": verdict.runs,
         # Runs the link damaged before this one (witness.py), and, when this
         # one was damaged too, what the link did to it.
@@ -179,7 +181,8 @@ def undecided_record(*, case: str, target: str, family: str, nodeid: str, reason
             "status": status, "outcome": status, "requirement": requirement,
             "level": level, "expected": "", "actual": "", "reason": reason, "at": None,
             "follows": "", "followed": [], "unobserved": [], "baseline": None, "states": [], "ladder": [],
-            "pcap": "", "pcap_inside": "", "duration": 0.0, "waits": 0.0, "runs": 0, "retries": 0, "damage": [],
+            "pcap": "", "pcap_inside": "", "duration": 0.0, "waits": 0.0, "unanswered": 0.0,
+            "fenced": [], "fence_audit": [], "runs": 0, "retries": 0, "damage": [],
             "stalled": ""}
 
 

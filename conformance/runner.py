@@ -16,6 +16,7 @@ from pathlib import Path
 from .case import Case
 from .confirm import confirm_failure
 from .engine import Engine
+from .fence import ON
 from .lab import LabError
 from .middlebox import MiddleboxView
 from .proctree import children
@@ -70,8 +71,9 @@ class Runner:
 
     def __init__(self, target: Target, pcap_dir: Path | None = None,
                  share: tuple[int, int] = (0, 1), confirm: int = 0,
-                 link_retries: int = LINK_RETRIES):
+                 link_retries: int = LINK_RETRIES, fences: str = ON):
         self.target, self.pcap_dir, self.share = target, pcap_dir, share
+        self.fences = fences              # fence.py: on, off or audit
         self.confirm = confirm            # further runs a failure must repeat in
         self.link_retries = link_retries  # further runs of a case the link damaged
         self.wire: Wire | None = None
@@ -83,13 +85,14 @@ class Runner:
     @classmethod
     def for_target(cls, name: str, sysctls: dict | None = None, pcap_dir: Path | None = None,
                    outside=None, share: tuple[int, int] = (0, 1), confirm: int = 0,
-                   faults=None, link_retries: int = LINK_RETRIES) -> "Runner":
+                   faults=None, link_retries: int = LINK_RETRIES,
+                   fences: str = ON) -> "Runner":
         """`outside`: the description of a target the suite does not build
         (targets.RemoteConfig, ContainerConfig); `share`: this process's
         (index, count) among the processes testing the same target; `faults`:
         what the lab's link does to frames (faults.Faults)."""
         return cls(make_target(name, sysctls, outside, faults), pcap_dir, share, confirm,
-                   link_retries)
+                   link_retries, fences)
 
     def start(self) -> None:
         if self.engine is not None or self.failure:
@@ -109,7 +112,7 @@ class Runner:
             if middlebox_at is not None:
                 self.middlebox = MiddleboxView.on(middlebox_at)
             self.engine = Engine(self.target, self.wire, self.pcap_dir, self.share,
-                                 self.witness, self.middlebox)
+                                 self.witness, self.middlebox, self.fences)
         except (LabError, WireError, UnsafeTarget, OSError) as exc:
             self.failure = str(exc)
             self.stop()

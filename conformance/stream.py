@@ -19,7 +19,7 @@ from . import tcp
 from .connection import Connection
 from .evidence import Event, SegmentEvent, describe
 from .seq import relative
-from .wire import decode, write_pcap
+from .wire import decode, is_echo_reply, write_pcap
 
 
 @dataclass
@@ -56,15 +56,19 @@ class SegmentStream:
         self.in_setup = True                          # the case's setup is running
         self.from_target = self.bad_checksums = 0     # the target's segments, and how
                                                       # many of them had a wrong checksum
+        self.fence_reply: float | None = None         # when the last fence was answered
 
     def flow_of_port(self, tester_port: int) -> Flow | None:
         return self._by_port.get(tester_port)
 
     def next(self, flow: Flow, deadline: float, want_retransmission: bool = False,
-             mark: str = "") -> tcp.Segment | None:
+             mark: str = "", fence: int | None = None) -> tcp.Segment | None:
         """The target's next segment on `flow` (retransmissions skipped unless
         wanted), or None once the deadline passes; segments of the case's
-        other connections are kept for them."""
+        other connections are kept for them.  With `fence` (an echo request's
+        ident, fence.py), None also when its reply comes first: its time is
+        then `fence_reply`."""
+        self.fence_reply = None
         if flow.held:
             return flow.held.pop(0)
         while True:
@@ -73,6 +77,9 @@ class SegmentStream:
                 return None
             seg = decode(frame)
             if seg is None:
+                if fence is not None and is_echo_reply(frame, fence):
+                    self.fence_reply = frame.time
+                    return None
                 continue
             owner = self._by_port.get(seg.sport if seg.direction == tcp.OUT else seg.dport)
             if owner is None:

@@ -43,7 +43,14 @@ class Verdict:
     pcap: str | None = None
     pcap_inside: str | None = None   # behind a middlebox: the capture on the end host's link
     wall_time: float = 0.0           # seconds the run took
-    protocol_waits: float = 0.0      # seconds of silence/wait the case itself asks for
+    # Seconds waiting for nothing: wait steps, and windows (silence, expect,
+    # one_of) that ended with no answer; the windows alone in `unanswered`.
+    protocol_waits: float = 0.0
+    unanswered: float = 0.0
+    # The lines of the steps whose window a fence ended (fence.py); in audit
+    # mode, each fence's record instead: {line, reply_ms, saved_ms, overtaken}.
+    fenced: list[int] = field(default_factory=list)
+    fence_audit: list[dict] = field(default_factory=list)
     exchanges: list[float] = field(default_factory=list)  # injector round trips, seconds
     target: str = ""
     family: str = "ipv4"

@@ -26,13 +26,8 @@ import struct
 import time
 from dataclasses import dataclass
 
-from scapy.arch.common import compile_filter, free_filter
-from scapy.layers.inet import ICMP, IP, TCP
-from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
-from scapy.layers.l2 import Ether
-from scapy.packet import Raw
-
-from . import netns, safety, tcp
+from . import netns, packets, safety, tcp
+from .bpf import FilterError, compile_filter
 from .tcp import (EOL, IPV4, IPV6, MSS, NOP, OPTION_KINDS, SACK_OK, TIMESTAMP, WSCALE,
                   encode_options)
 
@@ -65,11 +60,11 @@ class Link:
     def family(self) -> str:
         return IPV6 if ":" in self.target_ip else IPV4
 
-    def ip_header(self):
-        """The Scapy network layer from the tester to the target."""
-        if self.family == IPV6:
-            return IPv6(src=self.tester_ip, dst=self.target_ip, hlim=64)
-        return IP(src=self.tester_ip, dst=self.target_ip, ttl=64)
+    def frame(self, proto: int, payload: bytes) -> bytes:
+        """An Ethernet frame from the tester to the target, the IP packet
+        around `payload` (packets.py)."""
+        return packets.frame(self.target_mac, self.tester_mac, self.tester_ip, self.target_ip,
+                             proto, payload)
 
 
 @dataclass
@@ -125,16 +120,23 @@ class Capture:
         prog, _keep = _sock_fprog(instructions, count)
         self._rx.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, prog)
 
-    def watch(self, link: Link, tester_ports) -> None:
-        """Capture only the flows between the tester's port(s) and the target."""
+    def watch(self, link: Link, tester_ports, echo_replies: bool = True) -> None:
+        """Capture only the flows between the tester's port(s) and the target,
+        and with `echo_replies` the target's ICMP echo replies."""
         ports = [tester_ports] if isinstance(tester_ports, int) else list(tester_ports)
         sent = " or ".join(f"src port {port}" for port in ports)
         answered = " or ".join(f"dst port {port}" for port in ports)
         # libpcap's `tcp` follows no IPv6 extension headers; the segments the
         # suite checks carry none.
-        self._filter(
-            f"tcp and ((src host {link.tester_ip} and dst host {link.target_ip} and ({sent})) "
-            f"or (src host {link.target_ip} and dst host {link.tester_ip} and ({answered})))")
+        # And the target's echo replies: a fence's (fence.py) closes a window.
+        reply = "icmp6 and ip6[40] == 129" if link.family == IPV6 else \
+            "icmp and icmp[icmptype] == icmp-echoreply"
+        expression = (
+            f"(tcp and ((src host {link.tester_ip} and dst host {link.target_ip} and ({sent})) "
+            f"or (src host {link.target_ip} and dst host {link.tester_ip} and ({answered}))))")
+        if echo_replies:
+            expression += f" or ({reply} and src host {link.target_ip} and dst host {link.tester_ip})"
+        self._filter(expression)
 
     def watch_ports(self, ports, icmp: bool = False) -> None:
         """Capture TCP to or from any of `ports`, whatever the addresses (the
@@ -154,18 +156,13 @@ class Capture:
         self._filter(f"{proto} and src host {link.target_ip} and dst host {link.tester_ip}")
 
     def _filter(self, expression: str) -> None:
-        # libpcap (through Scapy) compiles the expression; the kernel runs it,
-        # so frames of other flows never wake the tester up.
+        # libpcap compiles the expression (bpf.py); the kernel runs it, so
+        # frames of other flows never wake the tester up.
         try:
-            program = compile_filter(expression, linktype=DLT_EN10MB)
-        except Exception as exc:  # noqa: BLE001 - Scapy raises its own exception types
+            raw, count = compile_filter(expression)
+        except FilterError as exc:
             raise WireError(f"cannot compile the capture filter {expression!r}: {exc}") from None
-        try:
-            raw = ctypes.string_at(ctypes.cast(program.bf_insns, ctypes.c_void_p),
-                                   program.bf_len * 8)
-            self._attach(raw, program.bf_len)
-        finally:
-            free_filter(program)
+        self._attach(raw, count)
         self.drain()
 
     def drain(self) -> None:
@@ -284,31 +281,28 @@ def _address_text(packed: bytes | None) -> str:
 def build_frame(link: Link, sport: int, dport: int, seq: int, ack: int, flags: int,
                 window: int, payload: bytes = b"", options=(), urgptr: int = 0,
                 bad_checksum: bool = False, raw_options: bytes = b"") -> bytes:
-    option_bytes = encode_options(options, raw_options)
-    # The options travel as the start of Scapy's payload with the data offset
-    # set by hand, so that malformed options reach the wire byte for byte;
-    # the checksum covers header, options and data all the same.
-    segment = TCP(sport=sport, dport=dport, seq=seq, ack=ack, flags=flags, window=window,
-                  urgptr=urgptr, dataofs=5 + len(option_bytes) // 4)
-    if option_bytes or payload:
-        segment = segment / Raw(option_bytes + payload)
-    frame = bytes(Ether(src=link.tester_mac, dst=link.target_mac) / link.ip_header() / segment)
+    # The options go on the wire byte for byte, malformed ones too; the
+    # checksum covers header, options and data all the same.
+    segment = packets.tcp_segment(link.tester_ip, link.target_ip, sport, dport, seq, ack,
+                                  flags, window, encode_options(options, raw_options), payload,
+                                  urgptr)
     if bad_checksum:
         # RFC 9293 MUST-2/3: the receiver checks the checksum and drops the
         # segment silently.  Flip bits of the correct value so it is wrong.
-        offset = 14 + _ip_header_length(frame) + 16
-        good = struct.unpack("!H", frame[offset:offset + 2])[0]
-        frame = frame[:offset] + struct.pack("!H", good ^ 0xA5A5) + frame[offset + 2:]
-    return frame
+        good = struct.unpack("!H", segment[16:18])[0]
+        segment = segment[:16] + struct.pack("!H", good ^ 0xA5A5) + segment[18:]
+    return link.frame(packets.PROTO_TCP, segment)
+
+
+ECHO_DATA = b"tcpconf sanity"
 
 
 def echo_request(link: Link, ident: int) -> bytes:
     """An ICMP (or ICMPv6) echo request from the tester to the target."""
-    if link.family == IPV6:
-        icmp = ICMPv6EchoRequest(id=ident, seq=1, data=b"tcpconf sanity")
-    else:
-        icmp = ICMP(type=8, id=ident, seq=1) / b"tcpconf sanity"
-    return bytes(Ether(src=link.tester_mac, dst=link.target_mac) / link.ip_header() / icmp)
+    v6 = link.family == IPV6
+    message = packets.icmp_message(link.tester_ip, link.target_ip, 128 if v6 else 8, 0,
+                                   struct.pack("!HH", ident, 1) + ECHO_DATA, v6)
+    return link.frame(packets.PROTO_ICMPV6 if v6 else packets.PROTO_ICMP, message)
 
 
 def icmp_error(link: Link, code: int, quoted: bytes) -> bytes:
@@ -316,14 +310,16 @@ def icmp_error(link: Link, code: int, quoted: bytes) -> bytes:
     tester to the target, quoting the IP packet `quoted` (one the target
     sent): the whole of a short one, as RFC 1812 4.3.2.3 and RFC 4443 2.4
     allow (at least the IP header and 8 octets, RFC 792)."""
-    if link.family == IPV6:
-        icmp = ICMPv6DestUnreach(code=code) / Raw(quoted[:1232])
-    else:
-        icmp = ICMP(type=3, code=code) / Raw(quoted[:548])
-    return bytes(Ether(src=link.tester_mac, dst=link.target_mac) / link.ip_header() / icmp)
+    v6 = link.family == IPV6
+    message = packets.icmp_message(link.tester_ip, link.target_ip, 1 if v6 else 3, code,
+                                   bytes(4) + quoted[:1232 if v6 else 548], v6)
+    return link.frame(packets.PROTO_ICMPV6 if v6 else packets.PROTO_ICMP, message)
 
 
 def is_echo_request(frame: Frame, ident: int) -> bool:
+    from scapy.layers.inet import ICMP
+    from scapy.layers.inet6 import ICMPv6EchoRequest
+    from scapy.layers.l2 import Ether
     packet = Ether(frame.data)
     if ICMPv6EchoRequest in packet:
         return packet[ICMPv6EchoRequest].id == ident
@@ -331,10 +327,16 @@ def is_echo_request(frame: Frame, ident: int) -> bool:
 
 
 def is_echo_reply(frame: Frame, ident: int) -> bool:
-    packet = Ether(frame.data)
-    if ICMPv6EchoReply in packet:
-        return packet[ICMPv6EchoReply].id == ident
-    return ICMP in packet and packet[ICMP].type == 0 and packet[ICMP].id == ident
+    """Parsed with struct: a fence's reply is looked for among the frames of
+    every window it closes."""
+    data = frame.data
+    ethertype = int.from_bytes(data[12:14], "big")
+    if ethertype == ETH_P_IP and len(data) >= 34 and data[23] == socket.IPPROTO_ICMP:
+        icmp = 14 + (data[14] & 0x0F) * 4
+        return data[icmp:icmp + 1] == b"\x00" and data[icmp + 4:icmp + 6] == ident.to_bytes(2, "big")
+    if ethertype == ETH_P_IPV6 and len(data) >= 62 and data[20] == socket.IPPROTO_ICMPV6:
+        return data[54] == 129 and data[58:60] == ident.to_bytes(2, "big")
+    return False
 
 
 def _ip_header_length(frame: bytes) -> int:

@@ -183,7 +183,8 @@ class Witness:
         return cls(Capture(iface, namespace), f"{namespace}/{iface}", settle)
 
     def watch(self, link: Link, tester_ports) -> None:
-        self.capture.watch(link, tester_ports)
+        # The segments alone: the witness compares what TCP sent and got.
+        self.capture.watch(link, tester_ports, echo_replies=False)
 
     def damage(self, tester_frames, read_tester) -> list[Damage]:
         """The link's damage to the case so far.  `tester_frames`: the

@@ -41,8 +41,13 @@ class ScriptedWire:
     """`lose(reply)`: whether the link loses that reply on its way to the
     tester (the target's end of the link still saw it leave: see witness())."""
 
-    def __init__(self, answer=lambda seg: [], echo: bool = True, lose=lambda reply: False):
+    def __init__(self, answer=lambda seg: [], echo: bool = True, lose=lambda reply: False,
+                 echo_delay: float = 0.0005):
+        """`echo_delay`: how long the target takes to answer an ICMP echo
+        request (a fence's, fence.py)."""
         self.answer, self.echo_answered, self.lose = answer, echo, lose
+        self.echo_delay = echo_delay
+        self.echoes = 0                       # echo requests the tester sent
         self.pending: list[Frame] = []
         self.at_target: list[Frame] = []      # what the target's end of the link saw
         self.sent: list[tcp.Segment] = []     # what the tester sent, decoded
@@ -56,6 +61,12 @@ class ScriptedWire:
         now = time.time()
         self._deliver(Frame(now, True, data))
         seg = decode(Frame(now, True, data))
+        if seg is None:               # an ICMP echo request: its reply, swapped
+            self.echoes += 1
+            reply = _echo_reply(data)
+            if self.echo_answered and reply is not None:
+                self._deliver(Frame(now + self.echo_delay, False, reply))
+            return
         self.sent.append(seg)
         self.at_target.append(Frame(now, False, data))
         for reply in self.answer(seg):
@@ -84,13 +95,23 @@ class ScriptedWire:
         self.pending.sort(key=lambda f: f.time)
 
 
+def _echo_reply(request: bytes) -> bytes | None:
+    """The reply to an IPv4 ICMP echo request frame: addresses swapped, type 0
+    (the checksum is left as it was: nothing here checks it)."""
+    if request[12:14] != b"\x08\x00" or request[23] != 1:
+        return None
+    icmp = 14 + (request[14] & 0x0F) * 4
+    return (request[6:12] + request[0:6] + request[12:26] + request[30:34] + request[26:30]
+            + request[34:icmp] + b"\x00" + request[icmp + 1:])
+
+
 class _TargetEnd:
     """The capture a witness has at the target's end of a ScriptedWire."""
 
     def __init__(self, wire: ScriptedWire):
         self.wire = wire
 
-    def watch(self, link, ports) -> None:
+    def watch(self, link, ports, echo_replies: bool = True) -> None:
         self.wire.at_target.clear()
 
     def receive(self, deadline: float) -> Frame | None:
@@ -127,7 +148,9 @@ class FakeTarget(Target):
     name = "fake"
     tester_ports = range(40000, 40100)
 
-    def __init__(self, agent: FakeAgent | None = None):
+    def __init__(self, agent: FakeAgent | None = None, name: str | None = None):
+        """`name`: a lab stack's, to take its fences (fence.IN_ORDER)."""
+        self.name = name or self.name
         self.links = {tcp.IPV4: TESTER}
         self.agent = agent
         self.state_view = ALL if agent else NONE

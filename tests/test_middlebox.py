@@ -169,10 +169,10 @@ def test_an_icmp_error_is_known_by_the_segment_it_quotes_and_its_translation_nam
     # The end host's segment as the tester got it behind NAT (from the NAT's
     # address), quoted in the tester's error; and the same error as the NAT
     # delivers it inside, addressed to the end host and quoting its own address.
-    answer = ip_packet(build_frame(Link("t", "m", "m", "198.18.1.254", "198.18.0.1"), 61000,
+    answer = ip_packet(build_frame(Link("t", "02:00:00:00:00:01", "02:00:00:00:00:02", "198.18.1.254", "198.18.0.1"), 61000,
                                    40000, 5000, 6000, tcp.ACK | tcp.PSH, 502, b"hello"))
     sent = icmp_error(replace(OUTSIDE, target_ip="198.18.1.254"), 13, answer)
-    inner = ip_packet(build_frame(Link("t", "m", "m", "198.18.1.2", "198.18.0.1"), 40000,
+    inner = ip_packet(build_frame(Link("t", "02:00:00:00:00:01", "02:00:00:00:00:02", "198.18.1.2", "198.18.0.1"), 40000,
                                   40000, 5000, 6000, tcp.ACK | tcp.PSH, 502, b"hello"))
     arrived = icmp_error(Link("fw1", INSIDE.tester_mac, INSIDE.target_mac, "198.18.0.1",
                               "198.18.1.2"), 13, inner)

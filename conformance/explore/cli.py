@@ -40,6 +40,7 @@ import yaml
 
 from ..baseline import BaselineError, load_baseline, resolve
 from ..casefile import load_case_file
+from ..cli import UNUSED_PLUGINS
 from ..results import ResultsError, load_results
 from ..rundir import make_run_dir, point_latest
 from ..summary import COULD_NOT_RUN, INTERRUPTED, NON_CONFORMANT, USAGE
@@ -173,7 +174,8 @@ class Explorer:
             report = self.run_dir / "sweeps" / name
             log = self.run_dir / "sweeps" / f"{name}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
-            command = [sys.executable, "-m", "pytest", "-p", "conformance.plugin", str(folder),
+            command = [sys.executable, "-m", "pytest", "-p", "conformance.plugin",
+                       *UNUSED_PLUGINS, str(folder),
                        f"--cases={folder}", f"--target={','.join(targets)}",
                        f"--family={self.family}", f"--report={report}", "-n", workers,
                        "-p", "no:cacheprovider", "-q"]

@@ -134,7 +134,7 @@ class CaseItem(pytest.Item):
                 self.target, sysctls, pcap_dir,
                 outside=self.config.stash[keys.OUTSIDE].get(self.target), share=share,
                 confirm=opts.confirm, faults=self.config.stash[keys.FAULTS],
-                link_retries=opts.link_retries)
+                link_retries=opts.link_retries, fences=opts.fences)
             current.start()
             if not current.failure:
                 _apply_nft(current, opts.target_nft)

@@ -12,6 +12,7 @@ import pytest
 from .. import rundir
 from ..baseline import BaselineError, load_baseline, resolve
 from ..faults import Faults, parse_faults
+from ..fence import MODES, ON
 from ..lab import sysctl_problem
 from ..targets import OUTSIDE_TARGETS, TARGETS, middlebox_of
 from ..targets.container import ContainerConfig
@@ -44,6 +45,12 @@ def pytest_addoption(parser):
     group.addoption("--link-retries", type=_retries, default=3, metavar="N",
                     help="run a case whose frames the link damaged up to N more times "
                          "(default 3); then it is an error naming the damage")
+    group.addoption("--fences", choices=MODES, default=ON,
+                    help="end a window that awaits an immediate answer once the target "
+                         "answers an ICMP echo sent after the segment, on stacks measured to "
+                         "answer in order (default on); off waits every window out; audit "
+                         "sends the fences, waits the windows out and records in results.json "
+                         "whether any answer came after a fence's reply")
     group.addoption("--cases", action="append", metavar="DIR",
                     help="a folder of case files (*.yaml) under any name; the ini's "
                          "tcpconf_cases names them too.  A folder named cases needs neither")

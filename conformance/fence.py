@@ -1,0 +1,96 @@
+"""Fences: a silence decided in a millisecond, where that is sound.
+
+Most of a sweep is waiting out windows that end without an answer (a
+silence step's 200 ms, an ``expect`` the target does not meet).  A fence
+ends such a window early.  Right after a segment, the tester sends an ICMP
+echo request, which every host answers at once (RFC 1122 3.2.2.6: "Every
+host MUST implement an ICMP Echo server function").  A stack that handles
+the frames reaching it one after another, answering each as it goes, sends
+any answer to the segment before the echo reply: once the reply is in with
+nothing before it, no immediate answer to the segment is coming.
+
+That holds only where the awaited answer can only be immediate:
+
+* the window opens directly after the tester's segment (the answer to an
+  application's call is the application's doing, not the segment's);
+* the segment occupies no sequence space (no text, no SYN, no FIN): a
+  stack may acknowledge what does with a delayed ACK up to 500 ms later
+  (RFC 1122 4.2.3.2, RFC 9293 3.8.6.3); lwIP acknowledges a SYN-ACK that
+  way, about 100 ms late;
+* the window does not await a retransmission, which a timer sends;
+* nothing between tester and target holds frames back or reorders them
+  (no device in the path, no faulty link), and the stack answers in the
+  order the frames came: measured per stack (IN_ORDER below), by sweeping
+  with ``--fences audit``, which sends every fence but waits every window
+  out, and counts the answers that came after a fence's reply.
+
+Where a window ends by a fence, the verdict records the step's line
+(results.json ``fenced``), and the ladder says so.  A silence is then no
+measure of time passing: a case that needs time to pass writes a wait.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import tcp
+
+ON, OFF, AUDIT = "on", "off", "audit"
+MODES = (ON, OFF, AUDIT)
+
+# How long a window waits for an answer before it sends its fence: an
+# answer the stack gives at once comes within a fraction of a millisecond,
+# and then no fence is needed.
+FENCE_AFTER = 0.002
+
+# Whether each lab stack answers the frames that reach it in their order,
+# so that a fence's echo reply never overtakes an earlier segment's answer.
+# Measured with `benchmarks/fences.py` (a sweep of the catalogue with
+# --fences audit on each stack); a test re-measures it (tests/test_fences.py).
+IN_ORDER = {
+    # The kernel answers inside the frame's receive path (softirq), in order.
+    "linux": True,
+    # The agent feeds lwIP one frame at a time from one thread (NO_SYS).
+    "lwip": True,
+    # netstack hands TCP segments to a per-endpoint goroutine, and answers
+    # ICMP echo on the dispatcher's: the reply can overtake the answer.
+    "gvisor": False,
+    # PyTCP answers ICMP on its packet handler's thread and TCP through
+    # its sessions' own: measured to overtake.
+    "pytcp": False,
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Whether a run's windows may end by a fence, and how."""
+    mode: str               # ON, OFF or AUDIT
+    reason: str = ""        # why not, when the target cannot have them
+
+    @property
+    def sends(self) -> bool:
+        return self.mode in (ON, AUDIT) and not self.reason
+
+    @property
+    def decides(self) -> bool:
+        """A fence's reply ends the window (audit waits it out)."""
+        return self.mode == ON and not self.reason
+
+
+def policy(target, mode: str = ON) -> Policy:
+    """The fences a run against `target` may use."""
+    if mode == OFF:
+        return Policy(OFF)
+    if target.middlebox is not None or target.middlebox_at is not None:
+        return Policy(mode, "a device in the path answers for the end host")
+    if getattr(getattr(target, "lab", None), "faults", None) is not None:
+        return Policy(mode, "the lab's link may hold frames back (link faults)")
+    if mode == ON and not IN_ORDER.get(target.name, False):
+        return Policy(mode, f"{target.name} is not known to answer in order")
+    return Policy(mode)
+
+
+def immediate(seg: tcp.Segment | None) -> bool:
+    """Whether every answer to the tester's segment `seg` is due at once: it
+    occupies no sequence space (text, a SYN or a FIN may draw a delayed ACK)."""
+    return seg is not None and seg.seg_len == 0

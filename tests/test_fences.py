@@ -1,0 +1,131 @@
+"""Fences (conformance/fence.py) without a lab: which windows may end by one,
+how the stream knows its reply, and the engine on a fake wire ending a
+silence at the reply, waiting out what may be a delayed ACK, and in audit
+mode counting an answer that came after the reply.  tests/test_fences_lab.py
+measures the real stacks."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+from scapy.layers.inet import ICMP, IP
+from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
+from scapy.layers.l2 import Ether
+
+from conformance import fence, tcp
+from conformance.engine import Engine
+from conformance.verdict import FAIL, PASS
+from conformance.wire import Frame, is_echo_reply
+from tests.fake_target import FakeTarget, Reply, ScriptedWire, handshake
+from tests.test_engine_fake_wire import case
+
+
+def frame(packet) -> Frame:
+    return Frame(0.0, False, bytes(Ether() / packet))
+
+
+def test_the_stream_knows_a_fences_reply_by_its_ident_in_both_families():
+    assert is_echo_reply(frame(IP() / ICMP(type=0, id=4242)), 4242)
+    assert not is_echo_reply(frame(IP() / ICMP(type=0, id=4243)), 4242)
+    assert not is_echo_reply(frame(IP() / ICMP(type=8, id=4242)), 4242)
+    assert is_echo_reply(frame(IPv6() / ICMPv6EchoReply(id=4242)), 4242)
+    assert not is_echo_reply(frame(IPv6() / ICMPv6EchoRequest(id=4242)), 4242)
+
+
+def test_only_a_segment_that_occupies_no_sequence_space_is_answered_at_once():
+    def seg(flags, payload=b""):
+        return tcp.Segment(tcp.OUT, 0.0, "198.18.0.1", "198.18.0.2", 1, 2, 0, 0, flags, 65535,
+                           payload=payload)
+    assert fence.immediate(seg(tcp.ACK)) and fence.immediate(seg(tcp.RST | tcp.ACK))
+    assert not fence.immediate(seg(tcp.ACK | tcp.PSH, b"x"))    # a delayed ACK may follow
+    assert not fence.immediate(seg(tcp.FIN | tcp.ACK))
+    assert not fence.immediate(seg(tcp.SYN | tcp.ACK))          # lwIP acknowledges it late
+    assert not fence.immediate(None)
+
+
+def target(name="linux", **more):
+    return SimpleNamespace(**{"name": name, "middlebox": None, "middlebox_at": None, **more})
+
+
+@pytest.mark.parametrize("stack, mode, sends, decides", [
+    ("linux", fence.ON, True, True),
+    ("linux", fence.AUDIT, True, False),
+    ("linux", fence.OFF, False, False),
+    # A stack not known to answer in order gets none, but audit measures it.
+    ("gvisor", fence.ON, False, False),
+    ("gvisor", fence.AUDIT, True, False),
+    ("remote", fence.ON, False, False),
+])
+def test_fences_only_where_the_stack_answers_in_order(stack, mode, sends, decides):
+    policy = fence.policy(target(stack), mode)
+    assert (policy.sends, policy.decides) == (sends, decides)
+
+
+def test_no_fence_through_a_device_in_the_path_or_over_a_faulty_link():
+    assert "device in the path" in fence.policy(target(middlebox="firewall")).reason
+    assert "link faults" in fence.policy(target(lab=SimpleNamespace(faults=object()))).reason
+
+
+SILENCE_AFTER_ACK = ("  - send: {flags: ACK, seq: 1, ack: 1}\n"
+                     "  - silence: 300ms\n")
+
+
+def run(steps, answer=handshake, mode=fence.ON, echo_delay=0.0005):
+    wire = ScriptedWire(answer, echo_delay=echo_delay)
+    started = time.monotonic()
+    verdict = Engine(FakeTarget(name="linux"), wire, fences=mode).run(case(steps))
+    return verdict, wire, time.monotonic() - started
+
+
+def test_a_silence_after_a_bare_ack_ends_at_the_fences_reply():
+    verdict, wire, took = run(SILENCE_AFTER_ACK)
+    assert verdict.outcome == PASS, verdict.explain()
+    assert verdict.fenced == [7] and wire.echoes == 1
+    assert took < 0.2 and verdict.unanswered < 0.05
+    assert any(e.kind == "note" and e.mark == "fence" for e in verdict.ladder)
+
+
+def test_without_fences_the_silence_is_waited_out():
+    verdict, wire, took = run(SILENCE_AFTER_ACK, mode=fence.OFF)
+    assert verdict.outcome == PASS and verdict.fenced == [] and wire.echoes == 0
+    assert took >= 0.3 and verdict.unanswered >= 0.3
+
+
+def test_after_text_the_window_waits_for_a_delayed_ack():
+    """RFC 1122 4.2.3.2: an ACK may come up to 500 ms late; no fence there."""
+    late_ack = lambda seg: handshake(seg) + (                       # noqa: E731
+        [Reply(tcp.ACK, 7001, seg.seq + 5, delay=0.1)] if seg.payload else [])
+    verdict, wire, _ = run("  - send: {flags: ACK+PSH, data: hello}\n"
+                           "  - silence: 300ms\n", late_ack)
+    assert verdict.outcome == FAIL and wire.echoes == 0
+    assert "ms into the silence" in verdict.actual
+
+
+def test_an_answer_before_the_reply_breaks_the_silence():
+    answer = lambda seg: handshake(seg) + (                         # noqa: E731
+        [Reply(tcp.ACK, 7001, seg.seq, delay=0.01)] if seg.flags == tcp.ACK else [])
+    verdict, _, _ = run(SILENCE_AFTER_ACK, answer, echo_delay=0.05)
+    assert verdict.outcome == FAIL and verdict.fenced == []
+
+
+def test_audit_waits_the_window_out_and_counts_an_answer_that_overtook_the_fence():
+    """A stack whose echo reply overtakes a segment's answer would turn that
+    answer into a silence: audit mode shows it, and the verdict stays the
+    unfenced one."""
+    answer = lambda seg: handshake(seg) + (                         # noqa: E731
+        [Reply(tcp.ACK, 7001, seg.seq, delay=0.05)] if seg.flags == tcp.ACK else [])
+    verdict, _, _ = run(SILENCE_AFTER_ACK, answer, mode=fence.AUDIT)
+    assert verdict.outcome == FAIL and verdict.fenced == []
+    [audit] = verdict.fence_audit
+    assert audit["line"] == 7 and audit["overtaken"]
+    quiet, _, _ = run(SILENCE_AFTER_ACK, mode=fence.AUDIT)
+    assert quiet.outcome == PASS and [a["overtaken"] for a in quiet.fence_audit] == [False]
+
+
+def test_an_expect_that_nothing_meets_fails_at_the_fences_reply():
+    verdict, _, took = run("  - send: {flags: ACK, seq: 1, ack: 1}\n"
+                           "  - expect: {flags: ACK, within: 500ms}\n")
+    assert verdict.outcome == FAIL and verdict.fenced == [7]
+    assert verdict.actual == "no segment before the fence's echo reply" and took < 0.3
