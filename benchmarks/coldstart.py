@@ -1,0 +1,58 @@
+"""Benchmark: one case from a cold process, as an engineer reruns it.
+
+Runs `tcpconf sweep FILE --target linux --family ipv4 -n 0` (the command a
+report page gives to rerun one case) several times and prints the median
+wall time of the whole process, beside the time the same interpreter takes
+just to import what a sweep imports, and to start at all.
+
+Usage (as root, from the repository root):
+    .venv/bin/python benchmarks/coldstart.py [--case cases/handshake/passive-open.yaml] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def timed(command: list[str]) -> float:
+    started = time.monotonic()
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    took = time.monotonic() - started
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(command)} ended with {done.returncode}:\n"
+                         f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return took
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", default="cases/handshake/passive-open.yaml")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    python = sys.executable
+    with tempfile.TemporaryDirectory(prefix="tcpconf-cold-") as tmp:
+        figures = {
+            "python -c pass": [python, "-c", "pass"],
+            "imports of a sweep": [python, "-c", "import conformance.plugin, "
+                                   "conformance.runner, conformance.engine, pytest, xdist"],
+            f"tcpconf sweep {args.case}": [python, "-m", "conformance", "sweep", args.case,
+                                           "--target", "linux", "--family", "ipv4", "-n", "0",
+                                           f"--report={tmp}", "-p", "no:cacheprovider", "-q"],
+        }
+        print(f"{'what':<56} {'median':>8}  (of {args.runs} runs)")
+        for name, command in figures.items():
+            runs = [timed(command) for _ in range(args.runs)]
+            print(f"{name:<56} {statistics.median(runs):7.3f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
