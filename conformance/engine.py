@@ -35,7 +35,7 @@ from .middlebox import UNDECIDED, MiddleboxView, lasts
 from .observers import AgentObserver, ProbeObserver
 from .outcomes import CannotDecide, NotApplicable, StepFailed
 from .probe import WireProbe, sanity_probe
-from .seq import MOD
+from .seq import MOD, seq_add
 from .settings import CaseSettings
 from .steps import (ICMP_ERRORS, App, Expect, FirewallCheck, OneOf, Send, SendIcmp, Silence,
                     StateCheck, Wait,
@@ -141,6 +141,9 @@ class _CaseRun:
         self.fence_audit: list[dict] = []
         self.immediate = False        # the last send is answered at once, if at all
         self.after_send = False       # the step before the current one was a send
+        # The tester's segments that occupied sequence space: (its port, the
+        # sequence number just past it, when it left), for fence.nothing_pending.
+        self.occupying: list[tuple[int, int, float]] = []
         self.alternatives: list[str] = []
         self.followed: list[str] = []
         self.phase = "setup"
@@ -344,8 +347,12 @@ class _CaseRun:
         self.ladder.append(NoteEvent(time.time(), text, mark))
 
     def _send(self, step: Send) -> None:
+        before = time.time()    # an answer may be stamped before send() returns
         self.sent_at = self.injector.send(step, self.flow)
-        self.immediate = fence.immediate(decode(Frame(0.0, True, self.flow.last_sent)))
+        seg = decode(Frame(0.0, True, self.flow.last_sent))
+        self.immediate = fence.immediate(seg)
+        if seg is not None and seg.seg_len:
+            self.occupying.append((seg.sport, seq_add(seg.seq, seg.seg_len), before))
         self.ref_time = time.time()
 
     def _window(self, step, deadline: float, want_retransmission: bool = False):
@@ -357,7 +364,8 @@ class _CaseRun:
         start = time.time()
         policy = self.engine.fences
         if not (policy.sends and self.after_send and self.immediate
-                and not want_retransmission):
+                and not want_retransmission
+                and fence.nothing_pending(self.occupying, self._target_segments(), start)):
             seg = self.stream.next(self.flow, deadline, want_retransmission)
         else:
             seg = self._fenced(step, start, deadline, policy.decides)
@@ -367,6 +375,9 @@ class _CaseRun:
             self.unanswered += time.time() - start
             self.waits += time.time() - start
         return seg
+
+    def _target_segments(self) -> list[tcp.Segment]:
+        return [seg for seg in self.stream.segments if seg.direction == tcp.IN]
 
     def _fenced(self, step, start: float, deadline: float, decides: bool):
         seg = self.stream.next(self.flow, min(deadline, start + fence.FENCE_AFTER))

@@ -129,3 +129,25 @@ def test_an_expect_that_nothing_meets_fails_at_the_fences_reply():
                            "  - expect: {flags: ACK, within: 500ms}\n")
     assert verdict.outcome == FAIL and verdict.fenced == [7]
     assert verdict.actual == "no segment before the fence's echo reply" and took < 0.3
+
+
+def test_no_fence_while_earlier_text_may_still_draw_a_delayed_ack():
+    """Text, then a RST: the text's delayed ACK may come after the RST's
+    fence (RFC 1122 4.2.3.2 allows 500 ms), so the silence is waited out."""
+    late_ack = lambda seg: handshake(seg) + (                       # noqa: E731
+        [Reply(tcp.ACK, 7001, seg.seq + 5, delay=0.1)] if seg.payload else [])
+    verdict, wire, _ = run("  - send: {flags: ACK+PSH, data: hello}\n"
+                           "  - send: {flags: RST, seq: snd_nxt + 1000}\n"
+                           "  - silence: 300ms\n", late_ack)
+    assert verdict.outcome == FAIL and wire.echoes == 0
+
+
+def test_text_acknowledged_at_once_leaves_nothing_pending():
+    at_once = lambda seg: handshake(seg) + (                        # noqa: E731
+        [Reply(tcp.ACK, 7001, seg.seq + 5)] if seg.payload else [])
+    verdict, wire, _ = run("  - send: {flags: ACK+PSH, data: hello}\n"
+                           "  - expect: {flags: ACK, ack: snd_nxt}\n"
+                           "  - send: {flags: RST, seq: snd_nxt + 1000}\n"
+                           "  - silence: 300ms\n", at_once)
+    assert verdict.outcome == PASS, verdict.explain()
+    assert verdict.fenced == [9] and wire.echoes == 1          # the silence's line
