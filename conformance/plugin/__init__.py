@@ -34,6 +34,7 @@ from . import keys
 from .htmlrows import HtmlReport
 from .items import CaseItem, InvalidCase, case_folders, pytest_collect_file, record_settings
 from .options import pytest_addoption, read_options
+from .workers import auto_workers, available_memory
 from .selection import SELECTION, SLOW, note_deselected
 from .records import pytest_report_teststatus, pytest_runtest_makereport, pytest_terminal_summary
 from .sweep import SweepSummary
@@ -65,6 +66,14 @@ def pytest_configure(config):
             pass_to_children=bool(getattr(config.option, "numprocesses", None)))
     if config.pluginmanager.hasplugin("html"):
         config.pluginmanager.register(HtmlReport(sweep), "tcp-conformance-html")
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_auto_num_workers(config):
+    """-n auto: workers for the stacks swept (workers.py), not xdist's one
+    a core."""
+    stacks = [t for t in config.option.target.split(",") if t.strip()]
+    return auto_workers(len(stacks), available_memory())
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
