@@ -380,15 +380,6 @@ def parse_options(data: bytes) -> list:
     return options
 
 
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
-
-
 def decode(frame: Frame) -> tcp.Segment | None:
     """The TCP segment in a captured frame, or None if there is none.
 
@@ -423,7 +414,7 @@ def decode(frame: Frame) -> tcp.Segment | None:
         src=src, dst=dst, sport=sport, dport=dport, seq=seq, ack=ack,
         flags=flags | (offset_byte & 0x01) << 8, window=window, urgptr=urgptr,
         options=parse_options(tcp_bytes[20:header]), payload=tcp_bytes[header:],
-        checksum_ok=_checksum(pseudo + tcp_bytes) == 0xFFFF, frame=data)
+        checksum_ok=packets.checksum(pseudo + tcp_bytes) == 0, frame=data)
 
 
 def decode_packet(packet: bytes) -> tcp.Segment | None:
