@@ -54,11 +54,13 @@ FENCE_AFTER = 0.002
 # Whether each lab stack answers the frames that reach it in their order,
 # so that a fence's echo reply never overtakes an earlier segment's answer.
 # Measured with `benchmarks/fences.py` (a sweep of the catalogue with
-# --fences audit on each stack); a test re-measures it (tests/test_fences.py).
+# --fences audit on each stack); a test re-measures it (tests/test_fences_lab.py).
 IN_ORDER = {
-    # The kernel answers inside the frame's receive path (softirq), in order.
+    # The kernel answers inside the frame's receive path (softirq), in
+    # order: 0 of 190 audited fences overtaken.
     "linux": True,
-    # The agent feeds lwIP one frame at a time from one thread (NO_SYS).
+    # The agent feeds lwIP one frame at a time from one thread (NO_SYS):
+    # 0 of 178 overtaken.
     "lwip": True,
     # netstack queues a TCP segment for its endpoint's processor goroutine
     # and answers an ICMP echo on the goroutine that read the frame: the
