@@ -67,10 +67,12 @@ IN_ORDER = {
     # reply can overtake the answer (none did in 250 audited fences, but
     # nothing orders them).
     "gvisor": False,
-    # PyTCP's packet handler thread handles each frame in turn, TCP
-    # included, and every answer leaves through one FIFO ring: 0 of 262
-    # audited fences overtaken.
-    "pytcp": True,
+    # PyTCP's packet handler answers each frame in turn, but sends what an
+    # ACK lets out (new data, a delayed ACK) from its 1 ms timer thread: a
+    # fence's reply overtook the next 536 octets of handshake.syn-without-mss
+    # in a CI sweep, where 262 audited fences on a quiet machine had shown
+    # none.
+    "pytcp": False,
 }
 
 
