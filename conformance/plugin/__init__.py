@@ -34,11 +34,11 @@ from . import keys
 from .htmlrows import HtmlReport
 from .items import CaseItem, InvalidCase, case_folders, pytest_collect_file, record_settings
 from .options import pytest_addoption, read_options
-from .workers import auto_workers, available_memory
 from .selection import SELECTION, SLOW, note_deselected
 from .records import pytest_report_teststatus, pytest_runtest_makereport, pytest_terminal_summary
 from .sweep import SweepSummary
 from .terminal import Terminal
+from .workers import auto_workers, available_memory
 
 __all__ = ["pytest_addoption", "pytest_collect_file", "pytest_report_teststatus",
            "pytest_runtest_makereport", "pytest_terminal_summary"]

@@ -54,15 +54,23 @@ STATUS_MEANINGS = {
 }
 
 
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiling the templates took a fifth of a one-case sweep: their
+    bytecode is kept in the user's own temporary directory (jinja2 makes it
+    private, and keys each entry by the template's source).  None where that
+    directory cannot be had as the user's own (in a user namespace, root's
+    is another user's): the templates are then compiled each time."""
+    try:
+        return jinja2.FileSystemBytecodeCache()
+    except OSError:
+        return None
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("conformance.report", "templates"),
         autoescape=True, trim_blocks=True, lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
-        # Compiling the templates took a fifth of a one-case sweep: their
-        # bytecode is kept in the user's own temporary directory (jinja2
-        # makes it private, and keys each entry by the template's source).
-        bytecode_cache=jinja2.FileSystemBytecodeCache())
+        undefined=jinja2.StrictUndefined, bytecode_cache=_bytecode_cache())
     env.filters["css"] = lambda status: "s-" + status.replace("/", "")
     env.filters["ms"] = lambda seconds: f"{seconds * 1000:.3f}"
     return env
