@@ -139,8 +139,9 @@ class _CaseRun:
         self.unanswered = 0.0
         self.fenced: list[int] = []
         self.fence_audit: list[dict] = []
-        self.immediate = False        # the last send is answered at once, if at all
-        self.after_send = False       # the step before the current one was a send
+        # The tester's segment when the step before the current one sent it
+        # (a fence may end the window that follows it), else None.
+        self.just_sent: tcp.Segment | None = None
         # The tester's segments that occupied sequence space: (its port, the
         # sequence number just past it, when it left), for fence.nothing_pending.
         self.occupying: list[tuple[int, int, float]] = []
@@ -325,7 +326,8 @@ class _CaseRun:
                 self._mind_the_gap(step)
             run[type(step)](step)
             self.step_end = time.time()
-            self.after_send = isinstance(step, Send)
+            if not isinstance(step, Send):
+                self.just_sent = None   # only the step right after a send may be fenced
 
     def _mind_the_gap(self, step: Send) -> None:
         """Remember the longest time the tester took, between one step's end
@@ -349,8 +351,7 @@ class _CaseRun:
     def _send(self, step: Send) -> None:
         before = time.time()    # an answer may be stamped before send() returns
         self.sent_at = self.injector.send(step, self.flow)
-        seg = decode(Frame(0.0, True, self.flow.last_sent))
-        self.immediate = fence.immediate(seg)
+        seg = self.just_sent = decode(Frame(0.0, True, self.flow.last_sent))
         if seg is not None and seg.seg_len:
             self.occupying.append((seg.sport, seq_add(seg.seq, seg.seg_len), before))
         self.ref_time = time.time()
@@ -363,8 +364,7 @@ class _CaseRun:
         an answer after the reply is recorded."""
         start = time.time()
         policy = self.engine.fences
-        if not (policy.sends and self.after_send and self.immediate
-                and not want_retransmission
+        if not (policy.sends and fence.immediate(self.just_sent) and not want_retransmission
                 and fence.nothing_pending(self.occupying, self._target_segments(), start)):
             seg = self.stream.next(self.flow, deadline, want_retransmission)
         else:

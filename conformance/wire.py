@@ -316,33 +316,30 @@ def icmp_error(link: Link, code: int, quoted: bytes) -> bytes:
     return link.frame(packets.PROTO_ICMPV6 if v6 else packets.PROTO_ICMP, message)
 
 
+# ICMP echo types, (IPv4, ICMPv6).
+_ECHO_REQUEST, _ECHO_REPLY = (8, 128), (0, 129)
+
+
 def is_echo_request(frame: Frame, ident: int) -> bool:
-    from scapy.layers.inet import ICMP
-    from scapy.layers.inet6 import ICMPv6EchoRequest
-    from scapy.layers.l2 import Ether
-    packet = Ether(frame.data)
-    if ICMPv6EchoRequest in packet:
-        return packet[ICMPv6EchoRequest].id == ident
-    return ICMP in packet and packet[ICMP].type == 8 and packet[ICMP].id == ident
+    return _is_echo(frame, ident, _ECHO_REQUEST)
 
 
 def is_echo_reply(frame: Frame, ident: int) -> bool:
-    """Parsed with struct: a fence's reply is looked for among the frames of
+    return _is_echo(frame, ident, _ECHO_REPLY)
+
+
+def _is_echo(frame: Frame, ident: int, types: tuple[int, int]) -> bool:
+    """Whether `frame` is an ICMP (ICMPv6) echo of `types` with `ident`.
+    Parsed with struct: a fence's reply is looked for among the frames of
     every window it closes."""
-    data = frame.data
+    data, want = frame.data, ident.to_bytes(2, "big")
     ethertype = int.from_bytes(data[12:14], "big")
     if ethertype == ETH_P_IP and len(data) >= 34 and data[23] == socket.IPPROTO_ICMP:
         icmp = 14 + (data[14] & 0x0F) * 4
-        return data[icmp:icmp + 1] == b"\x00" and data[icmp + 4:icmp + 6] == ident.to_bytes(2, "big")
+        return data[icmp:icmp + 1] == bytes([types[0]]) and data[icmp + 4:icmp + 6] == want
     if ethertype == ETH_P_IPV6 and len(data) >= 62 and data[20] == socket.IPPROTO_ICMPV6:
-        return data[54] == 129 and data[58:60] == ident.to_bytes(2, "big")
+        return data[54] == types[1] and data[58:60] == want
     return False
-
-
-def _ip_header_length(frame: bytes) -> int:
-    if int.from_bytes(frame[12:14], "big") == ETH_P_IPV6:
-        return 40
-    return (frame[14] & 0x0F) * 4
 
 
 def parse_options(data: bytes) -> list:

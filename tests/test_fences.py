@@ -17,7 +17,7 @@ from scapy.layers.l2 import Ether
 from conformance import fence, tcp
 from conformance.engine import Engine
 from conformance.verdict import FAIL, PASS
-from conformance.wire import Frame, is_echo_reply
+from conformance.wire import Frame, is_echo_reply, is_echo_request
 from tests.fake_target import FakeTarget, Reply, ScriptedWire, handshake
 from tests.test_engine_fake_wire import case
 
@@ -26,12 +26,16 @@ def frame(packet) -> Frame:
     return Frame(0.0, False, bytes(Ether() / packet))
 
 
-def test_the_stream_knows_a_fences_reply_by_its_ident_in_both_families():
+def test_a_fences_request_and_reply_are_known_by_their_ident_in_both_families():
     assert is_echo_reply(frame(IP() / ICMP(type=0, id=4242)), 4242)
     assert not is_echo_reply(frame(IP() / ICMP(type=0, id=4243)), 4242)
     assert not is_echo_reply(frame(IP() / ICMP(type=8, id=4242)), 4242)
     assert is_echo_reply(frame(IPv6() / ICMPv6EchoReply(id=4242)), 4242)
     assert not is_echo_reply(frame(IPv6() / ICMPv6EchoRequest(id=4242)), 4242)
+    # and the middlebox's view knows a fence's request on the inside link the same way
+    assert is_echo_request(frame(IP() / ICMP(type=8, id=4242)), 4242)
+    assert is_echo_request(frame(IPv6() / ICMPv6EchoRequest(id=4242)), 4242)
+    assert not is_echo_request(frame(IP() / ICMP(type=0, id=4242)), 4242)
 
 
 def test_only_a_segment_that_occupies_no_sequence_space_is_answered_at_once():

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from conformance import netns
+from conformance import netns, packets
 from conformance.faults import Faults
 from conformance.lab import Lab, TARGET_IFACE, TESTER_IFACE
 from conformance.tcp import IPV4, IPV6
@@ -53,15 +53,6 @@ class Seen:
     outgoing: bool
 
 
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
-
-
 def parse_tcp(frame: bytes) -> tuple[int, int, int, bool] | None:
     """(source port, destination port, flags, checksum holds) of a TCP frame
     over IPv4 or IPv6 (without extension headers); None for anything else."""
@@ -78,7 +69,7 @@ def parse_tcp(frame: bytes) -> tuple[int, int, int, bool] | None:
     else:
         return None
     sport, dport = struct.unpack("!HH", segment[:4])
-    return sport, dport, segment[13], _checksum(pseudo + segment) == 0xFFFF
+    return sport, dport, segment[13], packets.checksum(pseudo + segment) == 0
 
 
 class Capture:
