@@ -22,11 +22,17 @@ import struct
 import threading
 import time
 
-from . import netns
+from . import netns, packets
 from .wire import ETH_P_ALL, ETH_P_IPV6
 
 ETH_P_ARP = 0x0806
-ICMPV6_NEIGHBOR_SOLICITATION = 135
+ARPHRD_ETHER = 1
+ARP_REQUEST, ARP_REPLY = 1, 2
+ICMPV6_NEIGHBOR_SOLICITATION, ICMPV6_NEIGHBOR_ADVERTISEMENT = 135, 136
+ND_OPT_SOURCE_LLADDR, ND_OPT_TARGET_LLADDR = 1, 2
+NA_SOLICITED, NA_OVERRIDE = 0x40000000, 0x20000000    # RFC 4861 4.4's S and O flags
+BROADCAST = "ff:ff:ff:ff:ff:ff"
+UNKNOWN_MAC = "00:00:00:00:00:00"
 
 
 def _mac_bytes(mac: str) -> bytes:
@@ -93,10 +99,7 @@ class NeighbourResponder:
         if op != 1 or asked not in self.tester_ips or requester not in self.target_ips:
             return None
         mac = _mac_text(sender_mac)
-        from scapy.layers.l2 import ARP, Ether     # Scapy only here: a cold start spares it
-        return bytes(Ether(src=self.tester_mac, dst=mac)
-                     / ARP(op=2, hwsrc=self.tester_mac, psrc=str(asked), hwdst=mac,
-                           pdst=str(requester)))
+        return arp_frame(ARP_REPLY, self.tester_mac, str(asked), mac, str(requester), mac)
 
     def _neighbour_advertisement(self, frame: bytes) -> bytes | None:
         if len(frame) < 14 + 40 + 24 or frame[20] != socket.IPPROTO_ICMPV6:
@@ -108,23 +111,16 @@ class NeighbourResponder:
         requester = ipaddress.ip_address(frame[22:38])
         if asked not in self.tester_ips or requester not in self.target_ips:
             return None
-        mac = _mac_text(frame[6:12])
         # Solicited, override: the requester may replace whatever it had.
-        from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, IPv6
-        from scapy.layers.l2 import Ether
-        return bytes(Ether(src=self.tester_mac, dst=mac)
-                     / IPv6(src=str(asked), dst=str(requester), hlim=255)
-                     / ICMPv6ND_NA(tgt=str(asked), R=0, S=1, O=1)
-                     / ICMPv6NDOptDstLLAddr(lladdr=self.tester_mac))
+        return discovery_frame(_mac_text(frame[6:12]), self.tester_mac, str(asked),
+                               str(requester), ICMPV6_NEIGHBOR_ADVERTISEMENT,
+                               NA_SOLICITED | NA_OVERRIDE, asked,
+                               (ND_OPT_TARGET_LLADDR, self.tester_mac))
 
 
 
 # -- asking: the target's MAC address, and whether an address is taken --------
 
-ICMPV6_NEIGHBOR_ADVERTISEMENT = 136
-ND_OPT_SOURCE_LLADDR, ND_OPT_TARGET_LLADDR = 1, 2
-ARP_REQUEST, ARP_REPLY = 1, 2
-BROADCAST = "ff:ff:ff:ff:ff:ff"
 
 
 def ask(iface: str, namespace: str | None, tester_mac: str, tester_ip: str, address: str,
@@ -163,10 +159,7 @@ def ask(iface: str, namespace: str | None, tester_mac: str, tester_ip: str, addr
 
 
 def _arp_request(tester_mac: str, tester_ip: str, asked) -> bytes:
-    from scapy.layers.l2 import ARP, Ether
-    return bytes(Ether(src=tester_mac, dst=BROADCAST)
-                 / ARP(op=ARP_REQUEST, hwsrc=tester_mac, psrc=tester_ip,
-                       hwdst="00:00:00:00:00:00", pdst=str(asked)))
+    return arp_frame(ARP_REQUEST, tester_mac, tester_ip, UNKNOWN_MAC, str(asked), BROADCAST)
 
 
 def _solicitation(tester_mac: str, tester_ip: str, asked) -> bytes:
@@ -175,14 +168,11 @@ def _solicitation(tester_mac: str, tester_ip: str, asked) -> bytes:
     low = asked.packed[-3:]
     group = ipaddress.ip_address(b"\xff\x02" + bytes(9) + b"\x01\xff" + low)
     group_mac = "33:33:" + ":".join(f"{b:02x}" for b in group.packed[-4:])
-    from scapy.layers.inet6 import ICMPv6ND_NS, ICMPv6NDOptSrcLLAddr, IPv6
-    from scapy.layers.l2 import Ether
-    solicitation = IPv6(src=tester_ip, dst=str(group), hlim=255) / ICMPv6ND_NS(tgt=str(asked))
-    if ipaddress.ip_address(tester_ip).is_unspecified:
-        # A probe carries no source link-layer option (RFC 4861 4.3).
-        return bytes(Ether(src=tester_mac, dst=group_mac) / solicitation)
-    return bytes(Ether(src=tester_mac, dst=group_mac) / solicitation
-                 / ICMPv6NDOptSrcLLAddr(lladdr=tester_mac))
+    # A probe carries no source link-layer option (RFC 4861 4.3).
+    option = (None if ipaddress.ip_address(tester_ip).is_unspecified
+              else (ND_OPT_SOURCE_LLADDR, tester_mac))
+    return discovery_frame(group_mac, tester_mac, tester_ip, str(group),
+                           ICMPV6_NEIGHBOR_SOLICITATION, 0, asked, option)
 
 
 def _answer_for(frame: bytes, asked) -> str | None:
@@ -202,6 +192,33 @@ def _answer_for(frame: bytes, asked) -> str | None:
             options = options[options[1] * 8:]
         return _mac_text(frame[6:12])   # no option: the advertisement's sender
     return None
+
+
+# -- the frames, packed with struct (tests/test_packets.py checks them against
+# Scapy): the responder answers from a thread, and importing Scapy there on the
+# first question took over a second on a loaded machine, longer than a target
+# waits for its SYN-ACK to leave.
+
+def arp_frame(op: int, sender_mac: str, sender_ip: str, target_mac: str, target_ip: str,
+              dst_mac: str) -> bytes:
+    """An ARP request or reply (RFC 826) for IPv4 over Ethernet, in a frame to `dst_mac`."""
+    return (packets.ethernet(dst_mac, sender_mac, ETH_P_ARP)
+            + struct.pack("!HHBBH6s4s6s4s", ARPHRD_ETHER, packets.ETH_P_IP, 6, 4, op,
+                          _mac_bytes(sender_mac), ipaddress.ip_address(sender_ip).packed,
+                          _mac_bytes(target_mac), ipaddress.ip_address(target_ip).packed))
+
+
+def discovery_frame(dst_mac: str, src_mac: str, src_ip: str, dst_ip: str, icmp_type: int,
+                    flags: int, target, option: tuple[int, str] | None) -> bytes:
+    """A neighbour solicitation or advertisement (RFC 4861 4.3, 4.4): hop limit
+    255, the flags word, the target address and at most one link-layer
+    address option (type, MAC)."""
+    rest = struct.pack("!I", flags) + ipaddress.ip_address(target).packed
+    if option is not None:
+        rest += struct.pack("!BB6s", option[0], 1, _mac_bytes(option[1]))
+    message = packets.icmp_message(src_ip, dst_ip, icmp_type, 0, rest, v6=True)
+    return packets.frame(dst_mac, src_mac, src_ip, dst_ip, packets.PROTO_ICMPV6, message,
+                         ttl=255)
 
 
 def _mac_text(raw: bytes) -> str:

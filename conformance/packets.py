@@ -44,13 +44,14 @@ def _pseudo_header(src: bytes, dst: bytes, proto: int, length: int) -> bytes:
     return src + dst + struct.pack("!xBH", proto, length)
 
 
-def ip_packet(src_ip: str, dst_ip: str, proto: int, payload: bytes) -> tuple[int, bytes]:
-    """(ethertype, the IP packet around `payload`)."""
+def ip_packet(src_ip: str, dst_ip: str, proto: int, payload: bytes,
+              ttl: int = TTL) -> tuple[int, bytes]:
+    """(ethertype, the IP packet around `payload`); `ttl` is IPv6's hop limit."""
     src, dst = ipaddress.ip_address(src_ip).packed, ipaddress.ip_address(dst_ip).packed
     if len(src) == 16:
-        header = struct.pack("!IHBB", 6 << 28, len(payload), proto, TTL) + src + dst
+        header = struct.pack("!IHBB", 6 << 28, len(payload), proto, ttl) + src + dst
         return ETH_P_IPV6, header + payload
-    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, TTL, proto, 0,
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, ttl, proto, 0,
                          src, dst)
     header = header[:10] + struct.pack("!H", checksum(header)) + header[12:]
     return ETH_P_IP, header + payload
@@ -85,7 +86,7 @@ def icmp_message(src_ip: str, dst_ip: str, icmp_type: int, code: int, rest: byte
 
 
 def frame(dst_mac: str, src_mac: str, src_ip: str, dst_ip: str, proto: int,
-          payload: bytes) -> bytes:
+          payload: bytes, ttl: int = TTL) -> bytes:
     """An Ethernet frame with the IP packet around `payload`."""
-    ethertype, packet = ip_packet(src_ip, dst_ip, proto, payload)
+    ethertype, packet = ip_packet(src_ip, dst_ip, proto, payload, ttl)
     return ethernet(dst_mac, src_mac, ethertype) + packet

@@ -5,6 +5,7 @@ what Scapy builds and compiles from the same fields: byte for byte."""
 from __future__ import annotations
 
 import ctypes
+import ipaddress
 
 import pytest
 from scapy.arch.common import compile_filter as scapy_compile
@@ -14,7 +15,7 @@ from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from conformance import tcp
+from conformance import neighbour, tcp
 from conformance.bpf import FilterError, compile_filter
 from conformance.wire import Link, build_frame, echo_request, icmp_error
 
@@ -88,3 +89,44 @@ def test_a_filter_compiles_to_the_program_scapy_gets_from_libpcap(expression):
 def test_a_filter_that_does_not_compile_says_why():
     with pytest.raises(FilterError, match="syntax error"):
         compile_filter("tcp and and")
+
+
+# -- the neighbour responder's frames (conformance/neighbour.py) --------------
+
+TESTER_MAC, TARGET_MAC = "02:00:c6:12:00:01", "02:00:c6:12:00:02"
+
+
+@pytest.mark.parametrize("op, hwdst, dst", [
+    (1, "00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"),    # a request, broadcast
+    (2, TARGET_MAC, TARGET_MAC),                      # a reply, to the asker
+])
+def test_an_arp_packet_is_the_frame_scapy_builds(op, hwdst, dst):
+    from scapy.layers.l2 import ARP
+    ours = neighbour.arp_frame(op, TESTER_MAC, "198.18.0.1", hwdst, "198.18.0.2", dst)
+    assert ours == bytes(Ether(src=TESTER_MAC, dst=dst)
+                         / ARP(op=op, hwsrc=TESTER_MAC, psrc="198.18.0.1", hwdst=hwdst,
+                               pdst="198.18.0.2"))
+
+
+def test_a_neighbour_advertisement_is_the_frame_scapy_builds():
+    from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr
+    ours = neighbour.discovery_frame(
+        TARGET_MAC, TESTER_MAC, "2001:2::1", "2001:2::2", 136,
+        neighbour.NA_SOLICITED | neighbour.NA_OVERRIDE, "2001:2::1", (2, TESTER_MAC))
+    assert ours == bytes(Ether(src=TESTER_MAC, dst=TARGET_MAC)
+                         / IPv6(src="2001:2::1", dst="2001:2::2", hlim=255)
+                         / ICMPv6ND_NA(tgt="2001:2::1", R=0, S=1, O=1)
+                         / ICMPv6NDOptDstLLAddr(lladdr=TESTER_MAC))
+
+
+@pytest.mark.parametrize("source", ["2001:2::1", "::"], ids=["asking", "probing"])
+def test_a_neighbour_solicitation_is_the_frame_scapy_builds(source):
+    """A probe from :: carries no source link-layer option (RFC 4861 4.3)."""
+    from scapy.layers.inet6 import ICMPv6ND_NS, ICMPv6NDOptSrcLLAddr
+    group, group_mac = "ff02::1:ff00:2", "33:33:ff:00:00:02"
+    expected = (Ether(src=TESTER_MAC, dst=group_mac) / IPv6(src=source, dst=group, hlim=255)
+                / ICMPv6ND_NS(tgt="2001:2::2"))
+    if source != "::":
+        expected = expected / ICMPv6NDOptSrcLLAddr(lladdr=TESTER_MAC)
+    assert neighbour._solicitation(TESTER_MAC, source,
+                                   ipaddress.ip_address("2001:2::2")) == bytes(expected)
