@@ -33,32 +33,40 @@ def timed(command: list[str], env: dict) -> float:
     return took
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--case", default="cases/handshake/passive-open.yaml")
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
+def measure(case: str, runs: int) -> dict[str, tuple[float, float]]:
+    """What each command takes, median of `runs`: (with bytecode caches,
+    without)."""
     python = sys.executable
     with tempfile.TemporaryDirectory(prefix="tcpconf-cold-") as tmp:
         figures = {
             "python -c pass": [python, "-c", "pass"],
             "imports of a sweep": [python, "-c", "import conformance.plugin, "
                                    "conformance.runner, conformance.engine, pytest, xdist"],
-            f"tcpconf sweep {args.case}": [python, "-m", "conformance", "sweep", args.case,
-                                           "--target", "linux", "--family", "ipv4", "-n", "0",
-                                           f"--report={tmp}", "-p", "no:cacheprovider", "-q"],
+            f"tcpconf sweep {case}": [python, "-m", "conformance", "sweep", case,
+                                      "--target", "linux", "--family", "ipv4", "-n", "0",
+                                      f"--report={tmp}", "-p", "no:cacheprovider", "-q"],
         }
         # As on a user's machine, Python keeps its bytecode caches (and pytest
         # its rewritten modules'); a machine that sets PYTHONDONTWRITEBYTECODE
         # compiles every module in every process, shown apart.
         cached = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         uncached = dict(cached, PYTHONDONTWRITEBYTECODE="1")
-        print(f"{'what':<56} {'cached':>8} {'no cache':>9}  (medians of {args.runs} runs)")
+        measured = {}
         for name, command in figures.items():
             timed(command, cached)          # writes the caches
-            with_cache = statistics.median(timed(command, cached) for _ in range(args.runs))
-            without = statistics.median(timed(command, uncached) for _ in range(args.runs))
-            print(f"{name:<56} {with_cache:7.3f}s {without:8.3f}s")
+            measured[name] = (statistics.median(timed(command, cached) for _ in range(runs)),
+                              statistics.median(timed(command, uncached) for _ in range(runs)))
+    return measured
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", default="cases/handshake/passive-open.yaml")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    print(f"{'what':<56} {'cached':>8} {'no cache':>9}  (medians of {args.runs} runs)")
+    for name, (with_cache, without) in measure(args.case, args.runs).items():
+        print(f"{name:<56} {with_cache:7.3f}s {without:8.3f}s")
     return 0
 
 

@@ -65,6 +65,15 @@ DIAG_REQUEST = struct.Struct("=BBBBI48x")
 # inet_diag_sockid's sport, dport (network order), src[16], dst[16].
 DIAG_MESSAGE = struct.Struct("!BB2xHH16s16s")
 DIAG_MESSAGE_SIZE = 72                     # sizeof(struct inet_diag_msg)
+# The extension that adds struct tcp_info to a full socket's message (none
+# for a request or a timewait socket): idiag_ext bit INET_DIAG_INFO - 1.
+INET_DIAG_INFO = 2
+RTATTR_HEADER = struct.Struct("=HH")       # rta_len, rta_type
+# struct tcp_info's tcpi_bytes_received (Linux 4.1+, RFC 4898's
+# tcpEStatsAppHCThruOctetsReceived): every advance of RCV.NXT past the
+# SYN, text and FIN alike, so it changes whenever the kernel takes text or
+# a FIN.
+TCPI_BYTES_RECEIVED = struct.Struct("=128xQ")
 NETLINK_TIMEOUT = 2.0
 
 
@@ -157,9 +166,11 @@ def diag_port_filter(local_port, remote_port):
     return code
 
 
-def diag_tcp_sockets(local_port=None, remote_port=None):
+def diag_tcp_sockets(local_port=None, remote_port=None, received=False):
     """All TCP sockets through sock_diag netlink, as (lip, lport, rip,
-    rport, state) tuples, in the order /proc/net/tcp{,6} lists them.
+    rport, state) tuples, in the order /proc/net/tcp{,6} lists them; with
+    `received`, a sixth element: tcpi_bytes_received, or None for a socket
+    the kernel keeps no tcp_info for (a request or a timewait socket).
 
     The ports, when given, are also passed to the kernel as a filter so
     it copies out only the matching sockets (the caller filters again).
@@ -182,19 +193,20 @@ def diag_tcp_sockets(local_port=None, remote_port=None):
         nl.settimeout(NETLINK_TIMEOUT)
         rows = []
         for seq, family in ((1, socket.AF_INET), (2, socket.AF_INET6)):
-            body = DIAG_REQUEST.pack(family, socket.IPPROTO_TCP, 0, 0,
+            ext = 1 << (INET_DIAG_INFO - 1) if received else 0
+            body = DIAG_REQUEST.pack(family, socket.IPPROTO_TCP, ext, 0,
                                      DIAG_STATES) + attr
             nl.send(NLMSG_HEADER.pack(NLMSG_HEADER.size + len(body),
                                       SOCK_DIAG_BY_FAMILY,
                                       NLM_F_REQUEST | NLM_F_DUMP, seq, 0)
                     + body)
-            diag_read_dump(nl, seq, rows)
+            diag_read_dump(nl, seq, rows, received)
         return rows
     finally:
         nl.close()
 
 
-def diag_read_dump(nl, seq, rows):
+def diag_read_dump(nl, seq, rows, received=False):
     """Read one multipart dump reply up to NLMSG_DONE into ``rows``."""
     while True:
         data = nl.recv(65536)
@@ -225,23 +237,45 @@ def diag_read_dump(nl, seq, rows):
             family, state, sport, dport, src, dst = \
                 DIAG_MESSAGE.unpack_from(data, payload)
             size = 4 if family == socket.AF_INET else 16
-            rows.append((socket.inet_ntop(family, src[:size]), sport,
-                         socket.inet_ntop(family, dst[:size]), dport, state))
+            row = (socket.inet_ntop(family, src[:size]), sport,
+                   socket.inet_ntop(family, dst[:size]), dport, state)
+            if received:
+                row += (bytes_received(data[payload + DIAG_MESSAGE_SIZE:
+                                            payload + length - NLMSG_HEADER.size]),)
+            rows.append(row)
+
+
+def bytes_received(attributes):
+    """tcpi_bytes_received from a message's attributes, or None when they
+    carry no tcp_info long enough to hold it."""
+    offset = 0
+    while offset + RTATTR_HEADER.size <= len(attributes):
+        length, kind = RTATTR_HEADER.unpack_from(attributes, offset)
+        if length < RTATTR_HEADER.size:
+            break
+        value = attributes[offset + RTATTR_HEADER.size:offset + length]
+        if kind == INET_DIAG_INFO and len(value) >= TCPI_BYTES_RECEIVED.size:
+            return TCPI_BYTES_RECEIVED.unpack_from(value)[0]
+        offset += (length + 3) & ~3         # RTA_ALIGN
+    return None
 
 
 def connections(rows, local_port=None, remote_addr=None, remote_port=None):
     """The rows that match the filters given (None: any), as ``states``
     replies them: {"local": "ip:port", "remote": "ip:port", "state": name}."""
     conns = []
-    for lip, lport, rip, rport, state in rows:
+    for row in rows:
+        lip, lport, rip, rport, state = row[:5]
         if local_port is not None and lport != local_port:
             continue
         if remote_port is not None and rport != remote_port:
             continue
         if remote_addr is not None and not same_ip(rip, remote_addr):
             continue
-        conns.append({"local": "%s:%d" % (lip, lport),
-                      "remote": "%s:%d" % (rip, rport),
-                      "state": TCP_STATES.get(state,
-                                              "UNKNOWN-%d" % state)})
+        conn = {"local": "%s:%d" % (lip, lport),
+                "remote": "%s:%d" % (rip, rport),
+                "state": TCP_STATES.get(state, "UNKNOWN-%d" % state)}
+        if len(row) > 5:
+            conn["received"] = row[5]
+        conns.append(conn)
     return conns

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import time
 
-from . import tcp
+from . import fence, tcp
 from .agent_client import AgentError
 from .evidence import AppEvent, Event, NoteEvent
 from .outcomes import CannotDecide, NotApplicable, StepFailed
@@ -181,6 +181,16 @@ class Application:
             listening = any(c["state"] == tcp.LISTEN for c in conns)
             return tcp.LISTEN if listening else "CLOSED (no listener left)"
         return state
+
+
+    def mark(self, flow: Flow) -> fence.Mark | None:
+        """The kernel's state of the connection and the octets of sequence
+        space it has taken (fence.Mark), or None when it keeps none."""
+        conns = self.call("states", local_port=self.target_port,
+                          received=True)["connections"]
+        remote = f"{self.link.tester_ip}:{flow.tester_port}"
+        row = next((c for c in conns if c["remote"] == remote), None)
+        return None if row is None else fence.Mark(row["state"], row.get("received"))
 
 
 class BlackBoxApplication(Application):

@@ -145,6 +145,12 @@ class _CaseRun:
         # The tester's segments that occupied sequence space: (its port, the
         # sequence number just past it, when it left), for fence.nothing_pending.
         self.occupying: list[tuple[int, int, float]] = []
+        # For a tester segment that occupied sequence space, on a target that
+        # shows what its kernel took (fence.TAKEN_VIEW): the connection's
+        # mark read just before it was sent, the question being whether it
+        # took any of it.
+        self.mark_read = False
+        self.mark: fence.Mark | None = None
         self.alternatives: list[str] = []
         self.followed: list[str] = []
         self.phase = "setup"
@@ -349,6 +355,11 @@ class _CaseRun:
         self.ladder.append(NoteEvent(time.time(), text, mark))
 
     def _send(self, step: Send) -> None:
+        self.mark_read = (self.engine.fences.marks and self.phase == "case"
+                          and bool(step.flags & (tcp.SYN | tcp.FIN) or step.payload
+                                   or step.length is not None))
+        if self.mark_read:
+            self.mark = self.app.mark(self.flow)
         before = time.time()    # an answer may be stamped before send() returns
         self.sent_at = self.injector.send(step, self.flow)
         seg = self.just_sent = decode(Frame(0.0, True, self.flow.last_sent))
@@ -364,11 +375,20 @@ class _CaseRun:
         an answer after the reply is recorded."""
         start = time.time()
         policy = self.engine.fences
-        if not (policy.sends and fence.immediate(self.just_sent) and not want_retransmission
-                and fence.nothing_pending(self.occupying, self._target_segments(), start)):
-            seg = self.stream.next(self.flow, deadline, want_retransmission)
+        fenced = policy.sends and self.just_sent is not None and not want_retransmission
+        if fenced and fence.immediate(self.just_sent):
+            fenced = fence.nothing_pending(self.occupying, self._target_segments(), start)
+            untaken = None
+        elif fenced and self.mark_read:
+            # Earlier segments must be done with; this one is judged by its mark.
+            fenced = fence.nothing_pending(self.occupying[:-1], self._target_segments(), start)
+            untaken = self._untaken
         else:
-            seg = self._fenced(step, start, deadline, policy.decides)
+            fenced = False
+        if fenced:
+            seg = self._fenced(step, start, deadline, policy.decides, untaken)
+        else:
+            seg = self.stream.next(self.flow, deadline, want_retransmission)
         if seg is None:
             # Waiting for nothing, not the tool's own cost: counted with the
             # case's waits (results.json), and apart, for the fences' figures.
@@ -379,7 +399,20 @@ class _CaseRun:
     def _target_segments(self) -> list[tcp.Segment]:
         return [seg for seg in self.stream.segments if seg.direction == tcp.IN]
 
-    def _fenced(self, step, start: float, deadline: float, decides: bool):
+    def _untaken(self) -> str | None:
+        """Why the segment just sent can draw no delayed ACK (its kernel took
+        none of it), or None when it may."""
+        after = self.app.mark(self.flow)
+        if not fence.untaken(self.mark, after):
+            return None
+        return ("the target took none of the segment (" + (
+            f"still {after.state}, RCV.NXT unchanged" if after is not None
+            else "no connection left") + ")")
+
+    def _fenced(self, step, start: float, deadline: float, decides: bool, untaken=None):
+        """The window's answer, with a fence sent FENCE_AFTER into it; with
+        `untaken`, the reply ends the window only where it says why the
+        segment can draw no delayed ACK."""
         seg = self.stream.next(self.flow, min(deadline, start + fence.FENCE_AFTER))
         if seg is not None or time.time() >= deadline:
             return seg
@@ -390,16 +423,20 @@ class _CaseRun:
         reply = self.stream.fence_reply
         if seg is not None or reply is None:
             return seg                  # an answer came first, or the echo's reply never did
+        why = "" if untaken is None else untaken()
+        if why is None:
+            return self.stream.next(self.flow, deadline)    # a delayed ACK may be owed
         if decides:
             self.fenced.append(step.line)
             self._note(f"fence: an ICMP echo sent {(sent - start) * 1000:.1f} ms into the window "
                        f"came back {(reply - sent) * 1000:.2f} ms later with no answer before "
-                       f"it: the window (line {step.line}) ends here", mark="fence")
+                       f"it{', and ' + why if why else ''}: the window (line {step.line}) "
+                       f"ends here", mark="fence")
             return None
         late = self.stream.next(self.flow, deadline)
         self.fence_audit.append({"line": step.line, "reply_ms": round((reply - sent) * 1000, 3),
                                  "saved_ms": round((deadline - reply) * 1000, 1),
-                                 "overtaken": late is not None})
+                                 "overtaken": late is not None, "untaken": bool(why)})
         return late
 
     def _icmp(self, step: SendIcmp) -> None:

@@ -16,7 +16,9 @@ That holds only where the awaited answer can only be immediate:
 * the segment occupies no sequence space (no text, no SYN, no FIN): a
   stack may acknowledge what does with a delayed ACK up to 500 ms later
   (RFC 1122 4.2.3.2, RFC 9293 3.8.6.3); lwIP acknowledges a SYN-ACK that
-  way, about 100 ms late;
+  way, about 100 ms late.  Or it does, and the target can show that it
+  took none of it (TAKEN_VIEW below): a delayed ACK acknowledges what was
+  taken, so a segment dropped whole draws only answers due at once;
 * the window does not await a retransmission, which a timer sends;
 * no earlier segment of the tester's that occupies sequence space may
   still draw a delayed ACK: each was acknowledged, or was sent
@@ -76,11 +78,49 @@ IN_ORDER = {
 }
 
 
+# The stacks whose agent shows, before and after a segment, whether the
+# stack took any of it (a Mark), and why nothing but what they took can draw
+# a later answer.
+TAKEN_VIEW = {
+    # sock_diag's tcp_info (bytes_received: every advance of RCV.NXT, text
+    # and FIN) and the state.  Only a full socket keeps a delayed-ACK timer
+    # (inet_csk_schedule_ack); a request socket (SYN-RECEIVED) holds no text
+    # and answers a segment at once or never, and so does a timewait socket
+    # (TIME-WAIT, FIN-WAIT-2 after close()), which keeps no timer but its
+    # own expiry.  Text kept out of order leaves RCV.NXT where it was but is
+    # acknowledged at once (__tcp_ack_snd_check with an out-of-order queue).
+    "linux": "tcp_info's bytes_received and the state, read through sock_diag",
+}
+
+
+@dataclass(frozen=True)
+class Mark:
+    """What the target's kernel showed of a connection: its state, and the
+    octets of sequence space it has taken (None: a socket that keeps no
+    count, and takes no text: see TAKEN_VIEW)."""
+    state: str
+    received: int | None
+
+
+def untaken(before: Mark | None, after: Mark | None) -> bool:
+    """Whether a segment that occupied sequence space left the connection
+    as it was: read before it was sent and after the fence's echo reply
+    showed it handled (None: no connection for the 4-tuple).  Then no
+    delayed ACK can be owed for it.  A connection that was not there before
+    is not judged: the segment may have opened one."""
+    if before is None:
+        return False
+    return after is None or after == before
+
+
 @dataclass(frozen=True)
 class Policy:
     """Whether a run's windows may end by a fence, and how."""
     mode: str               # ON, OFF or AUDIT
     reason: str = ""        # why not, when the target cannot have them
+    # Whether a segment that occupied sequence space may be fenced, when
+    # the target shows it took none of it (TAKEN_VIEW).
+    marks: bool = False
 
     @property
     def sends(self) -> bool:
@@ -102,7 +142,7 @@ def policy(target, mode: str = ON) -> Policy:
         return Policy(mode, "the lab's link may hold frames back (link faults)")
     if mode == ON and not IN_ORDER.get(target.name, False):
         return Policy(mode, f"{target.name} is not known to answer in order")
-    return Policy(mode)
+    return Policy(mode, marks=target.name in TAKEN_VIEW and getattr(target, "agent", None) is not None)
 
 
 def nothing_pending(sent: list[tuple[int, int, float]], target_segments, now: float) -> bool:

@@ -130,8 +130,11 @@ class FakeAgent:
     the states it is given for the case's connection on `wire`, one per
     states call, the last one from then on."""
 
-    def __init__(self, wire: ScriptedWire, states=("ESTABLISHED",)):
+    def __init__(self, wire: ScriptedWire, states=("ESTABLISHED",), received=(0,)):
+        """`received`: the octets taken each `states` call with received=True
+        reports (fence.Mark), one per call, the last one from then on."""
         self.wire, self.states, self.calls = wire, list(states), []
+        self.received = list(received)
 
     def call(self, op: str, **args) -> dict:
         self.calls.append(op)
@@ -140,7 +143,11 @@ class FakeAgent:
         if op == "states":
             state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
             remote = f"{TESTER.tester_ip}:{self.wire.ports[0]}"
-            return {"connections": [{"state": state, "remote": remote}]}
+            row = {"state": state, "remote": remote}
+            if args.get("received"):
+                row["received"] = (self.received.pop(0) if len(self.received) > 1
+                                   else self.received[0])
+            return {"connections": [row]}
         return {}
 
 

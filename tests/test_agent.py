@@ -315,6 +315,39 @@ def test_states_time_wait_after_both_close(agent):
                       "TIME-WAIT") == "TIME-WAIT"
 
 
+def test_states_show_the_octets_the_kernel_took(agent):
+    """With received, a full socket shows tcp_info's bytes_received (text and
+    FIN alike: what a fence.Mark compares); a timewait socket shows none."""
+    pair = connected_pair(agent)
+
+    def received(local, remote):
+        [conn] = agent.call("states", local_port=local, remote_addr=LOOPBACK,
+                            remote_port=remote, received=True)["connections"]
+        return conn["state"], conn["received"]
+
+    assert received(pair["port"], pair["client_port"]) == ("ESTABLISHED", 0)
+    agent.call("send", sock=pair["client"], size=10)
+    agent.call("close", sock=pair["client"])
+    wait_state(agent, pair["client_port"], pair["port"], "FIN-WAIT-2")
+    assert received(pair["port"], pair["client_port"]) == ("CLOSE-WAIT", 11)
+    assert received(pair["client_port"], pair["port"]) == ("FIN-WAIT-2", None)
+    with pytest.raises(AgentError, match="netlink only"):
+        agent.call("states", source="proc", received=True)
+
+
+def diag_attributes():
+    info = bytes(128) + struct.pack("=Q", 1234) + bytes(8)
+    other = struct.pack("=HH", 4 + 4, 9) + bytes(4)             # another attribute first
+    return other + struct.pack("=HH", 4 + len(info), agent_states.INET_DIAG_INFO) + info
+
+
+def test_bytes_received_is_read_from_the_tcp_info_attribute():
+    assert agent_states.bytes_received(diag_attributes()) == 1234
+    assert agent_states.bytes_received(b"") is None                       # request socket
+    short = struct.pack("=HH", 4 + 104, agent_states.INET_DIAG_INFO) + bytes(104)
+    assert agent_states.bytes_received(short) is None                     # before Linux 4.1
+
+
 def test_cleanup_aborts_everything(agent):
     """cleanup aborts connections, closes listeners, frees every handle."""
     pair = connected_pair(agent)

@@ -18,7 +18,7 @@ from conformance import fence, tcp
 from conformance.engine import Engine
 from conformance.verdict import FAIL, PASS
 from conformance.wire import Frame, is_echo_reply, is_echo_request
-from tests.fake_target import FakeTarget, Reply, ScriptedWire, handshake
+from tests.fake_target import FakeAgent, FakeTarget, Reply, ScriptedWire, handshake
 from tests.test_engine_fake_wire import case
 
 
@@ -67,6 +67,29 @@ def test_fences_only_where_the_stack_answers_in_order(stack, mode, sends, decide
     assert (policy.sends, policy.decides) == (sends, decides)
 
 
+def test_marks_only_where_an_agent_shows_what_the_stack_took():
+    assert fence.policy(target("linux", agent=object())).marks
+    assert not fence.policy(target("linux", agent=None)).marks      # black-box mode
+    assert not fence.policy(target("lwip", agent=object())).marks   # no such view
+    assert not fence.policy(target("linux", agent=object()), fence.OFF).marks
+
+
+ESTABLISHED_AT = fence.Mark("ESTABLISHED", 1)
+
+
+@pytest.mark.parametrize("before, after, untaken", [
+    (ESTABLISHED_AT, ESTABLISHED_AT, True),                        # dropped whole
+    (ESTABLISHED_AT, fence.Mark("ESTABLISHED", 6), False),         # text taken: ACK owed
+    (ESTABLISHED_AT, fence.Mark("CLOSE-WAIT", 2), False),          # a FIN taken
+    (ESTABLISHED_AT, None, True),                                  # reset: nothing left
+    (fence.Mark("TIME-WAIT", None), fence.Mark("TIME-WAIT", None), True),
+    (None, fence.Mark("SYN-RECEIVED", None), False),               # opened a connection
+    (None, None, False),                                           # nothing to compare
+])
+def test_a_segment_is_untaken_only_when_the_connection_is_as_it_was(before, after, untaken):
+    assert fence.untaken(before, after) is untaken
+
+
 def test_no_fence_through_a_device_in_the_path_or_over_a_faulty_link():
     assert "device in the path" in fence.policy(target(middlebox="firewall")).reason
     assert "link faults" in fence.policy(target(lab=SimpleNamespace(faults=object()))).reason
@@ -76,10 +99,13 @@ SILENCE_AFTER_ACK = ("  - send: {flags: ACK, seq: 1, ack: 1}\n"
                      "  - silence: 300ms\n")
 
 
-def run(steps, answer=handshake, mode=fence.ON, echo_delay=0.0005):
+def run(steps, answer=handshake, mode=fence.ON, echo_delay=0.0005, received=None):
+    """The case on a fake Linux; with `received`, an agent that shows the
+    octets its kernel took, one figure per mark read (fence.Mark)."""
     wire = ScriptedWire(answer, echo_delay=echo_delay)
+    agent = None if received is None else FakeAgent(wire, received=received)
     started = time.monotonic()
-    verdict = Engine(FakeTarget(name="linux"), wire, fences=mode).run(case(steps))
+    verdict = Engine(FakeTarget(agent, name="linux"), wire, fences=mode).run(case(steps))
     return verdict, wire, time.monotonic() - started
 
 
@@ -155,3 +181,33 @@ def test_text_acknowledged_at_once_leaves_nothing_pending():
                            "  - silence: 300ms\n", at_once)
     assert verdict.outcome == PASS, verdict.explain()
     assert verdict.fenced == [9] and wire.echoes == 1          # the silence's line
+
+
+TEXT_THEN_SILENCE = ("  - send: {flags: PSH, data: hello}\n"
+                     "  - silence: 300ms\n")
+
+
+def test_text_the_target_took_none_of_is_fenced():
+    """Text without ACK, dropped (RFC 9293 3.10.7.4: "if the ACK bit is off,
+    drop the segment"): RCV.NXT unchanged before and after, so no delayed
+    ACK is owed, and the reply ends the silence."""
+    verdict, wire, took = run(TEXT_THEN_SILENCE, received=[0])
+    assert verdict.outcome == PASS, verdict.explain()
+    assert verdict.fenced == [7] and wire.echoes == 1 and took < 0.2
+    [note] = [e for e in verdict.ladder if e.kind == "note" and e.mark == "fence"]
+    assert "took none of the segment (still ESTABLISHED, RCV.NXT unchanged)" in note.text
+
+
+def test_text_the_target_took_waits_for_its_delayed_ack():
+    """Taken (RCV.NXT moved on by 5): the ACK may come up to 500 ms later
+    (RFC 1122 4.2.3.2), and it does: the fence's reply ends nothing."""
+    late_ack = lambda seg: handshake(seg) + (                       # noqa: E731
+        [Reply(tcp.ACK, 7001, seg.seq + 5, delay=0.1)] if seg.payload else [])
+    verdict, wire, _ = run(TEXT_THEN_SILENCE, late_ack, received=[0, 5])
+    assert verdict.outcome == FAIL and verdict.fenced == [] and wire.echoes == 1
+    assert "ms into the silence" in verdict.actual
+
+
+def test_audit_says_which_text_fences_would_have_decided():
+    verdict, _, _ = run(TEXT_THEN_SILENCE, mode=fence.AUDIT, received=[0])
+    assert [(a["untaken"], a["overtaken"]) for a in verdict.fence_audit] == [(True, False)]
