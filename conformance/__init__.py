@@ -12,13 +12,13 @@ the cases in DIR once the package is installed).
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 # The cases that come with the suite (a checkout's cases/ links here).
 CATALOGUE = Path(__file__).resolve().parent / "cases"
 
 try:
-    __version__ = version("tcp-conformance")
-except PackageNotFoundError:        # run from a checkout that was never installed
+    # Written by setuptools-scm when the package is installed (pyproject.toml).
+    from ._version import version as __version__
+except ImportError:                 # run from a checkout that was never installed
     __version__ = "unknown"

@@ -25,12 +25,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import jsonschema
-import yaml
 
 from . import tcp
 from .requirements import Requirement, load_catalogue
-from .source import (ErrorList, Marks, SourceError, dotted, load_yaml_documents,
+from .source import (ErrorList, Marks, Schema, SourceError, dotted, load_yaml_documents,
                      schema_errors, validator)
 from .steps import (
     DEFAULT_CONNECTION,
@@ -70,9 +68,8 @@ CaseError = SourceError
 
 
 @lru_cache(maxsize=None)
-def _validator() -> jsonschema.Validator:
-    schema = yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
-    return validator(schema)
+def _validator() -> Schema:
+    return validator(SCHEMA_PATH)
 
 
 @dataclass

@@ -21,13 +21,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import jsonschema
 import yaml
 
 from . import tcp
 from .case import Case, CaseError, build_case
 from .requirements import load_catalogue
-from .source import Marks, check_schema, dotted, load_yaml_documents, validator
+from .source import Marks, Schema, check_schema, dotted, load_yaml_documents, validator
 from .steps import Expect, OneOf, Silence, StateCheck
 
 SCHEMA_PATH = Path(__file__).with_name("grid-schema.yaml")
@@ -35,8 +34,8 @@ DEFAULT_GRID = Path(__file__).resolve().parent / "cases" / "grid" / "state-event
 
 
 @lru_cache(maxsize=None)
-def _validator() -> jsonschema.Validator:
-    return validator(yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8")))
+def _validator() -> Schema:
+    return validator(SCHEMA_PATH)
 
 
 class _RuleMarks(Marks):

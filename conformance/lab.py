@@ -56,7 +56,9 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from . import netns
 from .delayline import FIXED, UNIFORM, DelayLine, DelayLineError
 from .faults import DELAY_PORTS, DELAY_READ, PORTS, Faults, ruleset
 from .tcp import IPV4, IPV6
@@ -183,6 +185,30 @@ def run(*argv: str, check: bool = True, input: str | None = None) -> str:
     return result.stdout
 
 
+def run_batch(namespace: str, commands: list[tuple[str, ...]]) -> None:
+    """Several `ip` commands in `namespace` from one process (`ip -batch`):
+    a lab is built from a few dozen, and each process costs milliseconds."""
+    run("ip", "-n", namespace, "-batch", "-",
+        input="".join(" ".join(command) + "\n" for command in commands))
+
+
+def set_sysctls(namespace: str, settings: dict[str, str]) -> None:
+    """Every setting in one sysctl process inside `namespace`."""
+    if settings:
+        run("ip", "netns", "exec", namespace, "sysctl", "-qw",
+            *(f"{key}={value}" for key, value in settings.items()))
+
+
+def read_sysctl(namespace: str, key: str) -> str | None:
+    """A sysctl's value as `namespace` has it (None: the kernel has no such
+    setting), read from /proc/sys in the namespace, with no process to start."""
+    with netns.entered(namespace):
+        try:
+            return Path("/proc/sys", *key.split(".")).read_text(encoding="ascii").strip()
+        except OSError:
+            return None
+
+
 def ethtool_features(text: str) -> dict[str, str]:
     """`ethtool -k` output as feature name -> value ("on", "off [fixed]"...)."""
     features = {}
@@ -284,15 +310,13 @@ class Lab:
                 run("nsenter", f"--net=/run/netns/{t}", "ip", "netns", "add", ns)
             else:
                 run("ip", "netns", "add", ns)
-            for key, value in ns_sysctls.items():
-                run("ip", "netns", "exec", ns, "sysctl", "-qw", f"{key}={value}")
+            set_sysctls(ns, ns_sysctls)
         self.join()
         run("ip", "-n", t, "link", "set", TESTER_IFACE, "promisc", "on", "up")
-        run("ip", "-n", g, "link", "set", "lo", "up")
-        for key, value in TARGET_IPV6_SYSCTLS.items():
-            iface_key = key.replace(".default.", f".{TARGET_IFACE}.")
-            run("ip", "netns", "exec", g, "sysctl", "-qw", f"{iface_key}={value}")
-        run("ip", "-n", g, "link", "set", TARGET_IFACE, "up")
+        # target0 came into the namespace after its defaults were set.
+        set_sysctls(g, {key.replace(".default.", f".{TARGET_IFACE}."): value
+                        for key, value in TARGET_IPV6_SYSCTLS.items()})
+        run_batch(g, [("link", "set", "lo", "up"), ("link", "set", TARGET_IFACE, "up")])
         self.configure_addresses()
         # Checksums computed in software and no segmentation offload, so the
         # capture shows the segments the target's TCP really built.
@@ -397,17 +421,15 @@ class Lab:
         """The target's IPv4 and IPv6 `addresses` on target0, permanent entries
         for its `neighbours` (one MAC: the tester's, or a router's), and with
         `via_neighbours`, default routes through them."""
-        g = self.target_ns
         ipv4, ipv6 = addresses
-        run("ip", "-n", g, "addr", "replace", f"{ipv4}/{PREFIXLEN}", "dev", TARGET_IFACE)
-        run("ip", "-n", g, "addr", "replace", f"{ipv6}/{PREFIXLEN6}", "dev", TARGET_IFACE,
-            "nodad")
+        commands = [("addr", "replace", f"{ipv4}/{PREFIXLEN}", "dev", TARGET_IFACE),
+                    ("addr", "replace", f"{ipv6}/{PREFIXLEN6}", "dev", TARGET_IFACE, "nodad")]
         for neighbour in neighbours:
-            run("ip", "-n", g, "neigh", "replace", neighbour, "lladdr", neighbour_mac,
-                "dev", TARGET_IFACE, "nud", "permanent")
-            if via_neighbours:
-                family = "-6" if ":" in neighbour else "-4"
-                run("ip", "-n", g, family, "route", "replace", "default", "via", neighbour)
+            commands.append(("neigh", "replace", neighbour, "lladdr", neighbour_mac,
+                             "dev", TARGET_IFACE, "nud", "permanent"))
+            if via_neighbours:     # the gateway's address gives the route its family
+                commands.append(("route", "replace", "default", "via", neighbour))
+        run_batch(self.target_ns, commands)
 
     def set_mtu(self, mtu: int) -> None:
         self.in_target("ip", "link", "set", TARGET_IFACE, "mtu", str(mtu))
@@ -434,9 +456,7 @@ class Lab:
 
     def settings(self) -> dict:
         """The lab's settings as the target sees them, for the report."""
-        values = {}
-        for key in RECORDED_SYSCTLS:
-            values[key] = self.in_target("sysctl", "-n", key, check=False).strip() or "?"
+        values = {key: read_sysctl(self.target_ns, key) or "?" for key in RECORDED_SYSCTLS}
         features = ethtool_features(self.in_target("ethtool", "-k", TARGET_IFACE, check=False))
         for name in OFFLOADS:
             if name in features:

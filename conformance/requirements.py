@@ -43,9 +43,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import jsonschema
 
-from .source import Marks, SourceError, check_schema, dotted, load_yaml_documents, validator
+from .source import (Marks, Schema, SourceError, cached, check_schema, dotted,
+                     load_yaml_documents, validator)
 
 DEFAULT_PATH = Path(__file__).with_name("requirements.yaml")
 
@@ -256,11 +256,13 @@ def load_catalogue(path: Path | None = None) -> Catalogue:
 
 @lru_cache(maxsize=1)
 def _package_catalogue() -> Catalogue:
-    return _load(DEFAULT_PATH)
+    # Read and checked once per version of the file and of this module: the
+    # catalogue is the largest file a run reads (source.cached).
+    return cached("catalogue", [DEFAULT_PATH, Path(__file__)], lambda: _load(DEFAULT_PATH))
 
 
 @lru_cache(maxsize=None)
-def _validator() -> jsonschema.Validator:
+def _validator() -> Schema:
     return validator(SCHEMA)
 
 

@@ -17,12 +17,18 @@ what reads it later.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
+import hashlib
+import os
+import pickle
 import re
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jsonschema
 import yaml
+
+if TYPE_CHECKING:
+    import jsonschema
 
 # Bounds no file written by a person comes near: the catalogue, the largest
 # file, builds 1,927 values and nests 3 deep; the grid nests 7 deep.
@@ -260,33 +266,129 @@ def _is_integer(checker, instance) -> bool:
     return isinstance(instance, int) and not isinstance(instance, bool)
 
 
-# JSON Schema 2020-12, except that 1.0 is not an integer.
-_Validator = jsonschema.validators.extend(
-    jsonschema.Draft202012Validator,
-    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer))
+class Schema:
+    """A JSON Schema (2020-12, except that 1.0 is not an integer) that input
+    files are checked against.
+
+    Checking a file that passed before is skipped: a document that met the
+    same schema once meets it again, and the check (with jsonschema's
+    import, which only a check needs) is most of a cold start's reading.  A
+    digest of the schema and of the document, with CHECK_VERSION, names an
+    empty file in the user's cache directory once the document passed; a
+    document with errors is checked every time, so its errors are never
+    cached.  Without a writable cache directory every document is checked."""
+
+    # Raise when what a check accepts changes without the schema changing
+    # (the integer rule above, jsonschema's major version).
+    CHECK_VERSION = "1"
+
+    def __init__(self, schema: dict):
+        self.schema = schema
+        self._digest = hashlib.sha256(f"{self.CHECK_VERSION}:{schema!r}".encode()).digest()
+        self._validator = None
+
+    def iter_errors(self, data):
+        if self._validator is None:
+            import jsonschema
+            checker = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer",
+                                                                             _is_integer)
+            extended = jsonschema.validators.extend(jsonschema.Draft202012Validator,
+                                                    type_checker=checker)
+            self._validator = extended(self.schema)
+        return self._validator.iter_errors(data)
+
+    def pass_mark(self, data) -> Path:
+        """The cache file whose existence says that `data` passed."""
+        key = hashlib.sha256(self._digest + repr(data).encode()).hexdigest()
+        return _cache_dir() / key
 
 
-def validator(schema: dict) -> jsonschema.Validator:
-    """The validator every input file's schema is checked with."""
-    return _Validator(schema)
+def _cache_dir() -> Path:
+    return cache_dir() / "schema-passed"
 
 
-def schema_errors(data, marks: Marks, path,
-                  validator: jsonschema.Validator) -> dict[tuple, SourceError]:
+def cache_dir() -> Path:
+    """The user's cache directory for the suite (XDG's, else ~/.cache)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "tcpconf"
+
+
+def cached(name: str, inputs: list[Path], build):
+    """build()'s result, or what it returned before from the same `inputs`
+    (files whose bytes decide it: the data and the code that reads it),
+    pickled in the cache directory.  Only a pickle the user owns and no one
+    else may write is read; any trouble with the cache means build() again."""
+    digest = hashlib.sha256()
+    for path in inputs:
+        digest.update(path.read_bytes())
+    where = cache_dir() / f"{name}-{digest.hexdigest()[:32]}.pickle"
+    try:
+        info = where.stat()
+        if info.st_uid == os.geteuid() and not info.st_mode & 0o022:
+            with open(where, "rb") as cache:
+                return pickle.load(cache)
+    except Exception:          # missing, unreadable, from another version: build it
+        pass
+    value = build()
+    try:
+        where.parent.mkdir(parents=True, exist_ok=True)
+        for old in where.parent.glob(f"{name}-*.pickle"):
+            old.unlink()
+        partial = where.with_suffix(f".{os.getpid()}.tmp")
+        with open(partial, "wb") as cache:
+            pickle.dump(value, cache, protocol=pickle.HIGHEST_PROTOCOL)
+        os.chmod(partial, 0o600)
+        os.replace(partial, where)
+    except OSError:
+        pass
+    return value
+
+
+def validator(schema: dict | Path) -> Schema:
+    """The validator every input file's schema is checked with; a path is a
+    schema file of the package's, read with libyaml where PyYAML has it."""
+    if isinstance(schema, Path):
+        schema = yaml.load(schema.read_text(encoding="utf-8"), Loader=_LOADER)
+    return Schema(schema)
+
+
+def schema_errors(data, marks: Marks, path, validator: Schema) -> dict[tuple, SourceError]:
     """The schema's violations by field path, one per field, each naming the
     field the author has to change (where two concern one field, the one that
     points deeper into it).  Errors inside anyOf branches stay in
     error.context; the anyOf itself is described by its schema's description."""
+    passed = validator.pass_mark(data)
+    if passed.exists():
+        return {}
     found: dict[tuple, SourceError] = {}
     for error in sorted(validator.iter_errors(data), key=lambda e: -len(e.absolute_path)):
         field_path, message = schema_message(error)
         if field_path not in found:
             found[field_path] = SourceError(path, marks.line(field_path), dotted(field_path),
                                             message)
+    if not found:
+        _mark_passed(passed)
     return found
 
 
-def check_schema(data, marks: Marks, path, validator: jsonschema.Validator) -> None:
+# Marks a cache directory keeps at most: past it, they are all removed (a
+# user's cases are a few hundred documents; the project's tests write more).
+MAX_PASS_MARKS = 4096
+
+
+def _mark_passed(mark: Path) -> None:
+    try:
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        mark.touch()
+        with os.scandir(mark.parent) as entries:
+            if sum(1 for _ in entries) > MAX_PASS_MARKS:
+                for entry in os.scandir(mark.parent):
+                    os.unlink(entry.path)
+    except OSError:
+        pass            # no cache: the next run checks again
+
+
+def check_schema(data, marks: Marks, path, validator: Schema) -> None:
     """Raise every violation of the schema (schema_errors)."""
     found = schema_errors(data, marks, path, validator)
     if found:
