@@ -29,7 +29,7 @@ from .summary import COULD_NOT_RUN, NON_CONFORMANT, USAGE
 
 # What a sweep writes unless told otherwise (as ./run sweep).
 REPORTS = "reports"
-WORKERS = "auto"     # two per stack swept, 4 to 8 (plugin/workers.py)
+WORKERS = "auto"     # three per stack swept, 4 to 12 (plugin/workers.py)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from conformance.plugin.workers import LAB_MEMORY, auto_workers, available_memory
 
 
-def test_two_workers_a_stack_between_four_and_eight():
-    assert [auto_workers(n, None) for n in (1, 2, 3, 4, 10)] == [4, 4, 6, 8, 8]
+def test_three_workers_a_stack_between_four_and_twelve():
+    assert [auto_workers(n, None) for n in (1, 2, 3, 4, 10)] == [4, 6, 9, 12, 12]
 
 
 def test_no_more_workers_than_memory_holds_their_labs():
