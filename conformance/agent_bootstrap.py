@@ -1,7 +1,7 @@
 """How the agent gets to the target: its modules, piped ahead of the protocol.
 
 Nothing is installed on the target.  The agent's process is started as
-``python3 -u -c BOOTSTRAP`` through any command that runs a program over
+``python3 -S -u -c BOOTSTRAP`` through any command that runs a program over
 there with stdin and stdout attached (``ip netns exec NS``, ``ssh host``,
 ``docker exec -i NAME``, a gVisor sandbox's OCI spec), and the client
 writes the modules' sources to its stdin first (AGENT_SOURCE), then the
@@ -50,7 +50,10 @@ def bootstrap_command(python: str = "python3") -> list[str]:
         " for m,n in %r]" % (sizes,),
         "exec(compile(r(%d),'tcpconf-agent','exec'))" % len(SOURCES[agent]),
     ])
-    return [python, "-u", "-c", code]
+    # -S: no site module.  The agent needs the standard library alone, and a
+    # virtual environment's site processing (its .pth files) takes longer
+    # than everything else the agent does before its hello.
+    return [python, "-S", "-u", "-c", code]
 
 
 def agent_argv(prefix: list[str], python: str = "python3", *,

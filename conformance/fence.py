@@ -90,6 +90,12 @@ TAKEN_VIEW = {
     # own expiry.  Text kept out of order leaves RCV.NXT where it was but is
     # acknowledged at once (__tcp_ack_snd_check with an out-of-order queue).
     "linux": "tcp_info's bytes_received and the state, read through sock_diag",
+    # The pcb's rcv_nxt and state (the agent's pcb lists).  tcp_receive
+    # delays an ACK (tcp_ack: TF_ACK_DELAY) only for text it took in
+    # sequence; a segment out of sequence, out of the window or a duplicate
+    # gets tcp_ack_now, sent by the tcp_output that ends tcp_input, and a
+    # TIME-WAIT pcb acknowledges at once too (tcp_timewait_input).
+    "lwip": "the pcb's rcv_nxt and state, read from lwIP's pcb lists",
 }
 
 

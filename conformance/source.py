@@ -315,12 +315,13 @@ def cache_dir() -> Path:
 
 def cached(name: str, inputs: list[Path], build):
     """build()'s result, or what it returned before from the same `inputs`
-    (files whose bytes decide it: the data and the code that reads it),
+    (files whose place and bytes decide it: the data and the code that reads it),
     pickled in the cache directory.  Only a pickle the user owns and no one
     else may write is read; any trouble with the cache means build() again."""
     digest = hashlib.sha256()
     for path in inputs:
-        digest.update(path.read_bytes())
+        # Where it is too: what is built may name it (a catalogue its file).
+        digest.update(os.fsencode(path.resolve()) + b"\0" + path.read_bytes())
     where = cache_dir() / f"{name}-{digest.hexdigest()[:32]}.pickle"
     try:
         info = where.stat()

@@ -91,13 +91,13 @@ def test_bootstrap_command_embeds_source_lengths():
     """The bootstrap reads exactly as many bytes of each shipped module as
     the client writes, the agent last."""
     argv = bootstrap_command("py")
-    assert argv[:3] == ["py", "-u", "-c"]
+    assert argv[:4] == ["py", "-S", "-u", "-c"]
     *modules, agent = SHIPPED
     for name in modules:
-        assert "(%r, %d)" % (name, len(SOURCES[name])) in argv[3]
-    assert "r(%d)" % len(SOURCES[agent]) in argv[3]
+        assert "(%r, %d)" % (name, len(SOURCES[name])) in argv[4]
+    assert "r(%d)" % len(SOURCES[agent]) in argv[4]
     assert len(AGENT_SOURCE) == sum(len(source) for source in SOURCES.values())
-    assert "\n" not in argv[3]
+    assert "\n" not in argv[4]
 
 
 @pytest.mark.parametrize("name", SHIPPED)

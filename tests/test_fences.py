@@ -70,7 +70,8 @@ def test_fences_only_where_the_stack_answers_in_order(stack, mode, sends, decide
 def test_marks_only_where_an_agent_shows_what_the_stack_took():
     assert fence.policy(target("linux", agent=object())).marks
     assert not fence.policy(target("linux", agent=None)).marks      # black-box mode
-    assert not fence.policy(target("lwip", agent=object())).marks   # no such view
+    assert fence.policy(target("lwip", agent=object())).marks
+    assert not fence.policy(target("gvisor", agent=object()), fence.AUDIT).marks  # no view
     assert not fence.policy(target("linux", agent=object()), fence.OFF).marks
 
 

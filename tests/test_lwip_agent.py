@@ -251,6 +251,33 @@ def test_bad_arguments_are_bad_requests(agent, op, args, named):
     assert error == "bad-request" and message.startswith(named), message
 
 
+def test_states_show_rcv_nxt_moving_when_lwip_takes_text_or_a_fin(agent):
+    """With received, each connection's rcv_nxt (what a fence.Mark compares),
+    null for a listener; a bool or nothing else."""
+    p = pair(agent)
+
+    def received(local, remote):
+        [row] = agent.call("states", local_port=local, remote_port=remote,
+                           received=True)["connections"]
+        return row["received"]
+
+    before = received(p["port"], p["cport"])
+    agent.call("send", sock=p["client"], size=10)
+    deadline = time.monotonic() + 2.0
+    while received(p["port"], p["cport"]) == before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert received(p["port"], p["cport"]) == (before + 10) % 2**32
+    agent.call("shutdown", sock=p["client"], how="wr")
+    wait_state(agent, p["port"], p["cport"], "CLOSE-WAIT")
+    assert received(p["port"], p["cport"]) == (before + 11) % 2**32
+    listener = [r for r in agent.call("states", local_port=p["port"],
+                                      received=True)["connections"] if r["state"] == "LISTEN"]
+    assert listener[0]["received"] is None
+    assert "received" not in agent.call("states", local_port=p["port"])["connections"][0]
+    error, message = error_of(agent, "states", received=1)
+    assert error == "bad-request" and message == "received: expected bool, got int"
+
+
 def test_states_has_no_netlink(agent):
     assert error_of(agent, "states", source="netlink")[0] == "unsupported"
 

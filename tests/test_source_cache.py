@@ -84,6 +84,17 @@ def test_a_cached_value_is_built_once_per_version_of_its_inputs(tmp_path):
     assert built == ["one", "two"]
 
 
+def test_the_same_bytes_elsewhere_are_built_again(tmp_path):
+    """A catalogue names its file: another checkout's copy is another value."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for folder in "ab":
+        (tmp_path / folder / "data.yaml").write_text("same")
+    for folder in "ab":
+        path = tmp_path / folder / "data.yaml"
+        assert cached("thing", [path], lambda path=path: str(path)) == str(path)
+
+
 def test_a_pickle_others_may_write_is_never_read(tmp_path, cache_home):
     data = tmp_path / "data.yaml"
     data.write_text("one")

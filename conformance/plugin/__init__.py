@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -143,13 +144,50 @@ def pytest_collection_finish(session):
 
 
 def pytest_sessionfinish(session):
-    for current in session.config.stash.get(keys.RUNNERS, {}).values():
-        current.stop()
+    # The labs come down while the report is written: closing a packet
+    # socket waits out an RCU grace period, removing a namespace and ending
+    # the agent take milliseconds more, none of which the report needs.
+    # pytest_unconfigure waits for it; the thread is not a daemon, so the
+    # process does not end before the labs are gone in any case.
+    stopping = _LabsStopping(list(session.config.stash.get(keys.RUNNERS, {}).values()))
+    session.config.stash[_STOPPING] = stopping
+    stopping.start()
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
         # An xdist worker: its labs' settings go to the controller's summary.
         workeroutput["tcpconf_settings"] = session.config.stash.get(keys.SETTINGS, {})
         workeroutput["tcpconf_deselected"] = session.config.stash.get(keys.DESELECTED, [])
+
+
+_STOPPING = pytest.StashKey["_LabsStopping"]()
+
+
+class _LabsStopping(threading.Thread):
+    """Every runner stopped, in the background; join() re-raises what
+    stopping one raised."""
+
+    def __init__(self, runners):
+        super().__init__(name="tcpconf-stop-labs")
+        self.runners, self.failure = runners, None
+
+    def run(self) -> None:
+        for current in self.runners:
+            try:
+                current.stop()
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                self.failure = self.failure or exc
+
+    def join(self, timeout=None) -> None:
+        super().join(timeout)
+        if self.failure is not None:
+            failure, self.failure = self.failure, None
+            raise failure
+
+
+def pytest_unconfigure(config):
+    stopping = config.stash.get(_STOPPING, None)
+    if stopping is not None:
+        stopping.join()
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -616,6 +616,7 @@ struct conn_row {
     char lip[INET6_ADDRSTRLEN], rip[INET6_ADDRSTRLEN];
     int lport, rport;
     char state[24];
+    long long received;     /* rcv_nxt; -1 for a listener, which has none */
 };
 
 static void state_name(enum tcp_state s, char *out, size_t outlen)
@@ -635,7 +636,7 @@ static void state_name(enum tcp_state s, char *out, size_t outlen)
 
 static int add_row(struct conn_row **rows, size_t *n, size_t *cap,
                    const ip_addr_t *lip, u16_t lport, const ip_addr_t *rip,
-                   u16_t rport, enum tcp_state st)
+                   u16_t rport, enum tcp_state st, long long received)
 {
     if (*n == *cap) {
         size_t ncap = *cap ? *cap * 2 : 16;
@@ -661,6 +662,7 @@ static int add_row(struct conn_row **rows, size_t *n, size_t *cap,
     snprintf(row->local, sizeof row->local, "%s:%d", row->lip, lport);
     snprintf(row->remote, sizeof row->remote, "%s:%d", row->rip, rport);
     state_name(st, row->state, sizeof row->state);
+    row->received = received;
     return 0;
 }
 
@@ -676,13 +678,13 @@ static int collect_pcbs(struct conn_row **rows, size_t *n)
     for (struct tcp_pcb_listen *l = tcp_listen_pcbs.listen_pcbs;
          l && !rc; l = l->next)
         rc = add_row(rows, n, &cap, &l->local_ip, l->local_port, NULL, 0,
-                     l->state);
+                     l->state, -1);
     for (struct tcp_pcb *p = tcp_active_pcbs; p && !rc; p = p->next)
         rc = add_row(rows, n, &cap, &p->local_ip, p->local_port,
-                     &p->remote_ip, p->remote_port, p->state);
+                     &p->remote_ip, p->remote_port, p->state, p->rcv_nxt);
     for (struct tcp_pcb *p = tcp_tw_pcbs; p && !rc; p = p->next)
         rc = add_row(rows, n, &cap, &p->local_ip, p->local_port,
-                     &p->remote_ip, p->remote_port, p->state);
+                     &p->remote_ip, p->remote_port, p->state, p->rcv_nxt);
     UNLOCK_TCPIP_CORE();
     return rc;
 }
@@ -1125,17 +1127,26 @@ static int op_sockerror(const struct jval *req, struct reply *r)
 
 /* lwIP's TCP connections from its pcb lists, filtered like the Linux
  * agent's.  ``source`` is accepted for compatibility: "auto" (the default)
- * reads the pcb lists; lwIP has neither sock_diag netlink nor /proc. */
+ * reads the pcb lists; lwIP has neither sock_diag netlink nor /proc.  With
+ * ``received``, each connection also gives its rcv_nxt (null for a
+ * listener): it moves whenever lwIP takes text or a FIN, which is what a
+ * fence after such a segment asks (conformance/fence.py). */
 static int op_states(const struct jval *req, struct reply *r)
 {
     long long local_port = -1, remote_port = -1;
     const char *remote_addr = NULL, *source = "auto";
-    int have_lp, have_ra, have_rp;
+    int have_lp, have_ra, have_rp, received = 0;
     if ((have_lp = arg_int(req, "local_port", &local_port, 0, 1, r)) < 0
         || (have_ra = arg_str(req, "remote_addr", &remote_addr, 0, 1, r)) < 0
         || (have_rp = arg_int(req, "remote_port", &remote_port, 0, 1, r)) < 0
         || arg_str(req, "source", &source, 0, 0, r) < 0)
         return -1;
+    const struct jval *want = jobj_get(req, "received");
+    if (want && want->type != J_NULL) {
+        if (want->type != J_BOOL)
+            return arg_type(r, "received", "bool", want);
+        received = want->boolean;
+    }
     if (strcmp(source, "auto") && strcmp(source, "netlink")
         && strcmp(source, "proc"))
         return fail(r, "bad-request",
@@ -1169,6 +1180,13 @@ static int op_states(const struct jval *req, struct reply *r)
         jb_string(&r->body, rows[i].remote, strlen(rows[i].remote));
         jb_key(&r->body, "state");
         jb_string(&r->body, rows[i].state, strlen(rows[i].state));
+        if (received) {
+            jb_key(&r->body, "received");
+            if (rows[i].received < 0)
+                jb_cstr(&r->body, "null");
+            else
+                jb_printf(&r->body, "%lld", rows[i].received);
+        }
         jb_cstr(&r->body, "}");
     }
     jb_cstr(&r->body, "]");
