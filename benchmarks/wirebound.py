@@ -103,6 +103,7 @@ def main() -> int:
     total_off = total_on = 0.0
     for stack, off_wall, on_wall, off, on, changed in rows:
         cut = 1 - on["unanswered"] / off["unanswered"] if off["unanswered"] else 0.0
+        cut = max(cut, 0.0) if abs(cut) < 0.005 else cut     # no "-0%"
         total_off, total_on = total_off + off["unanswered"], total_on + on["unanswered"]
         print(f"{stack:<8} {off['checks']:>6} {off_wall:>8.1f}s {on_wall:>7.1f}s "
               f"{off['unanswered']:>14.1f}s {on['unanswered']:>6.1f}s {cut:>5.0%} "

@@ -182,10 +182,9 @@ class Application:
             return tcp.LISTEN if listening else "CLOSED (no listener left)"
         return state
 
-
     def mark(self, flow: Flow) -> fence.Mark | None:
-        """The kernel's state of the connection and the octets of sequence
-        space it has taken (fence.Mark), or None when it keeps none."""
+        """The target's state of the connection and how far it has received
+        (fence.Mark), or None when it has no connection for the 4-tuple."""
         conns = self.call("states", local_port=self.target_port,
                           received=True)["connections"]
         remote = f"{self.link.tester_ip}:{flow.tester_port}"

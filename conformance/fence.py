@@ -101,9 +101,10 @@ TAKEN_VIEW = {
 
 @dataclass(frozen=True)
 class Mark:
-    """What the target's kernel showed of a connection: its state, and the
-    octets of sequence space it has taken (None: a socket that keeps no
-    count, and takes no text: see TAKEN_VIEW)."""
+    """What the target showed of a connection: its state, and how far it
+    has received: a count that moves whenever it takes text or a FIN
+    (Linux's bytes_received, lwIP's RCV.NXT; None: a socket that keeps no
+    count and takes no text, see TAKEN_VIEW)."""
     state: str
     received: int | None
 
@@ -148,7 +149,8 @@ def policy(target, mode: str = ON) -> Policy:
         return Policy(mode, "the lab's link may hold frames back (link faults)")
     if mode == ON and not IN_ORDER.get(target.name, False):
         return Policy(mode, f"{target.name} is not known to answer in order")
-    return Policy(mode, marks=target.name in TAKEN_VIEW and getattr(target, "agent", None) is not None)
+    shows_taken = target.name in TAKEN_VIEW and getattr(target, "agent", None) is not None
+    return Policy(mode, marks=shows_taken)
 
 
 def nothing_pending(sent: list[tuple[int, int, float]], target_segments, now: float) -> bool:
