@@ -191,6 +191,15 @@ class Application:
         row = next((c for c in conns if c["remote"] == remote), None)
         return None if row is None else fence.Mark(row["state"], row.get("received"))
 
+    def quiet(self, flow: Flow) -> bool:
+        """Whether the target's connection has nothing to send by itself
+        (fence.QUIET_VIEW); a connection that is gone has nothing."""
+        conns = self.call("states", local_port=self.target_port,
+                          received=True)["connections"]
+        remote = f"{self.link.tester_ip}:{flow.tester_port}"
+        row = next((c for c in conns if c["remote"] == remote), None)
+        return row is None or row.get("quiet") is True
+
 
 class BlackBoxApplication(Application):
     """A target that runs no agent: its own service listens on the user's port

@@ -376,7 +376,9 @@ class _CaseRun:
         start = time.time()
         policy = self.engine.fences
         fenced = policy.sends and self.just_sent is not None and not want_retransmission
-        if fenced and fence.immediate(self.just_sent):
+        if fenced and policy.quiet:
+            untaken = self._quiet    # whatever the segment was, judged by what is left to send
+        elif fenced and fence.immediate(self.just_sent):
             fenced = fence.nothing_pending(self.occupying, self._target_segments(), start)
             untaken = None
         elif fenced and self.mark_read:
@@ -409,23 +411,41 @@ class _CaseRun:
             f"still {after.state}, RCV.NXT unchanged" if after is not None
             else "no connection left") + ")")
 
-    def _fenced(self, step, start: float, deadline: float, decides: bool, untaken=None):
-        """The window's answer, with a fence sent FENCE_AFTER into it; with
-        `untaken`, the reply ends the window only where it says why the
-        segment can draw no delayed ACK."""
-        seg = self.stream.next(self.flow, min(deadline, start + fence.FENCE_AFTER))
-        if seg is not None or time.time() >= deadline:
-            return seg
+    def _quiet(self) -> str | None:
+        """Why nothing more can come on the connection (fence.QUIET_VIEW),
+        or None when the target has something to send by itself."""
+        if not self.app.quiet(self.flow):
+            return None
+        return "the target has nothing to send by itself"
+
+    def _echo(self, deadline: float) -> tuple[tcp.Segment | None, float | None, float]:
+        """An ICMP echo request sent now: (the answer that came before its
+        reply, or None; when the reply came, or None; when it was sent)."""
         ident = random.randrange(1, 65536)
         sent = time.time()      # the reply may be stamped before send() returns
         self.wire.send(echo_request(self.link, ident))
         seg = self.stream.next(self.flow, deadline, fence=ident)
-        reply = self.stream.fence_reply
+        return seg, self.stream.fence_reply, sent
+
+    def _fenced(self, step, start: float, deadline: float, decides: bool, untaken=None):
+        """The window's answer, with a fence sent FENCE_AFTER into it; with
+        `untaken`, the reply ends the window only where it says why the
+        segment can draw no later answer."""
+        seg = self.stream.next(self.flow, min(deadline, start + fence.FENCE_AFTER))
+        if seg is not None or time.time() >= deadline:
+            return seg
+        seg, reply, sent = self._echo(deadline)
         if seg is not None or reply is None:
             return seg                  # an answer came first, or the echo's reply never did
         why = "" if untaken is None else untaken()
         if why is None:
-            return self.stream.next(self.flow, deadline)    # a delayed ACK may be owed
+            return self.stream.next(self.flow, deadline)    # a later answer may be owed
+        if self.engine.fences.quiet:
+            # What the stack queued before the agent was asked leaves before this reply.
+            seg, flushed, _ = self._echo(deadline)
+            if seg is not None or flushed is None:
+                return seg
+            why += ", and a second echo's reply came with nothing before it"
         if decides:
             self.fenced.append(step.line)
             self._note(f"fence: an ICMP echo sent {(sent - start) * 1000:.1f} ms into the window "

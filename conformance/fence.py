@@ -99,6 +99,19 @@ TAKEN_VIEW = {
 }
 
 
+# The stacks that may answer from a timer after a fence's reply, so are not
+# IN_ORDER, but whose agent shows whether a connection has anything it would
+# send by itself.  On these, a fence's reply ends a window only where the
+# connection is quiet then (or gone), and only at the reply to a second echo,
+# sent after the agent was asked: whatever the stack queued before it, its
+# transmit queue delivered first.
+QUIET_VIEW = {
+    # The packet handler answers each frame in turn; the timer's FSM round
+    # sends what a segment lets out (targets/pytcp/agent.py: quiet).
+    "pytcp": "the session's send and receive variables, read under its FSM lock",
+}
+
+
 @dataclass(frozen=True)
 class Mark:
     """What the target showed of a connection: its state, and how far it
@@ -128,6 +141,8 @@ class Policy:
     # Whether a segment that occupied sequence space may be fenced, when
     # the target shows it took none of it (TAKEN_VIEW).
     marks: bool = False
+    # Whether every fence waits for the connection to be quiet (QUIET_VIEW).
+    quiet: bool = False
 
     @property
     def sends(self) -> bool:
@@ -147,10 +162,11 @@ def policy(target, mode: str = ON) -> Policy:
         return Policy(mode, "a device in the path answers for the end host")
     if getattr(getattr(target, "lab", None), "faults", None) is not None:
         return Policy(mode, "the lab's link may hold frames back (link faults)")
-    if mode == ON and not IN_ORDER.get(target.name, False):
+    agent = getattr(target, "agent", None) is not None
+    quiet = target.name in QUIET_VIEW and agent
+    if mode == ON and not (IN_ORDER.get(target.name, False) or quiet):
         return Policy(mode, f"{target.name} is not known to answer in order")
-    shows_taken = target.name in TAKEN_VIEW and getattr(target, "agent", None) is not None
-    return Policy(mode, marks=shows_taken)
+    return Policy(mode, marks=target.name in TAKEN_VIEW and agent, quiet=quiet)
 
 
 def nothing_pending(sent: list[tuple[int, int, float]], target_segments, now: float) -> bool:

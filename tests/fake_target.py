@@ -130,11 +130,13 @@ class FakeAgent:
     the states it is given for the case's connection on `wire`, one per
     states call, the last one from then on."""
 
-    def __init__(self, wire: ScriptedWire, states=("ESTABLISHED",), received=(0,)):
-        """`received`: the octets taken each `states` call with received=True
-        reports (fence.Mark), one per call, the last one from then on."""
+    def __init__(self, wire: ScriptedWire, states=("ESTABLISHED",), received=(0,),
+                 quiet=(True,)):
+        """`received` and `quiet`: what each `states` call with received=True
+        reports (fence.Mark, fence.QUIET_VIEW), one per call, the last one
+        from then on."""
         self.wire, self.states, self.calls = wire, list(states), []
-        self.received = list(received)
+        self.received, self.quiet = list(received), list(quiet)
 
     def call(self, op: str, **args) -> dict:
         self.calls.append(op)
@@ -147,6 +149,7 @@ class FakeAgent:
             if args.get("received"):
                 row["received"] = (self.received.pop(0) if len(self.received) > 1
                                    else self.received[0])
+                row["quiet"] = self.quiet.pop(0) if len(self.quiet) > 1 else self.quiet[0]
             return {"connections": [row]}
         return {}
 

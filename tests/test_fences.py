@@ -61,6 +61,9 @@ def target(name="linux", **more):
     ("gvisor", fence.ON, False, False),
     ("gvisor", fence.AUDIT, True, False),
     ("remote", fence.ON, False, False),
+    # PyTCP answers from its timer too: only where its agent can say the
+    # connection is quiet (fence.QUIET_VIEW).
+    ("pytcp", fence.ON, False, False),
 ])
 def test_fences_only_where_the_stack_answers_in_order(stack, mode, sends, decides):
     policy = fence.policy(target(stack), mode)
@@ -73,6 +76,12 @@ def test_marks_only_where_an_agent_shows_what_the_stack_took():
     assert fence.policy(target("lwip", agent=object())).marks
     assert not fence.policy(target("gvisor", agent=object()), fence.AUDIT).marks  # no view
     assert not fence.policy(target("linux", agent=object()), fence.OFF).marks
+
+
+def test_quiet_fences_where_the_agent_shows_what_is_left_to_send():
+    policy = fence.policy(target("pytcp", agent=object()))
+    assert (policy.sends, policy.decides, policy.quiet, policy.marks) == (True, True, True, False)
+    assert not fence.policy(target("linux", agent=object())).quiet
 
 
 ESTABLISHED_AT = fence.Mark("ESTABLISHED", 1)
@@ -100,13 +109,15 @@ SILENCE_AFTER_ACK = ("  - send: {flags: ACK, seq: 1, ack: 1}\n"
                      "  - silence: 300ms\n")
 
 
-def run(steps, answer=handshake, mode=fence.ON, echo_delay=0.0005, received=None):
-    """The case on a fake Linux; with `received`, an agent that shows the
-    octets its kernel took, one figure per mark read (fence.Mark)."""
+def run(steps, answer=handshake, mode=fence.ON, echo_delay=0.0005, received=None,
+        stack="linux", quiet=(True,)):
+    """The case on a fake `stack`; with `received`, an agent that shows the
+    octets its kernel took, one figure per mark read (fence.Mark), and
+    whether the connection is `quiet` (fence.QUIET_VIEW)."""
     wire = ScriptedWire(answer, echo_delay=echo_delay)
-    agent = None if received is None else FakeAgent(wire, received=received)
+    agent = None if received is None else FakeAgent(wire, received=received, quiet=quiet)
     started = time.monotonic()
-    verdict = Engine(FakeTarget(agent, name="linux"), wire, fences=mode).run(case(steps))
+    verdict = Engine(FakeTarget(agent, name=stack), wire, fences=mode).run(case(steps))
     return verdict, wire, time.monotonic() - started
 
 
@@ -212,3 +223,23 @@ def test_text_the_target_took_waits_for_its_delayed_ack():
 def test_audit_says_which_text_fences_would_have_decided():
     verdict, _, _ = run(TEXT_THEN_SILENCE, mode=fence.AUDIT, received=[0])
     assert [(a["untaken"], a["overtaken"]) for a in verdict.fence_audit] == [(True, False)]
+
+
+def test_a_quiet_connection_is_fenced_at_a_second_echos_reply():
+    """PyTCP: the agent says the session has nothing to send by itself; a
+    second echo flushes what it queued before it was asked."""
+    verdict, wire, took = run(TEXT_THEN_SILENCE, received=[0], stack="pytcp")
+    assert verdict.outcome == PASS, verdict.explain()
+    assert verdict.fenced == [7] and wire.echoes == 2 and took < 0.2
+    [note] = [e for e in verdict.ladder if e.kind == "note" and e.mark == "fence"]
+    assert "nothing to send by itself, and a second echo's reply" in note.text
+
+
+def test_a_connection_with_something_to_send_waits_for_it():
+    """Not quiet (the ACK it owes goes from its timer): the window runs on and
+    the late ACK breaks the silence."""
+    late_ack = lambda seg: handshake(seg) + (                       # noqa: E731
+        [Reply(tcp.ACK, 7001, seg.seq + 5, delay=0.05)] if seg.payload else [])
+    verdict, wire, _ = run(TEXT_THEN_SILENCE, late_ack, received=[0], stack="pytcp",
+                           quiet=[False])
+    assert verdict.outcome == FAIL and verdict.fenced == [] and wire.echoes == 1

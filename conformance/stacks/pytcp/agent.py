@@ -487,6 +487,7 @@ class Agent(ProtocolAgent):
         remote_addr = arg(req, "remote_addr", str, None)
         remote_port = arg(req, "remote_port", int, None)
         source = arg(req, "source", str, "auto")
+        received = arg(req, "received", bool, False)
         if source not in ("auto", "netlink", "proc"):
             raise BadRequest("source: must be one of auto, netlink, proc")
         if source != "auto":
@@ -509,8 +510,13 @@ class Agent(ProtocolAgent):
                 continue
             if remote_addr is not None and rip != remote_addr:
                 continue
-            conns.append({"local": "%s:%d" % (sock.local_ip_address, lport),
-                          "remote": "%s:%d" % (rip, rport), "state": state})
+            conn = {"local": "%s:%d" % (sock.local_ip_address, lport),
+                    "remote": "%s:%d" % (rip, rport), "state": state}
+            if received:
+                with session._lock_fsm:
+                    conn["received"] = session._rcv_nxt
+                    conn["quiet"] = quiet(session)
+            conns.append(conn)
         return {"connections": conns}
 
     def op_cleanup(self, req):
@@ -589,6 +595,29 @@ def introduction(args):
                                                   u.machine),
                  implementation="pytcp", stack="PyTCP %s" % pytcp_version,
                  tap=args.tap, ipv6=bool(args.ip6), optimized=not __debug__)
+
+
+def quiet(session):
+    """Whether the session has nothing its timer would send by itself
+    (conformance/fence.py's QUIET_VIEW): PyTCP's packet handler answers a
+    segment at once, but what the segment lets out goes from the timer's
+    FSM round (TcpSession._tcp_fsm_* with timer=True): a delayed ACK
+    (_delayed_ack: rcv_nxt past rcv_una), a retransmission (_retransmit_
+    packet_timeout: something unacknowledged), a SYN or SYN+ACK not yet
+    sent, text waiting in the send buffer, a FIN after close() (_closing)
+    or not yet sent (FIN-WAIT-1, LAST-ACK).  Read under the session's
+    FSM lock."""
+    state = session._state.name
+    if session._rcv_nxt != session._rcv_una or session._snd_una != session._snd_max:
+        return False
+    if state in ("SYN_SENT", "SYN_RCVD") and session._snd_nxt == session._snd_ini:
+        return False
+    if state in ("ESTABLISHED", "CLOSE_WAIT") and (
+            session._closing or len(session._tx_buffer) > session._tx_buffer_nxt):
+        return False
+    if state in ("FIN_WAIT_1", "LAST_ACK") and session._snd_nxt != session._snd_fin:
+        return False
+    return True
 
 
 # How often the timer thread runs its round (PyTCP: every millisecond).

@@ -1,0 +1,60 @@
+"""The PyTCP agent's own logic, without a lab: what its `states` call says of
+a session's quiet (fence.QUIET_VIEW) and its timer rounds.  The agent is a
+program, loaded here from its file."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+AGENT = Path(__file__).resolve().parents[1] / "conformance" / "stacks" / "pytcp" / "agent.py"
+spec = importlib.util.spec_from_file_location("pytcp_agent", AGENT)
+agent = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(agent)
+
+
+def session(state="ESTABLISHED", **changes):
+    """A session at rest: everything received acknowledged, everything sent
+    acknowledged, nothing waiting."""
+    fields = dict(_state=SimpleNamespace(name=state), _rcv_nxt=1001, _rcv_una=1001,
+                  _snd_ini=5000, _snd_una=5101, _snd_nxt=5101, _snd_max=5101, _snd_fin=0,
+                  _closing=False, _tx_buffer=b"x" * 100, _tx_buffer_nxt=100)
+    fields.update(changes)
+    return SimpleNamespace(**fields)
+
+
+@pytest.mark.parametrize("state, changes, quiet", [
+    ("ESTABLISHED", {}, True),
+    ("ESTABLISHED", {"_rcv_nxt": 1006}, False),                   # a delayed ACK owed
+    ("ESTABLISHED", {"_snd_max": 5201, "_snd_nxt": 5201}, False),  # unacknowledged: retransmission
+    ("ESTABLISHED", {"_tx_buffer": b"x" * 150}, False),           # text waiting to go
+    ("ESTABLISHED", {"_closing": True}, False),                   # close() called: a FIN to send
+    ("CLOSE_WAIT", {"_closing": True}, False),
+    ("SYN_RCVD", {"_snd_nxt": 5000}, False),                      # SYN+ACK not sent yet
+    ("FIN_WAIT_1", {"_snd_fin": 5102}, False),                    # FIN not sent yet
+    ("FIN_WAIT_2", {}, True),
+    ("TIME_WAIT", {}, True),
+])
+def test_a_session_is_quiet_only_with_nothing_its_timer_would_send(state, changes, quiet):
+    assert agent.quiet(session(state, **changes)) is quiet
+
+
+def task(delay, repeat=-1, calls=None):
+    calls = [] if calls is None else calls
+    return SimpleNamespace(_remaining_delay=delay, _delay=delay, _delay_exp=False,
+                           _delay_exp_factor=0, _repeat_count=repeat, _stop_condition=None,
+                           _method=lambda: calls.append(1), _args=[], _kwargs={}), calls
+
+
+def test_a_round_runs_a_due_task_once_and_counts_the_time_that_passed():
+    every_ms, calls = task(1)
+    agent.advance(every_ms, 5)              # 5 ms passed: one call, not five
+    assert calls == [1] and every_ms._remaining_delay == 1
+    later, later_calls = task(100, repeat=0)
+    agent.advance(later, 60)
+    assert later_calls == [] and later._remaining_delay == 40
+    agent.advance(later, 60)
+    assert later_calls == [1] and later._remaining_delay == 0       # done: retired
