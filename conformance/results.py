@@ -23,7 +23,6 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 from . import evidence
@@ -45,13 +44,6 @@ DEVIATING = ("fail", "warn", "info", "known")
 
 class ResultsError(Exception):
     """A results file that cannot be read: the message names the file and what is wrong."""
-
-
-def suite_version() -> str:
-    try:
-        return metadata.version("tcp-conformance")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def suite_commit(package: Path | None = None) -> dict | None:
