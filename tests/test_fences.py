@@ -122,10 +122,10 @@ def run(steps, answer=handshake, mode=fence.ON, echo_delay=0.0005, received=None
 
 
 def test_a_silence_after_a_bare_ack_ends_at_the_fences_reply():
-    verdict, wire, took = run(SILENCE_AFTER_ACK)
+    verdict, wire, _ = run(SILENCE_AFTER_ACK)
     assert verdict.outcome == PASS, verdict.explain()
     assert verdict.fenced == [7] and wire.echoes == 1
-    assert took < 0.2 and verdict.unanswered < 0.05
+    assert verdict.unanswered < 0.05        # the window's own time: not the 300 ms
     assert any(e.kind == "note" and e.mark == "fence" for e in verdict.ladder)
 
 
@@ -167,10 +167,11 @@ def test_audit_waits_the_window_out_and_counts_an_answer_that_overtook_the_fence
 
 
 def test_an_expect_that_nothing_meets_fails_at_the_fences_reply():
-    verdict, _, took = run("  - send: {flags: ACK, seq: 1, ack: 1}\n"
-                           "  - expect: {flags: ACK, within: 500ms}\n")
+    verdict, _, _ = run("  - send: {flags: ACK, seq: 1, ack: 1}\n"
+                        "  - expect: {flags: ACK, within: 500ms}\n")
     assert verdict.outcome == FAIL and verdict.fenced == [7]
-    assert verdict.actual == "no segment before the fence's echo reply" and took < 0.3
+    assert verdict.actual == "no segment before the fence's echo reply"
+    assert verdict.unanswered < 0.05
 
 
 def test_no_fence_while_earlier_text_may_still_draw_a_delayed_ack():
@@ -203,9 +204,9 @@ def test_text_the_target_took_none_of_is_fenced():
     """Text without ACK, dropped (RFC 9293 3.10.7.4: "if the ACK bit is off,
     drop the segment"): RCV.NXT unchanged before and after, so no delayed
     ACK is owed, and the reply ends the silence."""
-    verdict, wire, took = run(TEXT_THEN_SILENCE, received=[0])
+    verdict, wire, _ = run(TEXT_THEN_SILENCE, received=[0])
     assert verdict.outcome == PASS, verdict.explain()
-    assert verdict.fenced == [7] and wire.echoes == 1 and took < 0.2
+    assert verdict.fenced == [7] and wire.echoes == 1 and verdict.unanswered < 0.05
     [note] = [e for e in verdict.ladder if e.kind == "note" and e.mark == "fence"]
     assert "took none of the segment (still ESTABLISHED, RCV.NXT unchanged)" in note.text
 
@@ -228,9 +229,9 @@ def test_audit_says_which_text_fences_would_have_decided():
 def test_a_quiet_connection_is_fenced_at_a_second_echos_reply():
     """PyTCP: the agent says the session has nothing to send by itself; a
     second echo flushes what it queued before it was asked."""
-    verdict, wire, took = run(TEXT_THEN_SILENCE, received=[0], stack="pytcp")
+    verdict, wire, _ = run(TEXT_THEN_SILENCE, received=[0], stack="pytcp")
     assert verdict.outcome == PASS, verdict.explain()
-    assert verdict.fenced == [7] and wire.echoes == 2 and took < 0.2
+    assert verdict.fenced == [7] and wire.echoes == 2 and verdict.unanswered < 0.05
     [note] = [e for e in verdict.ladder if e.kind == "note" and e.mark == "fence"]
     assert "nothing to send by itself, and a second echo's reply" in note.text
 
