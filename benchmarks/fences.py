@@ -61,6 +61,17 @@ def figures(results) -> dict:
     }
 
 
+def cut(off: dict, on: dict) -> float:
+    """The share of the unanswered time the fences saved."""
+    saved = 1 - on["unanswered"] / off["unanswered"] if off["unanswered"] else 0.0
+    return max(saved, 0.0) if abs(saved) < 0.005 else saved     # no "-0%"
+
+
+def verdicts_changed(changes) -> int:
+    """How many records `tcpconf compare` of the two sweeps lists as changed."""
+    return sum(len(getattr(changes, name)) for name, _title in changes.SECTIONS)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -85,11 +96,10 @@ def main() -> int:
     for target, by_mode, changes in rows:
         (off_wall, off), (on_wall, on) = by_mode[OFF], by_mode[ON]
         audit = by_mode[AUDIT][1]
-        cut = 1 - on["unanswered"] / off["unanswered"] if off["unanswered"] else 0.0
-        changed = sum(len(getattr(changes, name)) for name, _title in changes.SECTIONS)
         print(f"{target:<8} {off['checks']:>6} {off_wall:>8.1f}s {on_wall:>7.1f}s "
-              f"{off['unanswered']:>14.1f}s {on['unanswered']:>6.1f}s {cut:>5.0%} "
-              f"{on['fenced']:>7} {audit['fences']:>13} {audit['overtaken']:>10} {changed:>17}")
+              f"{off['unanswered']:>14.1f}s {on['unanswered']:>6.1f}s {cut(off, on):>5.0%} "
+              f"{on['fenced']:>7} {audit['fences']:>13} {audit['overtaken']:>10} "
+              f"{verdicts_changed(changes):>17}")
     print("\nunanswered: seconds in windows that ended with no answer, summed over the checks; "
           "overtaken: audit fences whose reply came before an answer in the same window "
           "(fence.IN_ORDER must be False for a stack with any)")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,7 +32,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 from coldstart import measure as cold_start  # noqa: E402
-from fences import figures, sweep  # noqa: E402
+from fences import cut, figures, sweep, verdicts_changed  # noqa: E402
 
 from conformance.compare import compare  # noqa: E402
 from conformance.fence import OFF, ON  # noqa: E402
@@ -72,7 +73,7 @@ def packetdrill(runs: int) -> float | None:
                             f"ip link set lo up && {binary} {PACKETDRILL_ADDRESSES} "
                             f"{script.name}"], capture_output=True)
             took.append(time.monotonic() - started)
-    return sorted(took)[len(took) // 2]
+    return statistics.median(took)
 
 
 def main() -> int:
@@ -89,9 +90,8 @@ def main() -> int:
         for stack in stacks:
             off_wall, off = sweep(stack, OFF, args.workers, None, args.family, Path(tmp))
             on_wall, on = sweep(stack, ON, args.workers, None, args.family, Path(tmp))
-            changes = compare(off, on)
-            changed = sum(len(getattr(changes, name)) for name, _title in changes.SECTIONS)
-            rows.append((stack, off_wall, on_wall, figures(off), figures(on), changed))
+            rows.append((stack, off_wall, on_wall, figures(off), figures(on),
+                         verdicts_changed(compare(off, on))))
             alone[stack] = on_wall
         together_wall, together = sweep(",".join(stacks), ON, args.workers, None, args.family,
                                         Path(tmp))
@@ -102,15 +102,13 @@ def main() -> int:
           f"{'on':>7} {'cut':>5} {'fenced':>7} {'verdicts changed':>17}")
     total_off = total_on = 0.0
     for stack, off_wall, on_wall, off, on, changed in rows:
-        cut = 1 - on["unanswered"] / off["unanswered"] if off["unanswered"] else 0.0
-        cut = max(cut, 0.0) if abs(cut) < 0.005 else cut     # no "-0%"
         total_off, total_on = total_off + off["unanswered"], total_on + on["unanswered"]
         print(f"{stack:<8} {off['checks']:>6} {off_wall:>8.1f}s {on_wall:>7.1f}s "
-              f"{off['unanswered']:>14.1f}s {on['unanswered']:>6.1f}s {cut:>5.0%} "
+              f"{off['unanswered']:>14.1f}s {on['unanswered']:>6.1f}s {cut(off, on):>5.0%} "
               f"{on['fenced']:>7} {changed:>17}")
-    if total_off:
-        print(f"{'all':<8} {'':>6} {'':>9} {'':>8} {total_off:>14.1f}s {total_on:>6.1f}s "
-              f"{1 - total_on / total_off:>5.0%}")
+    all_cut = cut({"unanswered": total_off}, {"unanswered": total_on})
+    print(f"{'all':<8} {'':>6} {'':>9} {'':>8} {total_off:>14.1f}s {total_on:>6.1f}s "
+          f"{all_cut:>5.0%}")
     slowest = max(alone, key=alone.get)
     print(f"\n{len(stacks)} stacks together, fences on: {together_wall:.1f} s for "
           f"{len(together.records)} checks, {together_wall / alone[slowest]:.2f}x the slowest "

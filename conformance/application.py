@@ -185,20 +185,22 @@ class Application:
     def mark(self, flow: Flow) -> fence.Mark | None:
         """The target's state of the connection and how far it has received
         (fence.Mark), or None when it has no connection for the 4-tuple."""
-        conns = self.call("states", local_port=self.target_port,
-                          received=True)["connections"]
-        remote = f"{self.link.tester_ip}:{flow.tester_port}"
-        row = next((c for c in conns if c["remote"] == remote), None)
+        row = self._received_row(flow)
         return None if row is None else fence.Mark(row["state"], row.get("received"))
 
     def quiet(self, flow: Flow) -> bool:
         """Whether the target's connection has nothing to send by itself
         (fence.QUIET_VIEW); a connection that is gone has nothing."""
+        row = self._received_row(flow)
+        return row is None or row.get("quiet") is True
+
+    def _received_row(self, flow: Flow) -> dict | None:
+        """The agent's row for the connection, with what it says of how far
+        the connection has received (`states` with received), or None."""
         conns = self.call("states", local_port=self.target_port,
                           received=True)["connections"]
         remote = f"{self.link.tester_ip}:{flow.tester_port}"
-        row = next((c for c in conns if c["remote"] == remote), None)
-        return row is None or row.get("quiet") is True
+        return next((c for c in conns if c["remote"] == remote), None)
 
 
 class BlackBoxApplication(Application):

@@ -48,7 +48,8 @@ class Verdict:
     protocol_waits: float = 0.0
     unanswered: float = 0.0
     # The lines of the steps whose window a fence ended (fence.py); in audit
-    # mode, each fence's record instead: {line, reply_ms, saved_ms, overtaken}.
+    # mode, each fence's record instead: {line, reply_ms, saved_ms, overtaken,
+    # untaken (the agent's view, fence.TAKEN_VIEW or QUIET_VIEW, let it decide)}.
     fenced: list[int] = field(default_factory=list)
     fence_audit: list[dict] = field(default_factory=list)
     exchanges: list[float] = field(default_factory=list)  # injector round trips, seconds

@@ -135,7 +135,8 @@ class Capture:
             f"(tcp and ((src host {link.tester_ip} and dst host {link.target_ip} and ({sent})) "
             f"or (src host {link.target_ip} and dst host {link.tester_ip} and ({answered}))))")
         if echo_replies:
-            expression += f" or ({reply} and src host {link.target_ip} and dst host {link.tester_ip})"
+            expression += (f" or ({reply} and src host {link.target_ip} "
+                           f"and dst host {link.tester_ip})")
         self._filter(expression)
 
     def watch_ports(self, ports, icmp: bool = False) -> None:
