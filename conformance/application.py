@@ -188,11 +188,17 @@ class Application:
         row = self._received_row(flow)
         return None if row is None else fence.Mark(row["state"], row.get("received"))
 
-    def quiet(self, flow: Flow) -> bool:
-        """Whether the target's connection has nothing to send by itself
-        (fence.QUIET_VIEW); a connection that is gone has nothing."""
+    def sends_in(self, flow: Flow) -> float | None:
+        """When the target's connection would next send something by itself
+        (fence.QUIET_VIEW), in seconds from now: 0 when it has something to
+        send at once, None when it has nothing scheduled (nor, if it is gone,
+        anything at all).  An agent that cannot tell says 0."""
         row = self._received_row(flow)
-        return row is None or row.get("quiet") is True
+        if row is None:
+            return None
+        if "sends_in" not in row:
+            return 0.0
+        return None if row["sends_in"] is None else row["sends_in"] / 1000
 
     def _received_row(self, flow: Flow) -> dict | None:
         """The agent's row for the connection, with what it says of how far

@@ -401,7 +401,7 @@ class _CaseRun:
     def _target_segments(self) -> list[tcp.Segment]:
         return [seg for seg in self.stream.segments if seg.direction == tcp.IN]
 
-    def _untaken(self) -> str | None:
+    def _untaken(self, _deadline: float) -> str | None:
         """Why the segment just sent can draw no delayed ACK (its kernel took
         none of it), or None when it may."""
         after = self.app.mark(self.flow)
@@ -411,12 +411,18 @@ class _CaseRun:
             f"still {after.state}, RCV.NXT unchanged" if after is not None
             else "no connection left") + ")")
 
-    def _quiet(self) -> str | None:
-        """Why nothing more can come on the connection (fence.QUIET_VIEW),
-        or None when the target has something to send by itself."""
-        if not self.app.quiet(self.flow):
+    def _quiet(self, deadline: float) -> str | None:
+        """Why nothing more can come on the connection before `deadline`
+        (fence.QUIET_VIEW), or None when the target may send something by
+        itself before then."""
+        asked = time.time()     # the agent's count runs from a later moment
+        sends_in = self.app.sends_in(self.flow)
+        if sends_in is None:
+            return "the target has nothing to send by itself"
+        if asked + sends_in <= deadline:
             return None
-        return "the target has nothing to send by itself"
+        return (f"the target sends nothing by itself for {sends_in * 1000:.0f} ms "
+                f"(its timer), past the window's end")
 
     def _echo(self, deadline: float) -> tuple[tcp.Segment | None, float | None, float]:
         """An ICMP echo request sent now: (the answer that came before its
@@ -437,7 +443,7 @@ class _CaseRun:
         seg, reply, sent = self._echo(deadline)
         if seg is not None or reply is None:
             return seg                  # an answer came first, or the echo's reply never did
-        why = "" if untaken is None else untaken()
+        why = "" if untaken is None else untaken(deadline)
         if why is None:
             return self.stream.next(self.flow, deadline)    # a later answer may be owed
         if self.engine.fences.quiet:

@@ -100,15 +100,19 @@ TAKEN_VIEW = {
 
 
 # The stacks that may answer from a timer after a fence's reply, so are not
-# IN_ORDER, but whose agent shows whether a connection has anything it would
-# send by itself.  On these, a fence's reply ends a window only where the
-# connection is quiet then (or gone), and only at the reply to a second echo,
-# sent after the agent was asked: whatever the stack queued before it, its
-# transmit queue delivered first.
+# IN_ORDER, but whose agent shows when a connection would next send something
+# by itself.  On these, a fence's reply ends a window only where the
+# connection stays quiet until the window's end (or is gone), and only at the
+# reply to a second echo, sent after the agent was asked: whatever the stack
+# queued before it, its transmit queue delivered first.  A retransmission
+# timer that runs out after the window's end is no answer the window could
+# have seen: a SYN-ACK or FIN waiting for its ACK does not keep the window
+# open.
 QUIET_VIEW = {
     # The packet handler answers each frame in turn; the timer's FSM round
-    # sends what a segment lets out (targets/pytcp/agent.py: quiet).
-    "pytcp": "the session's send and receive variables, read under its FSM lock",
+    # sends what a segment lets out, a delayed ACK and a retransmission
+    # (targets/pytcp/agent.py: sends_in).
+    "pytcp": "the session's send and receive variables and its timers, read under its FSM lock",
 }
 
 
@@ -141,7 +145,7 @@ class Policy:
     # Whether a segment that occupied sequence space may be fenced, when
     # the target shows it took none of it (TAKEN_VIEW).
     marks: bool = False
-    # Whether every fence waits for the connection to be quiet (QUIET_VIEW).
+    # Whether every fence asks whether the connection stays quiet (QUIET_VIEW).
     quiet: bool = False
 
     @property

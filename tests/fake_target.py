@@ -131,12 +131,12 @@ class FakeAgent:
     states call, the last one from then on."""
 
     def __init__(self, wire: ScriptedWire, states=("ESTABLISHED",), received=(0,),
-                 quiet=(True,)):
-        """`received` and `quiet`: what each `states` call with received=True
-        reports (fence.Mark, fence.QUIET_VIEW), one per call, the last one
-        from then on."""
+                 sends_in=(None,)):
+        """`received` and `sends_in`: what each `states` call with
+        received=True reports (fence.Mark; fence.QUIET_VIEW: milliseconds, or
+        None for nothing scheduled), one per call, the last one from then on."""
         self.wire, self.states, self.calls = wire, list(states), []
-        self.received, self.quiet = list(received), list(quiet)
+        self.received, self.sends_in = list(received), list(sends_in)
 
     def call(self, op: str, **args) -> dict:
         self.calls.append(op)
@@ -149,7 +149,8 @@ class FakeAgent:
             if args.get("received"):
                 row["received"] = (self.received.pop(0) if len(self.received) > 1
                                    else self.received[0])
-                row["quiet"] = self.quiet.pop(0) if len(self.quiet) > 1 else self.quiet[0]
+                row["sends_in"] = (self.sends_in.pop(0) if len(self.sends_in) > 1
+                                   else self.sends_in[0])
             return {"connections": [row]}
         return {}
 

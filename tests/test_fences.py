@@ -110,12 +110,13 @@ SILENCE_AFTER_ACK = ("  - send: {flags: ACK, seq: 1, ack: 1}\n"
 
 
 def run(steps, answer=handshake, mode=fence.ON, echo_delay=0.0005, received=None,
-        stack="linux", quiet=(True,)):
+        stack="linux", sends_in=(None,)):
     """The case on a fake `stack`; with `received`, an agent that shows the
-    octets its kernel took, one figure per mark read (fence.Mark), and
-    whether the connection is `quiet` (fence.QUIET_VIEW)."""
+    octets its kernel took, one figure per mark read (fence.Mark), and when
+    the connection next `sends_in` by itself (fence.QUIET_VIEW)."""
     wire = ScriptedWire(answer, echo_delay=echo_delay)
-    agent = None if received is None else FakeAgent(wire, received=received, quiet=quiet)
+    agent = None if received is None else FakeAgent(wire, received=received,
+                                                    sends_in=sends_in)
     started = time.monotonic()
     verdict = Engine(FakeTarget(agent, name=stack), wire, fences=mode).run(case(steps))
     return verdict, wire, time.monotonic() - started
@@ -242,5 +243,22 @@ def test_a_connection_with_something_to_send_waits_for_it():
     late_ack = lambda seg: handshake(seg) + (                       # noqa: E731
         [Reply(tcp.ACK, 7001, seg.seq + 5, delay=0.05)] if seg.payload else [])
     verdict, wire, _ = run(TEXT_THEN_SILENCE, late_ack, received=[0], stack="pytcp",
-                           quiet=[False])
+                           sends_in=[0])
+    assert verdict.outcome == FAIL and verdict.fenced == [] and wire.echoes == 1
+
+
+def test_a_timer_running_out_after_the_window_does_not_keep_it_open():
+    """A FIN waiting for its ACK is sent again when its retransmission timer
+    runs out: 900 ms on, past the 300 ms silence, the window is fenced; 100
+    ms on, inside it, the window runs on and the retransmission breaks the
+    silence."""
+    verdict, wire, _ = run(TEXT_THEN_SILENCE, received=[0], stack="pytcp", sends_in=[900])
+    assert verdict.outcome == PASS and verdict.fenced == [7] and wire.echoes == 2
+    [note] = [e for e in verdict.ladder if e.kind == "note" and e.mark == "fence"]
+    assert "sends nothing by itself for 900 ms (its timer), past the window's end" in note.text
+
+    again = lambda seg: handshake(seg) + (                          # noqa: E731
+        [Reply(tcp.FIN | tcp.ACK, 7001, 1001, delay=0.1)] if seg.payload else [])
+    verdict, wire, _ = run(TEXT_THEN_SILENCE, again, received=[0], stack="pytcp",
+                           sends_in=[100])
     assert verdict.outcome == FAIL and verdict.fenced == [] and wire.echoes == 1

@@ -1,6 +1,6 @@
 """The PyTCP agent's own logic, without a lab: what its `states` call says of
-a session's quiet (fence.QUIET_VIEW) and its timer rounds.  The agent is a
-program, loaded here from its file."""
+when a session next sends by itself (fence.QUIET_VIEW), and its timer
+rounds.  The agent is a program, loaded here from its file."""
 
 from __future__ import annotations
 
@@ -16,6 +16,11 @@ agent = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(agent)
 
 
+class Session(SimpleNamespace):
+    def __str__(self):
+        return "S"      # PyTCP names a session's timers after it
+
+
 def session(state="ESTABLISHED", **changes):
     """A session at rest: everything received acknowledged, everything sent
     acknowledged, nothing waiting."""
@@ -23,23 +28,41 @@ def session(state="ESTABLISHED", **changes):
                   _snd_ini=5000, _snd_una=5101, _snd_nxt=5101, _snd_max=5101, _snd_fin=0,
                   _closing=False, _tx_buffer=b"x" * 100, _tx_buffer_nxt=100)
     fields.update(changes)
-    return SimpleNamespace(**fields)
+    return Session(**fields)
 
 
-@pytest.mark.parametrize("state, changes, quiet", [
-    ("ESTABLISHED", {}, True),
-    ("ESTABLISHED", {"_rcv_nxt": 1006}, False),                   # a delayed ACK owed
-    ("ESTABLISHED", {"_snd_max": 5201, "_snd_nxt": 5201}, False),  # unacknowledged: retransmission
-    ("ESTABLISHED", {"_tx_buffer": b"x" * 150}, False),           # text waiting to go
-    ("ESTABLISHED", {"_closing": True}, False),                   # close() called: a FIN to send
-    ("CLOSE_WAIT", {"_closing": True}, False),
-    ("SYN_RCVD", {"_snd_nxt": 5000}, False),                      # SYN+ACK not sent yet
-    ("FIN_WAIT_1", {"_snd_fin": 5102}, False),                    # FIN not sent yet
-    ("FIN_WAIT_2", {}, True),
-    ("TIME_WAIT", {}, True),
+@pytest.mark.parametrize("state, changes, sends_in", [
+    ("ESTABLISHED", {}, None),
+    ("ESTABLISHED", {"_rcv_nxt": 1006}, 40),                      # a delayed ACK owed
+    ("ESTABLISHED", {"_snd_max": 5201, "_snd_nxt": 5201}, 700),   # unacknowledged: retransmission
+    ("ESTABLISHED", {"_rcv_nxt": 1006, "_snd_max": 5201, "_snd_nxt": 5201}, 40),
+    ("ESTABLISHED", {"_snd_max": 5201}, 0),                       # retransmission requested
+    ("ESTABLISHED", {"_tx_buffer": b"x" * 150}, 0),               # text waiting to go
+    ("ESTABLISHED", {"_closing": True}, 0),                       # close() called: a FIN to send
+    ("CLOSE_WAIT", {"_closing": True}, 0),
+    ("SYN_RCVD", {"_snd_nxt": 5000}, 0),                          # SYN+ACK not sent yet
+    ("FIN_WAIT_1", {"_snd_fin": 5102}, 0),                        # FIN not sent yet
+    ("LAST_ACK", {"_snd_una": 5100, "_snd_fin": 5101}, 0),        # no timer for SND.UNA
+    ("FIN_WAIT_2", {}, None),
+    ("TIME_WAIT", {}, None),
 ])
-def test_a_session_is_quiet_only_with_nothing_its_timer_would_send(state, changes, quiet):
-    assert agent.quiet(session(state, **changes)) is quiet
+def test_a_session_says_when_its_timer_would_next_send(state, changes, sends_in):
+    timer = SimpleNamespace(tcpconf_accounted=agent.time.monotonic(), _timers={
+        "S-delayed_ack": 40, "S-retransmit_seq-5101": 700})
+    got = agent.sends_in(session(state, **changes), timer)
+    if sends_in:                    # counted down from the round: a millisecond may pass
+        assert sends_in - 5 <= got <= sends_in
+    else:
+        assert got == sends_in
+
+
+def test_a_timers_count_is_taken_down_by_the_time_since_its_round():
+    timer = SimpleNamespace(tcpconf_accounted=agent.time.monotonic() - 0.3,
+                            _timers={"S-retransmit_seq-5101": 1000})
+    assert 690 <= agent.time_left(timer, "S-retransmit_seq-5101") <= 700
+    assert agent.time_left(timer, "S-delayed_ack") == 0         # not running: run out
+    timer.tcpconf_accounted -= 2
+    assert agent.time_left(timer, "S-retransmit_seq-5101") == 0
 
 
 def task(delay, repeat=-1, calls=None):

@@ -515,7 +515,7 @@ class Agent(ProtocolAgent):
             if received:
                 with session._lock_fsm:
                     conn["received"] = session._rcv_nxt
-                    conn["quiet"] = quiet(session)
+                    conn["sends_in"] = sends_in(session, self.pstack.stack.timer)
             conns.append(conn)
         return {"connections": conns}
 
@@ -597,27 +597,53 @@ def introduction(args):
                  tap=args.tap, ipv6=bool(args.ip6), optimized=not __debug__)
 
 
-def quiet(session):
-    """Whether the session has nothing its timer would send by itself
-    (conformance/fence.py's QUIET_VIEW): PyTCP's packet handler answers a
-    segment at once, but what the segment lets out goes from the timer's
-    FSM round (TcpSession._tcp_fsm_* with timer=True): a delayed ACK
-    (_delayed_ack: rcv_nxt past rcv_una), a retransmission (_retransmit_
-    packet_timeout: something unacknowledged), a SYN or SYN+ACK not yet
-    sent, text waiting in the send buffer, a FIN after close() (_closing)
-    or not yet sent (FIN-WAIT-1, LAST-ACK).  Read under the session's
-    FSM lock."""
+def sends_in(session, timer):
+    """When the session's timer would next send something by itself
+    (conformance/fence.py's QUIET_VIEW), in milliseconds from now: 0 at its
+    next round, None when nothing is scheduled.  PyTCP's packet handler
+    answers a segment at once, but what the segment lets out goes from the
+    timer's FSM round (TcpSession._tcp_fsm_* with timer=True):
+
+    * at the next round: a SYN or SYN+ACK not yet sent, text waiting in the
+      send buffer, a FIN after close() (_closing) or not yet sent (FIN-WAIT-1,
+      LAST-ACK), a segment to send again after a retransmission request
+      (_retransmit_packet_request moved SND.NXT back);
+    * when the delayed-ACK timer runs out: an ACK, while RCV.NXT is past
+      what was acknowledged (_delayed_ack);
+    * when SND.UNA's retransmission timer runs out: the segment again, or a
+      RST after the last try (_retransmit_packet_timeout), while something
+      is unacknowledged.
+
+    A timer that is not running counts as run out.  Read under the
+    session's FSM lock."""
     state = session._state.name
-    if session._rcv_nxt != session._rcv_una or session._snd_una != session._snd_max:
-        return False
     if state in ("SYN_SENT", "SYN_RCVD") and session._snd_nxt == session._snd_ini:
-        return False
+        return 0
+    if session._snd_nxt != session._snd_max:
+        return 0
     if state in ("ESTABLISHED", "CLOSE_WAIT") and (
             session._closing or len(session._tx_buffer) > session._tx_buffer_nxt):
-        return False
+        return 0
     if state in ("FIN_WAIT_1", "LAST_ACK") and session._snd_nxt != session._snd_fin:
-        return False
-    return True
+        return 0
+    due = []
+    if session._rcv_nxt != session._rcv_una:
+        due.append(time_left(timer, "%s-delayed_ack" % session))
+    if session._snd_una != session._snd_max:
+        due.append(time_left(timer, "%s-retransmit_seq-%d" % (session, session._snd_una)))
+    return min(due) if due else None
+
+
+def time_left(timer, name):
+    """The milliseconds before PyTCP's named timer runs out, counted from
+    now (0 when it is not running).  Its count was taken down at the last
+    round (timer_rounds' `accounted`), so the time since then is taken off;
+    a round between the two reads only makes the figure smaller."""
+    left = timer._timers.get(name, 0)
+    accounted = getattr(timer, "tcpconf_accounted", None)
+    if left <= 0 or accounted is None:
+        return 0
+    return max(0, int(left - (time.monotonic() - accounted) * 1000))
 
 
 # How often the timer thread runs its round (PyTCP: every millisecond).
@@ -633,15 +659,18 @@ def timer_rounds(timer):
     core per agent, waiting.  Its timers count ticks, not time, so under
     load they ran slow; these count time.  A task's method that raises is
     logged, and the thread goes on (it would end, and the stack freeze)."""
-    last = time.monotonic()
+    last = timer.tcpconf_accounted = time.monotonic()
     while timer._run_thread:
         time.sleep(TIMER_ROUND)
         elapsed = int((time.monotonic() - last) * 1000)
         if elapsed <= 0:
             continue
         last += elapsed / 1000
+        # The counts first, then the time they were taken at: a reader
+        # between the two takes the new counts down once more (time_left).
         timer._timers = {name: left - elapsed for name, left in timer._timers.items()
                          if left - elapsed > 0}
+        timer.tcpconf_accounted = last
         for task in timer._tasks:
             advance(task, elapsed)
         timer._tasks = [task for task in timer._tasks if task._remaining_delay > 0]
