@@ -102,15 +102,23 @@ class AgentClient:
               remote_shell: bool = False) -> "AgentClient":
         """Spawn the agent through ``prefix`` (agent_bootstrap.agent_argv)
         and await hello."""
+        return cls.attach(cls.spawn(prefix, python, remote_shell=remote_shell),
+                          prefix, timeout)
+
+    @staticmethod
+    def spawn(prefix: List[str], python: str = "python3", *,
+              remote_shell: bool = False) -> subprocess.Popen:
+        """The agent's process, started through ``prefix``; ``attach``
+        sends it the source and awaits hello.  Apart, so that a target can
+        let the interpreter start while it does other work."""
         argv = agent_argv(prefix, python, remote_shell=remote_shell)
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
+            return subprocess.Popen(argv, stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, bufsize=-1)
         except OSError as e:
             raise AgentDied("cannot start agent (%s): %s"
                             % (shlex.join(argv), e))
-        return cls.attach(proc, prefix, timeout)
 
     @classmethod
     def attach(cls, proc: subprocess.Popen, prefix: List[str],
@@ -119,12 +127,17 @@ class AgentClient:
         send it the agent source and await hello.  On failure the process is
         ended and AgentFailure raised."""
         client = cls(proc, prefix)
-        try:
-            client._handshake(timeout)
-        except BaseException:
-            client.close()
-            raise
+        client.ready(timeout)
         return client
+
+    def ready(self, timeout: float = 10.0) -> None:
+        """Send the agent source and await hello; on failure the process is
+        ended and AgentFailure raised."""
+        try:
+            self._handshake(timeout)
+        except BaseException:
+            self.close()
+            raise
 
     def _handshake(self, timeout: float) -> None:
         try:

@@ -146,9 +146,19 @@ def case_paths(names: list[str]) -> list[str]:
     return out
 
 
-# pytest plugins a sweep never uses, which would load with every run where
-# they are installed: Hypothesis's alone costs about 0.6 s of a cold start.
-UNUSED_PLUGINS = ("-p", "no:hypothesispytest")
+# pytest plugins a sweep of cases never uses, which would be imported and
+# registered in every process: Hypothesis's (about 0.6 s of a cold start
+# where it is installed), and pytest's own for Python test files (doctest,
+# unittest, their fixtures tmpdir, monkeypatch and recwarn, legacypath,
+# subtests), pastebin, --setup-only/--setup-plan, stepwise, and
+# unraisableexception, whose only work here is collecting the garbage at
+# the end, several times over (together about 0.07 s).  Cases are YAML:
+# no fixture, collector or option of these applies to them.
+UNUSED_PLUGINS = tuple(arg for name in (
+    "hypothesispytest", "doctest", "unittest", "tmpdir", "monkeypatch", "recwarn",
+    "legacypath", "subtests", "pastebin", "setuponly", "setupplan", "stepwise",
+    "unraisableexception")
+    for arg in ("-p", f"no:{name}"))
 
 
 def sweep(args: list[str]) -> int:
@@ -176,6 +186,11 @@ def sweep(args: list[str]) -> int:
         defaults += [f"--html={REPORTS}/pytest.html", "--self-contained-html"]
     if not any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in args):
         defaults += ["-n", WORKERS]
+    if not any(a.startswith("--assert") for a in args):
+        # pytest rewrites the assert statements of every module of a plugin's
+        # distribution, this package's included, parsing and compiling each
+        # again where it cannot keep the result; no verdict comes from an assert.
+        defaults.append("--assert=plain")
     paths = case_paths(names)
     # A folder of the user's, whatever its name, holds cases.
     declared = [f"--cases={p}" for p in paths if Path(p).is_dir() and p != str(CATALOGUE)]

@@ -22,6 +22,7 @@ import random
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import blackbox, fence, tcp
 from .agent_client import AgentFailure
@@ -31,7 +32,6 @@ from .connection import Connection
 from .evidence import DeviceEvent, Event, NoteEvent, SegmentEvent, SilenceEvent, describe
 from .injector import Injector
 from .matching import candidates, choose, mismatches
-from .middlebox import UNDECIDED, MiddleboxView, lasts
 from .observers import AgentObserver, ProbeObserver
 from .outcomes import CannotDecide, NotApplicable, StepFailed
 from .probe import WireProbe, sanity_probe
@@ -45,6 +45,9 @@ from .tcp import IPV4
 from .verdict import ERROR, FAIL, NOT_APPLICABLE, PASS, Verdict
 from .wire import Frame, Wire, WireError, decode, echo_request, icmp_error
 from .witness import Witness, ip_packet, summary
+
+if TYPE_CHECKING:
+    from .middlebox import MiddleboxView
 
 
 class Engine:
@@ -597,6 +600,7 @@ class _CaseRun:
         if view is None:
             raise NotApplicable(f"not applicable to {self.engine.target.name}: the case asks "
                                 f"what a firewall in the path did, and there is none")
+        from .middlebox import UNDECIDED, lasts    # with a firewall in the path only
         if step.fate:
             if self.flow.last_sent is None:
                 raise CannotDecide(f"line {step.line}: 'firewall: {step.fate}' asks about the "

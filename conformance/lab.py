@@ -55,6 +55,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -192,11 +193,18 @@ def run_batch(namespace: str, commands: list[tuple[str, ...]]) -> None:
         input="".join(" ".join(command) + "\n" for command in commands))
 
 
-def set_sysctls(namespace: str, settings: dict[str, str]) -> None:
-    """Every setting in one sysctl process inside `namespace`."""
-    if settings:
-        run("ip", "netns", "exec", namespace, "sysctl", "-qw",
-            *(f"{key}={value}" for key, value in settings.items()))
+def set_sysctls(namespace: str, settings: dict[str, str], check: bool = True) -> None:
+    """Every setting written to /proc/sys inside `namespace`, from this
+    process (a sysctl process per namespace cost milliseconds); with
+    `check`, a setting the kernel refuses or lacks is a LabError."""
+    with netns.entered(namespace):
+        for key, value in settings.items():
+            try:
+                Path("/proc/sys", *key.split(".")).write_text(f"{value}\n", encoding="ascii")
+            except OSError as exc:
+                if check:
+                    raise LabError(f"sysctl {key}={value} in {namespace} failed: "
+                                   f"{exc.strerror}") from None
 
 
 def read_sysctl(namespace: str, key: str) -> str | None:
@@ -220,7 +228,12 @@ def ethtool_features(text: str) -> dict[str, str]:
 
 
 def list_namespaces() -> list[str]:
-    return [line.split()[0] for line in run("ip", "netns", "list").splitlines() if line.strip()]
+    """The named network namespaces, as `ip netns list` shows them (its
+    directory, read without starting it)."""
+    try:
+        return sorted(os.listdir(netns.NETNS_RUN_DIR))
+    except FileNotFoundError:
+        return []
 
 
 def pid_alive(pid: int) -> bool:
@@ -293,7 +306,10 @@ class Lab:
             namespaces[self.link_ns] = LINK_SYSCTLS
         return namespaces
 
-    def build(self) -> None:
+    def build(self, then: Callable[[], None] | None = None) -> None:
+        """Make the lab; `then` is called as soon as the target's namespace
+        exists, before its links are made: a target starts its agent there,
+        which then comes up while the lab is finished."""
         problems = preflight(("ip", "ethtool", "nsenter") + (("nft",) if self.needs_nft else ()))
         if problems:
             raise LabError("; ".join(problems))
@@ -305,9 +321,10 @@ class Lab:
                 # Made from inside the tester's namespace (the dict makes that
                 # one first), with a hash table of CHILD_EHASH's size where
                 # the kernel has the setting (from 6.1) and lets it be set.
-                run("ip", "netns", "exec", t, "sysctl", "-qw", "=".join(CHILD_EHASH),
-                    check=False)
+                set_sysctls(t, dict([CHILD_EHASH]), check=False)
                 run("nsenter", f"--net=/run/netns/{t}", "ip", "netns", "add", ns)
+                if then is not None:
+                    then()
             else:
                 run("ip", "netns", "add", ns)
             set_sysctls(ns, ns_sysctls)

@@ -12,13 +12,13 @@ import atexit
 import os
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .case import Case
 from .confirm import confirm_failure
 from .engine import Engine
 from .fence import ON
 from .lab import LabError
-from .middlebox import MiddleboxView
 from .proctree import children
 from .safety import UnsafeTarget
 from .targets import Target, make_target
@@ -26,6 +26,9 @@ from .verdict import ERROR, FAIL, PASS, Verdict
 from .tcp import IPV4
 from .wire import Wire, WireError
 from .witness import Witness, summary
+
+if TYPE_CHECKING:
+    from .middlebox import MiddleboxView
 
 # Further runs of a case whose frames the link damaged, before it is an error.
 LINK_RETRIES = 3
@@ -110,6 +113,7 @@ class Runner:
                 namespace, iface = self.target.witness_at
                 self.witness = Witness.on(iface, namespace, settle=self.target.link_settle)
             if middlebox_at is not None:
+                from .middlebox import MiddleboxView    # with a firewall in the path only
                 self.middlebox = MiddleboxView.on(middlebox_at)
             self.engine = Engine(self.target, self.wire, self.pcap_dir, self.share,
                                  self.witness, self.middlebox, self.fences)

@@ -15,8 +15,6 @@ from ..faults import Faults, parse_faults
 from ..fence import MODES, ON
 from ..lab import sysctl_problem
 from ..targets import OUTSIDE_TARGETS, TARGETS, middlebox_of
-from ..targets.container import ContainerConfig
-from ..targets.device import DeviceConfig, parse_host
 from ..targets.remote import HOST, ConfigError, RemoteConfig, check_address
 from ..tcp import FAMILIES
 from . import keys
@@ -304,6 +302,7 @@ def _outside_targets(opts, targets: tuple) -> dict:
                 raise ConfigError("--target container needs --container NAME")
             if opts.black_box and opts.agent_command:
                 raise ConfigError("--black-box and --agent-command contradict each other")
+            from ..targets.container import ContainerConfig     # only for this target
             outside["container"] = ContainerConfig(
                 container=opts.container, engine=opts.container_engine,
                 network=opts.container_network, agent_command=opts.agent_command,
@@ -326,10 +325,11 @@ def _outside_targets(opts, targets: tuple) -> dict:
     return outside
 
 
-def _device_config(opts, tester) -> DeviceConfig:
+def _device_config(opts, tester):
     """--target middlebox: the device between --device-outside and
     --device-inside, from unowned tester addresses only (the host's own
     address would route around the device)."""
+    from ..targets.device import DeviceConfig, parse_host     # only for this target
     needed = ("device-outside", "device-inside", "device-address", "device-host",
               "device-inside-gateway")
     missing = [name for name in needed if not getattr(opts, name.replace("-", "_"))]

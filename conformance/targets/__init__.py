@@ -28,35 +28,85 @@ And it may say what it cannot do, so that verdicts stay honest:
 
 from __future__ import annotations
 
-from ..faults import Faults
+import importlib
+from collections.abc import Iterator, MutableMapping
+from typing import TYPE_CHECKING
+
 from ..lab import LabError
 from .base import ALL, HELD, NONE, Target
-from .container import ContainerConfig, ContainerTarget
-from .device import DeviceConfig, DeviceTarget
-from .firewall import (FirewallGvisorTarget, FirewallLwipTarget, FirewallPytcpTarget,
-                       FirewallTarget, NatTarget, WeakFirewallTarget)
-from .gvisor import GvisorLab
-from .linux import LinuxLab
-from .lwip import LwipLab
-from .pytcp import PytcpLab
-from .remote import RemoteConfig, RemoteTarget
 
-__all__ = ["ALL", "HELD", "NONE", "OUTSIDE_TARGETS", "TARGETS", "ContainerConfig",
-           "ContainerTarget", "DeviceConfig", "DeviceTarget", "FirewallGvisorTarget",
-           "FirewallLwipTarget", "FirewallPytcpTarget",
-           "FirewallTarget", "GvisorLab", "LinuxLab", "LwipLab",
-           "NatTarget", "PytcpLab", "RemoteConfig", "RemoteTarget", "Target",
-           "WeakFirewallTarget", "make_target", "middlebox_of"]
+if TYPE_CHECKING:
+    from ..faults import Faults
+    from .container import ContainerConfig
+    from .device import DeviceConfig
+    from .remote import RemoteConfig
+
+# Each class by the module that holds it, imported when first asked for
+# (TARGETS below, and `from conformance.targets import GvisorLab`): a run
+# against the Linux lab need not import gVisor's sandbox, the firewalls, a
+# container's or a device's code (a tenth of a one-case run's imports).
+CLASSES = {
+    "ContainerConfig": ".container", "ContainerTarget": ".container",
+    "DeviceConfig": ".device", "DeviceTarget": ".device",
+    "FirewallGvisorTarget": ".firewall", "FirewallLwipTarget": ".firewall",
+    "FirewallPytcpTarget": ".firewall", "FirewallTarget": ".firewall",
+    "NatTarget": ".firewall", "WeakFirewallTarget": ".firewall",
+    "GvisorLab": ".gvisor", "LinuxLab": ".linux", "LwipLab": ".lwip", "PytcpLab": ".pytcp",
+    "RemoteConfig": ".remote", "RemoteTarget": ".remote",
+}
+
+__all__ = ["ALL", "HELD", "NONE", "OUTSIDE_TARGETS", "TARGETS", "Target", "make_target",
+           "middlebox_of", *CLASSES]
+
+
+def __getattr__(name: str):
+    """A class of CLASSES, imported now (PEP 562)."""
+    if name not in CLASSES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(CLASSES[name], __name__), name)
+
+
+class Registry(MutableMapping):
+    """The targets by the name --target takes.  A value is the target's
+    class, or the name of one in CLASSES, imported when first looked up; a
+    class of the user's own may be registered as it is."""
+
+    def __init__(self, entries: dict):
+        self._entries = dict(entries)
+
+    def __getitem__(self, name: str):
+        entry = self._entries[name]
+        if isinstance(entry, str):
+            entry = self._entries[name] = __getattr__(entry)
+        return entry
+
+    def __setitem__(self, name: str, factory) -> None:
+        self._entries[name] = factory
+
+    def __delitem__(self, name: str) -> None:
+        del self._entries[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
 
 # The stacks the suite can build in its own lab, by the name --target takes.
 # The end hosts first, then the devices in the path (targets/firewall.py).
-TARGETS = {"linux": LinuxLab, "lwip": LwipLab, "gvisor": GvisorLab, "pytcp": PytcpLab,
-           "firewall": FirewallTarget, "firewall-weak": WeakFirewallTarget, "nat": NatTarget,
-           "firewall-gvisor": FirewallGvisorTarget, "firewall-lwip": FirewallLwipTarget,
-           "firewall-pytcp": FirewallPytcpTarget}
-# Targets the suite does not build: described by the --remote-*, --container
-# and --device-* options instead.
-OUTSIDE_TARGETS = ("remote", "container", "middlebox")
+TARGETS = Registry({
+    "linux": "LinuxLab", "lwip": "LwipLab", "gvisor": "GvisorLab", "pytcp": "PytcpLab",
+    "firewall": "FirewallTarget", "firewall-weak": "WeakFirewallTarget", "nat": "NatTarget",
+    "firewall-gvisor": "FirewallGvisorTarget", "firewall-lwip": "FirewallLwipTarget",
+    "firewall-pytcp": "FirewallPytcpTarget"})
+# Targets the suite does not build, each described by the --remote-*,
+# --container or --device-* options instead: that description's class, and
+# the target's.
+OUTSIDE = {"remote": ("RemoteConfig", "RemoteTarget"),
+           "container": ("ContainerConfig", "ContainerTarget"),
+           "middlebox": ("DeviceConfig", "DeviceTarget")}
+OUTSIDE_TARGETS = tuple(OUTSIDE)
 
 
 def make_target(name: str, sysctls: dict | None = None,
@@ -68,12 +118,10 @@ def make_target(name: str, sysctls: dict | None = None,
         # cannot put a fault on it, and a report must not claim it did.
         raise LabError(f"link faults ({faults.describe()}) need a lab target "
                        f"({', '.join(TARGETS)}): the suite owns no link to a {name} target")
-    if name == "remote" and isinstance(outside, RemoteConfig):
-        return RemoteTarget(outside)
-    if name == "container" and isinstance(outside, ContainerConfig):
-        return ContainerTarget(outside)
-    if name == "middlebox" and isinstance(outside, DeviceConfig):
-        return DeviceTarget(outside)
+    if name in OUTSIDE and outside is not None:
+        config, target = OUTSIDE[name]
+        if isinstance(outside, __getattr__(config)):
+            return __getattr__(target)(outside)
     try:
         factory = TARGETS[name]
     except KeyError:
@@ -88,6 +136,6 @@ def middlebox_of(name: str, outside=None) -> str | None:
     or None for an end host: which cases it runs.  A real device in the path
     ('middlebox') is what its DeviceConfig `outside` says."""
     if name == "middlebox":
-        return outside.kind if isinstance(outside, DeviceConfig) else "firewall"
+        return outside.kind if isinstance(outside, __getattr__("DeviceConfig")) else "firewall"
     factory = TARGETS.get(name)
     return getattr(factory, "middlebox", None)

@@ -32,14 +32,21 @@ class LinuxLab(Target):
         return self.lab.links
 
     def start(self) -> None:
-        self.lab.build()
+        prefix = ["ip", "netns", "exec", self.lab.target_ns]
+
+        def spawn_agent():
+            # The agent's interpreter starts while the lab's links are made.
+            self.agent = AgentClient(AgentClient.spawn(prefix, python=sys.executable), prefix)
         try:
-            self.agent = AgentClient.start(["ip", "netns", "exec", self.lab.target_ns],
-                                           python=sys.executable)
+            self.lab.build(then=spawn_agent)
+            self.agent.ready()
         except AgentFailure as exc:
             self.stop()
             raise LabError(f"the target agent did not start in {self.lab.target_ns}: {exc}") \
                 from None
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         if self.agent is not None:
