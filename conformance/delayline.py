@@ -123,10 +123,10 @@ def _open(routes: list[tuple[str, str]]):
         if out not in senders:
             senders[out] = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
             senders[out].bind((out, 0))
-        reader = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        reader = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         reader.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
         _set_receive_buffer(reader)
-        reader.bind((source, 0))
+        reader.bind((source, ETH_P_ALL))  # wire.Capture says why here
         reader.setblocking(False)
         readers[reader.fileno()] = (reader, senders[out])
     return readers

@@ -52,7 +52,8 @@ class NeighbourResponder:
         self.answered = 0
         self._stop = threading.Event()
         with netns.entered(self.ns):
-            self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            # Protocol at bind, not at creation (wire.Capture says why).
+            self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
             self._sock.bind((self.iface, ETH_P_ALL))
         self._thread = threading.Thread(target=self._serve, name="neighbour-responder",
                                         daemon=True)
@@ -140,9 +141,9 @@ def ask(iface: str, namespace: str | None, tester_mac: str, tester_ip: str, addr
     question = (_arp_request(tester_mac, tester_ip, asked) if asked.version == 4
                 else _solicitation(tester_mac, tester_ip, asked))
     with netns.entered(namespace):
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     try:
-        sock.bind((iface, ETH_P_ALL))
+        sock.bind((iface, ETH_P_ALL))     # wire.Capture says why here
         for _ in range(tries):
             sock.send(question)
             deadline = time.monotonic() + timeout

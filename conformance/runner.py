@@ -24,7 +24,7 @@ from .safety import UnsafeTarget
 from .targets import Target, make_target
 from .verdict import ERROR, FAIL, PASS, Verdict
 from .tcp import IPV4
-from .wire import Wire, WireError
+from .wire import Wire, WireError, side_by_side
 from .witness import Witness, summary
 
 if TYPE_CHECKING:
@@ -210,16 +210,14 @@ class Runner:
         return verdict
 
     def stop(self) -> None:
-        if self.wire is not None:
-            self.wire.close()
-            self.wire = None
-        for capture in (self.witness, self.middlebox):
-            if capture is not None:
-                capture.close()
-        self.witness = self.middlebox = None
+        # The packet sockets close side by side with the target's stop: each
+        # close waits out an RCU grace period (wire.side_by_side).
+        closers = [each.close for each in (self.wire, self.witness, self.middlebox)
+                   if each is not None]
+        self.wire = self.witness = self.middlebox = None
         self.engine = None
         try:
-            self.target.stop()
+            side_by_side([self.target.stop, *closers])
         finally:
             if self in _running:
                 _running.remove(self)

@@ -23,6 +23,7 @@ import random
 import select
 import socket
 import struct
+import threading
 import time
 from dataclasses import dataclass
 
@@ -99,12 +100,15 @@ class Capture:
     def __init__(self, iface: str, namespace: str | None, promiscuous: bool = False):
         try:
             with netns.entered(namespace):
-                self._rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW,
-                                         socket.htons(ETH_P_ALL))
+                # Protocol 0 here and ETH_P_ALL at bind: a socket made with a
+                # protocol is hooked in at once, and bind then unhooks it,
+                # waiting out an RCU grace period (packet_do_bind's
+                # synchronize_net): 8 ms a capture, the same as its close.
+                self._rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
                 self._attach(_DROP_ALL, 1)
                 self._rx.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
                 self._rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, CAPTURE_BUFFER)
-                self._rx.bind((iface, ETH_P_ALL))
+                self._rx.bind((iface, ETH_P_ALL))    # (Python puts it in network order)
                 if promiscuous:
                     membership = struct.pack("iHH8s", socket.if_nametoindex(iface),
                                              PACKET_MR_PROMISC, 0, b"")
@@ -265,10 +269,38 @@ class Wire:
         return time.time()
 
     def close(self) -> None:
-        if getattr(self, "_tx", None) is not None:
-            self._tx.close()
-        if getattr(self, "capture", None) is not None:
-            self.capture.close()
+        side_by_side([each.close for each in (getattr(self, "_tx", None),
+                                              getattr(self, "capture", None))
+                      if each is not None])
+
+
+def side_by_side(closers) -> None:
+    """Call every one of `closers` at once, each on a thread of its own, and
+    return when all have: closing a packet socket waits out an RCU grace
+    period (packet_release's synchronize_net, 8-16 ms here), and waits that
+    overlap end together.  The first exception raised is raised again."""
+    failures = []
+
+    def call(closer):
+        try:
+            closer()
+        except BaseException as exc:  # noqa: BLE001 - raised again below
+            failures.append(exc)
+    threads = []
+    for closer in closers[1:]:
+        thread = threading.Thread(target=call, args=(closer,), name="tcpconf-close")
+        try:
+            thread.start()
+        except RuntimeError:        # at interpreter shutdown: one after the other
+            call(closer)
+            continue
+        threads.append(thread)
+    if closers:
+        call(closers[0])
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
 
 
 def _address_text(packed: bytes | None) -> str:
