@@ -36,9 +36,12 @@ def sweep(tmp_path: Path, name: str, *args: str):
 @pytest.mark.parametrize("stack", [s for s, in_order in fence.IN_ORDER.items() if in_order]
                          + list(fence.QUIET_VIEW))
 def test_no_answer_overtakes_a_fence_where_the_stack_is_said_to_answer_in_order(tmp_path, stack):
-    """Or, on a QUIET_VIEW stack, where its agent says a connection is quiet."""
-    results = sweep(tmp_path, stack, f"--target={stack}", "--fences=audit",
-                    "-k", "not (FIN-WAIT-2 or CLOSING or LAST-ACK)")
+    """Or, on a QUIET_VIEW stack, where its agent says a connection stays
+    quiet to the window's end: there CLOSING and LAST-ACK too, whose FIN
+    waits for its ACK on a retransmission timer."""
+    skipped = "FIN-WAIT-2" if stack in fence.QUIET_VIEW else "FIN-WAIT-2 or CLOSING or LAST-ACK"
+    results = sweep(tmp_path, stack, f"--target={stack}", "--fences=audit", "-k",
+                    f"not ({skipped})")
     audits = [a for r in results.records for a in r["fence_audit"]]
     assert len(audits) > 20, "the audit sent too few fences to say anything"
     late = [(r["case"], a) for r in results.records for a in r["fence_audit"] if a["overtaken"]]
