@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-
 from . import tcp
 from .requirements import Requirement, load_catalogue
 from .source import (ErrorList, Marks, Schema, SourceError, dotted, load_yaml_documents,

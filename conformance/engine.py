@@ -380,18 +380,18 @@ class _CaseRun:
         policy = self.engine.fences
         fenced = policy.sends and self.just_sent is not None and not want_retransmission
         if fenced and policy.quiet:
-            untaken = self._quiet    # whatever the segment was, judged by what is left to send
+            settled = self._quiet    # whatever the segment was, judged by what is left to send
         elif fenced and fence.immediate(self.just_sent):
             fenced = fence.nothing_pending(self.occupying, self._target_segments(), start)
-            untaken = None
+            settled = None
         elif fenced and self.mark_read:
             # Earlier segments must be done with; this one is judged by its mark.
             fenced = fence.nothing_pending(self.occupying[:-1], self._target_segments(), start)
-            untaken = self._untaken
+            settled = self._untaken
         else:
             fenced = False
         if fenced:
-            seg = self._fenced(step, start, deadline, policy.decides, untaken)
+            seg = self._fenced(step, start, deadline, policy.decides, settled)
         else:
             seg = self.stream.next(self.flow, deadline, want_retransmission)
         if seg is None:
@@ -436,17 +436,17 @@ class _CaseRun:
         seg = self.stream.next(self.flow, deadline, fence=ident)
         return seg, self.stream.fence_reply, sent
 
-    def _fenced(self, step, start: float, deadline: float, decides: bool, untaken=None):
+    def _fenced(self, step, start: float, deadline: float, decides: bool, settled=None):
         """The window's answer, with a fence sent FENCE_AFTER into it; with
-        `untaken`, the reply ends the window only where it says why the
-        segment can draw no later answer."""
+        `settled` (given the deadline: _untaken, _quiet), the reply ends the
+        window only where it says why no later answer can come in it."""
         seg = self.stream.next(self.flow, min(deadline, start + fence.FENCE_AFTER))
         if seg is not None or time.time() >= deadline:
             return seg
         seg, reply, sent = self._echo(deadline)
         if seg is not None or reply is None:
             return seg                  # an answer came first, or the echo's reply never did
-        why = "" if untaken is None else untaken(deadline)
+        why = "" if settled is None else settled(deadline)
         if why is None:
             return self.stream.next(self.flow, deadline)    # a later answer may be owed
         if self.engine.fences.quiet:

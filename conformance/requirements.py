@@ -43,7 +43,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-
 from .source import (Marks, Schema, SourceError, cached, check_schema, dotted,
                      load_yaml_documents, validator)
 

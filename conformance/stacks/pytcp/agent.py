@@ -637,10 +637,12 @@ def sends_in(session, timer):
 def time_left(timer, name):
     """The milliseconds before PyTCP's named timer runs out, counted from
     now (0 when it is not running).  Its count was taken down at the last
-    round (timer_rounds' `accounted`), so the time since then is taken off;
-    a round between the two reads only makes the figure smaller."""
-    left = timer._timers.get(name, 0)
+    round (timer_rounds' `accounted`), so the time since then is taken off.
+    The round's time is read before its counts, as the round writes them in
+    the other order: a round between the two reads then only makes the
+    figure smaller, never larger."""
     accounted = getattr(timer, "tcpconf_accounted", None)
+    left = timer._timers.get(name, 0)
     if left <= 0 or accounted is None:
         return 0
     return max(0, int(left - (time.monotonic() - accounted) * 1000))
